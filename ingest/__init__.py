@@ -1,0 +1,1 @@
+"""Ingestion: files -> parsed elements -> chunks -> vectors -> store, incrementally."""

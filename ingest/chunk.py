@@ -1,0 +1,266 @@
+"""Structure-aware chunking: sections, pages, slides and sheets, within the embedder's window.
+
+Every chunk's embedding text is `title / section trail / text`; its token count, with the
+model's own tokenizer and special tokens, never exceeds the embedder's window, so the
+embedder never truncates silently. Boundaries follow the document: a chunk never spans two
+sections, two PDF pages, two slides or two sheets; a table stays whole when it fits and is
+otherwise split by rows with its header row repeated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from llama_index.core.node_parser import SentenceSplitter
+
+from ingest.parse import ParsedElement
+from ingest.tables import row_text, table_rows
+
+# "9.10.1. Backing up", "2.3 Scope", "5. Reporting an incident": numbered headings, whatever
+# category a parser gave them (PDF parsers often call them list items).
+_NUMBERED_HEADING = re.compile(r"^(\d+(?:\.\d+)*)\.?\s+\S")
+_MAX_HEADING_WORDS = 14
+_MAX_SINGLE_NUMBER_HEADING_WORDS = 8  # "1. Open the app" is a list item, not a chapter
+_SENTENCE_END = re.compile(r"[.!?;,]$")
+_HEADING_CATEGORIES = {"Title"}
+_UNIT_BY_TYPE = {"pdf": "page", "pptx": "slide", "xlsx": "sheet"}
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    text: str
+    embed_text: str
+    headings: tuple[str, ...]
+    pages: tuple[int, ...] = ()
+    slide: int | None = None
+    sheet: str | None = None
+
+
+@dataclass
+class _Block:
+    text: str
+    page: int | None
+    rows: list[list[str]] | None = None  # tables: cells, for row-wise splitting
+
+
+@dataclass
+class _Section:
+    headings: tuple[str, ...]
+    unit: int | str | None
+    page: int | None
+    sheet: str | None
+    blocks: list[_Block] = field(default_factory=list)
+
+
+class Chunker:
+    def __init__(self, count_tokens: Callable[[str], int], max_tokens: int) -> None:
+        """`count_tokens` counts special tokens too; `max_tokens` is the embedder's window."""
+        self._count = count_tokens
+        self._max = max_tokens
+        self._special = count_tokens("")
+
+    # -- public -------------------------------------------------------------------------
+    def chunk(self, elements: Sequence[ParsedElement], file_type: str, title: str) -> list[ChunkDraft]:
+        drafts: list[ChunkDraft] = []
+        for section in self._sections(elements, file_type):
+            drafts.extend(self._pack(section, title, file_type))
+        return drafts
+
+    def tokens(self, text: str) -> int:
+        """Content tokens, without the special tokens."""
+        return self._count(text) - self._special
+
+    # -- sections -------------------------------------------------------------------------
+    def _sections(self, elements: Sequence[ParsedElement], file_type: str) -> list[_Section]:
+        unit_kind = _UNIT_BY_TYPE.get(file_type)
+        trail: list[_Heading] = []
+        sections: list[_Section] = []
+        current: _Section | None = None
+        for element in elements:
+            unit = _unit_of(element, unit_kind)
+            heading = _as_heading(element, trail, file_type)
+            if heading is not None:
+                trail = [h for h in trail if h.level < heading.level] + [heading]
+                current = None
+                continue
+            if current is None or current.unit != unit:
+                headings = tuple(h.text for h in trail)
+                if file_type == "xlsx" and element.sheet:
+                    headings = (element.sheet, *headings)
+                current = _Section(headings, unit, element.page, element.sheet)
+                sections.append(current)
+            current.blocks.append(_block(element))
+        if current is None and trail:
+            # The document ends on a heading (a signature, a closing line): keep its words.
+            last = trail[-1]
+            sections.append(_Section(tuple(h.text for h in trail[:-1]), None, None, None,
+                                     [_Block(last.text, None)]))
+        return sections
+
+    # -- packing ----------------------------------------------------------------------------
+    def _pack(self, section: _Section, title: str, file_type: str) -> list[ChunkDraft]:
+        header = self._header(title, section.headings)
+        budget = self._max - self._count(header)
+        texts: list[str] = []
+        pieces: list[str] = []
+        used = 0
+        for block in section.blocks:
+            size = self.tokens(block.text)
+            if size > budget:
+                texts.extend(_flush(pieces))
+                pieces, used = [], 0
+                texts.extend(self._split_block(block, budget))
+                continue
+            if pieces and used + size > budget:
+                texts.extend(_flush(pieces))
+                pieces, used = [], 0
+            pieces.append(block.text)
+            used += size
+        texts.extend(_flush(pieces))
+        return [self._draft(t, header, section, file_type) for t in texts]
+
+    def _draft(self, text: str, header: str, section: _Section, file_type: str) -> ChunkDraft:
+        return ChunkDraft(
+            text=text,
+            embed_text=f"{header}\n\n{text}",
+            headings=section.headings,
+            pages=(section.page,) if file_type == "pdf" and section.page else (),
+            slide=section.page if file_type == "pptx" else None,
+            sheet=section.sheet if file_type == "xlsx" else None,
+        )
+
+    def _header(self, title: str, headings: tuple[str, ...]) -> str:
+        """`title` then the section trail, innermost sections kept when it is too long."""
+        trail = [h for h in headings if h != title]
+        limit = self._max // 3
+        while True:
+            header = "\n".join([title, " > ".join(trail)]) if trail else title
+            if self._count(header) <= limit or not trail:
+                break
+            trail = trail[1:]
+        if self._count(header) > limit:
+            header = self._hard_split(header, limit - self._special)[0]
+        return header
+
+    def _split_block(self, block: _Block, budget: int) -> list[str]:
+        if block.rows:
+            return self._split_rows(block.rows, budget)
+        splitter = SentenceSplitter(
+            chunk_size=budget, chunk_overlap=min(24, budget // 8), tokenizer=self._content_ids,
+        )
+        out: list[str] = []
+        for piece in splitter.split_text(block.text):
+            # The splitter measures its pieces approximately; never trust it with the window.
+            out.extend([piece] if self.tokens(piece) <= budget else self._hard_split(piece, budget))
+        return out
+
+    def _split_rows(self, rows: list[list[str]], budget: int) -> list[str]:
+        header_row, body = row_text(rows[0]), rows[1:] or rows[:1]
+        out: list[str] = []
+        lines: list[str] = []
+        used = self.tokens(header_row)
+        for row in body:
+            line = row_text(row)
+            size = self.tokens(line)
+            if lines and used + size > budget:
+                out.append("\n".join([header_row, *lines]))
+                lines, used = [], self.tokens(header_row)
+            if used + size > budget:  # one row larger than the window: split the row itself
+                out.extend(self._hard_split(line, budget))
+                continue
+            lines.append(line)
+            used += size
+        if lines:
+            out.append("\n".join([header_row, *lines]))
+        return out
+
+    def _hard_split(self, text: str, budget: int) -> list[str]:
+        """Word by word (character by character for giant words) under `budget` tokens."""
+        out: list[str] = []
+        words: list[str] = []
+        used = 0
+        for word in text.split():
+            size = self.tokens(word)
+            if size > budget:
+                out.extend(_flush(words, " "))
+                words, used = [], 0
+                step = max(1, len(word) * budget // (size + 1))
+                out.extend(word[i : i + step] for i in range(0, len(word), step))
+                continue
+            if words and used + size > budget:
+                out.extend(_flush(words, " "))
+                words, used = [], 0
+            words.append(word)
+            used += size
+        out.extend(_flush(words, " "))
+        return out
+
+    def _content_ids(self, text: str) -> list[int]:
+        # SentenceSplitter only needs a sequence whose length is the token count.
+        return [0] * self.tokens(text)
+
+
+def _flush(pieces: list[str], sep: str = "\n\n") -> list[str]:
+    return [sep.join(pieces)] if pieces else []
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _block(element: ParsedElement) -> _Block:
+    if element.category == "Table" and element.html:
+        rows = table_rows(element.html)
+        if rows:
+            return _Block("\n".join(row_text(r) for r in rows), element.page, rows)
+    return _Block(element.text, element.page)
+
+
+def _unit_of(element: ParsedElement, unit_kind: str | None) -> int | str | None:
+    if unit_kind == "sheet":
+        return element.sheet or element.page
+    if unit_kind in {"page", "slide"}:
+        return element.page
+    return None
+
+
+@dataclass(frozen=True)
+class _Heading:
+    level: int
+    text: str
+    floating: bool = False  # level guessed: a parser's "Title" with no depth (PDF)
+
+
+def _as_heading(element: ParsedElement, trail: list[_Heading], file_type: str) -> _Heading | None:
+    """The element as a heading of the section trail, or None for body text."""
+    if file_type == "pptx":
+        # Slides: the title placeholder is depth 0; deeper "titles" are short bullets.
+        is_title = element.category in _HEADING_CATEGORIES and element.depth == 0
+        return _Heading(1, _one_line(element.text)) if is_title else None
+    text = _one_line(element.text)
+    words = len(text.split())
+    if words > _MAX_HEADING_WORDS or "\n" in element.text.strip() or _SENTENCE_END.search(text):
+        return None
+    numbered = _NUMBERED_HEADING.match(text)
+    if numbered:
+        levels = numbered.group(1).count(".") + 1
+        if levels > 1 or words <= _MAX_SINGLE_NUMBER_HEADING_WORDS:
+            return _Heading(levels, text)
+    if element.category not in _HEADING_CATEGORIES:
+        return None
+    if element.depth is not None:
+        return _Heading(int(element.depth) + 1, text)
+    # No level given (PDF titles are often captions or cross-references): nest it under the
+    # deepest real heading, so it never evicts a numbered section from the trail.
+    anchored = [h.level for h in trail if not h.floating]
+    return _Heading((max(anchored) if anchored else 0) + 1, text, floating=True)
+
+
+def document_title(elements: Sequence[ParsedElement], file_type: str, fallback: str) -> str:
+    """The first heading (an e-mail's subject), else the file name."""
+    for element in elements[:50]:
+        if _as_heading(element, [], file_type) is not None:
+            return _one_line(element.text)[:200]
+    return fallback

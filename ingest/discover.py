@@ -1,0 +1,130 @@
+"""Finding the files to ingest under the given paths, and the ones to leave alone."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.formats import Format, format_of
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: Path  # where to read it
+    root: Path  # the folder it was found under (absolute)
+    source: str  # path relative to root, '/'-separated: the document's identity
+    size: int
+    format: Format
+
+
+@dataclass(frozen=True)
+class Rejected:
+    source: str
+    status: str  # "skipped" or "failed"
+    reason: str
+    file_type: str = ""
+
+
+@dataclass
+class Discovery:
+    candidates: list[Candidate]
+    rejected: list[Rejected]
+    roots: list[Path]  # folders whose vanished files --prune may remove
+
+
+def _display(relative: str) -> str:
+    # File names that are not valid UTF-8 still get a printable, storable identity.
+    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def discover(paths: list[Path], max_bytes: int) -> Discovery:
+    """Walk `paths` (files or folders, recursively, hidden entries skipped)."""
+    found = Discovery([], [], [])
+    seen: set[Path] = set()
+    for given in paths:
+        root_path = given.absolute()
+        if root_path.is_dir():
+            root = root_path.resolve()
+            found.roots.append(root)
+            _walk(root, root, found, seen, max_bytes)
+        else:
+            _consider(root_path, root_path.parent.resolve(), found, seen, max_bytes)
+    found.candidates.sort(key=lambda c: c.source)
+    return found
+
+
+def _walk(folder: Path, root: Path, found: Discovery, seen: set[Path], max_bytes: int) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        found.rejected.append(Rejected(_rel(folder, root), "failed", f"cannot read folder: {exc.strerror}"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        if entry.is_symlink():
+            target = path.resolve()
+            if not target.exists():
+                found.rejected.append(Rejected(_rel(path, root), "skipped", "broken symbolic link"))
+                continue
+            if not target.is_relative_to(root):
+                found.rejected.append(Rejected(
+                    _rel(path, root), "skipped",
+                    "symbolic link to a place outside the ingested folder (not followed)",
+                ))
+                continue
+        if path.is_dir():
+            real = path.resolve()
+            if real not in seen:  # a link back into the tree must not loop
+                seen.add(real)
+                _walk(path, root, found, seen, max_bytes)
+        elif path.is_file():
+            _consider(path, root, found, seen, max_bytes)
+
+
+def _consider(path: Path, root: Path, found: Discovery, seen: set[Path], max_bytes: int) -> None:
+    source = _rel(path, root)
+    real = path.resolve()
+    if real in seen:  # the same file reached twice (a link inside the tree)
+        return
+    seen.add(real)
+    fmt = format_of(path)
+    if fmt is None:
+        suffix = path.suffix.lower() or "(no extension)"
+        found.rejected.append(Rejected(source, "skipped", f"unsupported file type {suffix}"))
+        return
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        found.rejected.append(Rejected(source, "failed", f"cannot read: {exc.strerror}", fmt.name))
+        return
+    if size > max_bytes:
+        found.rejected.append(Rejected(
+            source, "failed",
+            f"file is {size / 2**20:,.1f} MiB, over the {max_bytes / 2**20:,.0f} MiB limit "
+            "(CITADEL_INGEST__MAX_FILE_MB)", fmt.name,
+        ))
+        return
+    if not os.access(path, os.R_OK):
+        found.rejected.append(Rejected(source, "failed", "permission denied", fmt.name))
+        return
+    found.candidates.append(Candidate(path, root, source, size, fmt))
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        relative = Path(path.name)
+    return _display(relative.as_posix())
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,161 @@
+"""unstructured, called inside a parser process: a file in, plain elements out.
+
+Runs in the isolated worker (see workers.py), so it may import heavy parsing libraries;
+it returns plain data that crosses the process boundary cheaply.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# (module, function, extra keyword arguments) per file type
+_PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    # "fast": pdfminer text extraction; no OCR or layout models, nothing to download.
+    "pdf": ("unstructured.partition.pdf", "partition_pdf",
+            {"strategy": "fast", "languages": ["eng"]}),
+    "docx": ("unstructured.partition.docx", "partition_docx", {}),
+    "pptx": ("unstructured.partition.pptx", "partition_pptx", {}),
+    # One table per sheet (no sub-table guessing): the chunker repeats its header row.
+    "xlsx": ("unstructured.partition.xlsx", "partition_xlsx", {"find_subtable": False}),
+    "odt": ("unstructured.partition.odt", "partition_odt", {}),
+    "epub": ("unstructured.partition.epub", "partition_epub", {}),
+    "html": ("unstructured.partition.html", "partition_html", {}),
+    "md": ("unstructured.partition.md", "partition_md", {}),
+    "txt": ("unstructured.partition.text", "partition_text", {}),
+    "csv": ("unstructured.partition.csv", "partition_csv", {}),
+    "tsv": ("unstructured.partition.tsv", "partition_tsv", {}),
+    "eml": ("unstructured.partition.email", "partition_email", {}),
+    "rtf": ("unstructured.partition.rtf", "partition_rtf", {}),
+    "rst": ("unstructured.partition.rst", "partition_rst", {}),
+    "org": ("unstructured.partition.org", "partition_org", {}),
+}
+
+# Formats read as text, whose encoding Citadel decides (unstructured guesses badly on short text).
+_TEXT_WITH_ENCODING = {"html", "md", "txt", "csv"}
+# When bytes are not UTF-8 and detection lands among the Latin single-byte code pages (which
+# it cannot tell apart on short text), Windows-1252 is the one Western offices write.
+_LEGACY_ENCODING = "cp1252"
+_LATIN_SINGLE_BYTE = {
+    "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "latin_1", "iso8859_2", "iso8859_3",
+    "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15",
+    "iso8859_16", "mac_latin2", "mac_roman", "mac_iceland", "mac_turkish", "cp850", "cp437",
+}
+
+# Element kinds that never carry document text worth citing.
+_SKIPPED_CATEGORIES = {"PageBreak", "Image", "PageNumber"}
+_PAGE_NUMBER = re.compile(r"^\s*(page\s*)?\d+(\s*(/|of)\s*\d+)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ParsedElement:
+    category: str  # unstructured's element type: Title, NarrativeText, Table, ListItem...
+    text: str
+    page: int | None = None  # PDF page, PPTX slide, XLSX sheet index (1-based)
+    depth: int | None = None  # heading level where the format tells it (0 = top)
+    html: str | None = None  # tables: their HTML, to keep rows and cells
+    sheet: str | None = None  # XLSX sheet name
+
+
+class ParseError(Exception):
+    """The document could not be read; the message is for the user."""
+
+
+def warm_up(file_types: Iterable[str]) -> None:
+    """Import the partitioners a run needs, so a file's time limit measures parsing only."""
+    for file_type in sorted(set(file_types)):
+        importlib.import_module(_PARTITIONERS[file_type][0])
+
+
+def parse_file(path: str, file_type: str) -> list[ParsedElement]:
+    module, function, kwargs = _PARTITIONERS[file_type]
+    partition = getattr(importlib.import_module(module), function)
+    if file_type in _TEXT_WITH_ENCODING:
+        kwargs = {**kwargs, "encoding": text_encoding(Path(path).read_bytes())}
+    try:
+        elements = partition(filename=path, **kwargs)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise ParseError(_describe(file_type, exc)) from exc
+    parsed = [_convert(e) for e in elements]
+    kept = [p for p in parsed if p is not None]
+    if file_type == "eml" and elements:
+        kept = _email_header(elements[0].metadata) + kept
+    if not kept and file_type == "pdf":
+        raise ParseError(_why_pdf_has_no_text(path))
+    return kept
+
+
+def text_encoding(raw: bytes) -> str:
+    if raw.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        raw.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    import charset_normalizer
+
+    best = charset_normalizer.from_bytes(raw).best()
+    if best is None or best.encoding in _LATIN_SINGLE_BYTE:
+        return _LEGACY_ENCODING
+    return str(best.encoding)
+
+
+def _convert(element: Any) -> ParsedElement | None:
+    category = str(element.category)
+    text = (element.text or "").strip()
+    if category in _SKIPPED_CATEGORIES or not text:
+        return None
+    if category in {"Header", "Footer"} and _PAGE_NUMBER.match(text):
+        return None
+    md = element.metadata
+    return ParsedElement(
+        category=category,
+        text=text,
+        page=getattr(md, "page_number", None),
+        depth=getattr(md, "category_depth", None),
+        html=getattr(md, "text_as_html", None) if category == "Table" else None,
+        sheet=getattr(md, "page_name", None),
+    )
+
+
+def _email_header(md: Any) -> list[ParsedElement]:
+    """The subject as the title, and who wrote to whom when: e-mail's own structure."""
+    header: list[ParsedElement] = []
+    if getattr(md, "subject", None):
+        header.append(ParsedElement("Title", md.subject, depth=0))
+    parts = [f"{label}: {', '.join(values)}" for label, values in
+             (("From", md.sent_from), ("To", md.sent_to)) if values]
+    if getattr(md, "last_modified", None):
+        parts.append(f"Sent: {md.last_modified}")
+    if parts:
+        header.append(ParsedElement("NarrativeText", "; ".join(parts)))
+    return header
+
+
+def _describe(file_type: str, exc: Exception) -> str:
+    name = type(exc).__name__
+    message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else name
+    if "password" in message.lower() or "encrypt" in message.lower() or "PDFPassword" in name:
+        return f"the {file_type.upper()} is password-protected (encrypted); remove the password first"
+    return f"cannot parse this {file_type.upper()} ({name}: {message})"
+
+
+def _why_pdf_has_no_text(path: str) -> str:
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(path, strict=False)
+        if reader.is_encrypted:
+            return "the PDF is password-protected (encrypted); remove the password first"
+        pages = len(reader.pages)
+    except Exception as exc:
+        return f"the PDF is damaged or truncated ({type(exc).__name__}); no text could be recovered"
+    return f"no text layer in its {pages} page(s): a scanned PDF? (Citadel does not run OCR)"

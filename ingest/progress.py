@@ -1,0 +1,114 @@
+"""Progress of a long ingestion: a live display on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Protocol, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ingest.report import FileOutcome
+
+
+class ProgressSink(Protocol):
+    def start(self, files: int) -> None: ...
+
+    def file_done(self, outcome: FileOutcome) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class SilentProgress:
+    def start(self, files: int) -> None:
+        pass
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class LineProgress:
+    """One line per file that needed work, for logs and pipes (not a terminal)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._total = 0
+        self._done = 0
+        self._chunks = 0
+        self._started = time.monotonic()
+
+    def start(self, files: int) -> None:
+        self._total, self._started = files, time.monotonic()
+        print(f"ingesting {files} file(s) that are new or changed", file=self._stream, flush=True)
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        self._done += 1
+        self._chunks += outcome.chunks
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        detail = f"{outcome.chunks} chunks" if not outcome.reason else outcome.reason
+        print(
+            f"[{self._done}/{self._total}] {outcome.status} {outcome.source} ({detail}); "
+            f"{self._chunks / elapsed:.1f} chunks/s",
+            file=self._stream, flush=True,
+        )
+
+    def finish(self) -> None:
+        pass
+
+
+class RichProgress:
+    """Files done, chunks written, rate and time left, on the terminal's stderr."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]ingesting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]} chunks/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self._task: TaskID | None = None
+        self._chunks = 0
+        self._started = time.monotonic()
+
+    def start(self, files: int) -> None:
+        self._started = time.monotonic()
+        self._progress.start()
+        self._task = self._progress.add_task("ingest", total=files, chunks=0, rate="0.0")
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        self._chunks += outcome.chunks
+        if outcome.status == "failed":
+            # File names and reasons are untrusted text: escape them, never read them as markup.
+            self._progress.console.print(
+                f"[red]failed[/] {escape(outcome.source)}: {escape(outcome.reason)}",
+                highlight=False,
+            )
+        rate = self._chunks / max(time.monotonic() - self._started, 1e-6)
+        if self._task is not None:
+            self._progress.update(self._task, advance=1, chunks=self._chunks, rate=f"{rate:.1f}")
+
+    def finish(self) -> None:
+        self._progress.stop()
+
+
+def progress_for(stream: TextIO, quiet: bool = False) -> ProgressSink:
+    if quiet:
+        return SilentProgress()
+    return RichProgress() if stream.isatty() else LineProgress(stream)

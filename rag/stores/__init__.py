@@ -1,0 +1,1 @@
+"""Vector store adapters: Qdrant Edge (embedded, default) and Qdrant server (qdrant-client)."""

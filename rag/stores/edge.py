@@ -1,0 +1,158 @@
+"""Qdrant Edge: the real Qdrant engine in-process, one shard per collection on local disk."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from rag.errors import StoreUnavailable
+from rag.stores.base import DENSE, KEYWORD_FIELDS, SPARSE, Match, PointData, QdrantStore
+from rag.types import SearchHit, SparseVector
+
+_SCROLL_PAGE = 512
+_CONFIG_FILE = "edge_config.json"
+
+
+def _condition(match: Match) -> qe.FieldCondition:
+    if len(match.values) == 1:
+        return qe.FieldCondition(key=match.key, match=qe.MatchValue(match.values[0]))
+    return qe.FieldCondition(key=match.key, match=qe.MatchAny(list(match.values)))
+
+
+def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> qe.Filter:
+    return qe.Filter(
+        must=[_condition(m) for m in must] or None,
+        must_not=[_condition(m) for m in must_not] or None,
+    )
+
+
+def _hit(point: Any) -> SearchHit:
+    return SearchHit(id=str(point.id), score=float(getattr(point, "score", 0.0) or 0.0),
+                     payload=dict(point.payload or {}))
+
+
+class EdgeStore(QdrantStore):
+    """Collections are folders under `root`; a shard stays open until `close()`.
+
+    Qdrant Edge locks a shard's write-ahead log: a second process opening the same data
+    directory gets StoreUnavailable instead of corrupting it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._shards: dict[str, qe.EdgeShard] = {}
+
+    def _path(self, name: str) -> Path:
+        return self._root / name
+
+    def _shard(self, name: str) -> qe.EdgeShard:
+        shard = self._shards.get(name)
+        if shard is None:
+            try:
+                shard = qe.EdgeShard.load(str(self._path(name)))
+            except Exception as exc:
+                raise self._unavailable(name, exc) from exc
+            self._shards[name] = shard
+        return shard
+
+    def _unavailable(self, name: str, exc: Exception) -> StoreUnavailable:
+        if "WouldBlock" in str(exc):
+            return StoreUnavailable(
+                f"the store of collection {name!r} under {self._root} is in use by another "
+                "Citadel process (a server or an ingestion); wait for it or stop it"
+            )
+        return StoreUnavailable(f"cannot open the store of collection {name!r}: {exc}")
+
+    def _exists(self, name: str) -> bool:
+        return name in self._shards or (self._path(name) / _CONFIG_FILE).is_file()
+
+    def _create(self, name: str, dimension: int) -> None:
+        path = self._path(name)
+        if path.exists():  # a folder left by a crash before the shard was written
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            on_disk_payload=True,
+        )
+        try:
+            shard = qe.EdgeShard.create(str(path), config)
+        except Exception as exc:
+            raise self._unavailable(name, exc) from exc
+        for field in KEYWORD_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        self._shards[name] = shard
+
+    def _names(self) -> list[str]:
+        if not self._root.is_dir():
+            return []
+        return [p.name for p in self._root.iterdir() if (p / _CONFIG_FILE).is_file()]
+
+    def _upsert(self, name: str, points: Sequence[PointData]) -> None:
+        converted = []
+        for p in points:
+            vector: dict[str, Any] = {}
+            if p.dense is not None:
+                vector[DENSE] = [float(x) for x in p.dense]
+            if p.sparse is not None:
+                vector[SPARSE] = qe.SparseVector(p.sparse.indices, p.sparse.values)
+            converted.append(qe.Point(p.id, vector, p.payload))
+        self._shard(name).update(qe.UpdateOperation.upsert_points(converted))
+
+    def _scroll(self, name: str, must: Sequence[Match]) -> list[SearchHit]:
+        shard, hits, offset = self._shard(name), [], None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=_filter(must),
+                                 with_payload=True, with_vector=False)
+            )
+            hits.extend(_hit(r) for r in records)
+            if offset is None:
+                return hits
+
+    def _count(self, name: str, must: Sequence[Match]) -> int:
+        return int(self._shard(name).count(qe.CountRequest(exact=True, filter=_filter(must))))
+
+    def _delete(self, name: str, must: Sequence[Match], must_not: Sequence[Match] = ()) -> None:
+        self._shard(name).update(qe.UpdateOperation.delete_points_by_filter(_filter(must, must_not)))
+
+    def _retrieve(self, name: str, ids: Sequence[str]) -> list[SearchHit]:
+        records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
+        return [_hit(r) for r in records]
+
+    def _hybrid(
+        self, name: str, dense: Sequence[float], sparse: SparseVector, limit: int,
+        must: Sequence[Match],
+    ) -> list[SearchHit]:
+        flt = _filter(must)
+        candidates = max(limit * 4, 40)
+        prefetches = [
+            qe.Prefetch(limit=candidates, query=qe.Query.Nearest([float(x) for x in dense],
+                                                                 using=DENSE), filter=flt),
+        ]
+        if sparse.indices:
+            prefetches.append(qe.Prefetch(
+                limit=candidates,
+                query=qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE),
+                filter=flt,
+            ))
+        points = self._shard(name).query(qe.QueryRequest(
+            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=60), filter=flt,
+            with_payload=True, with_vector=False,
+        ))
+        return [_hit(p) for p in points]
+
+    def flush(self) -> None:
+        for shard in self._shards.values():
+            shard.flush()
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.flush()
+            shard.close()
+        self._shards.clear()

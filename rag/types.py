@@ -1,0 +1,134 @@
+"""Plain data passed between the stages and across the ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Term weights: indices are hashed terms, values their BM25 term-frequency weight."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One passage of a document, as stored and as cited."""
+
+    id: str
+    document_id: str
+    collection: str
+    source: str  # path relative to the ingested folder, with forward slashes
+    file_type: str
+    title: str
+    headings: tuple[str, ...]  # the section trail, outermost first
+    pages: tuple[int, ...]  # PDF pages the passage spans (empty for other formats)
+    number: int  # position in the document, from 0
+    text: str  # what is shown and cited
+    embed_text: str  # what the embedder sees: title and section trail, then the text
+    sha256: str
+    ingested_at: str
+    slide: int | None = None
+    sheet: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "kind": "chunk",
+            "document_id": self.document_id,
+            "collection": self.collection,
+            "source": self.source,
+            "file_type": self.file_type,
+            "title": self.title,
+            "headings": list(self.headings),
+            "pages": list(self.pages),
+            "slide": self.slide,
+            "sheet": self.sheet,
+            "chunk": self.number,
+            "text": self.text,
+            "sha256": self.sha256,
+            "ingested_at": self.ingested_at,
+        }
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What is indexed for one file; stored last, so its presence means 'complete'."""
+
+    id: str
+    collection: str
+    source: str
+    file_type: str
+    title: str
+    pages: int  # PDF pages, slides or sheets; 0 when the format has none
+    chunks: int
+    sha256: str
+    size: int
+    ingested_at: str
+    root: str  # absolute folder it was ingested from
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "kind": "document",
+            "document_id": self.id,
+            "collection": self.collection,
+            "source": self.source,
+            "file_type": self.file_type,
+            "title": self.title,
+            "pages": self.pages,
+            "chunks": self.chunks,
+            "sha256": self.sha256,
+            "size": self.size,
+            "ingested_at": self.ingested_at,
+            "root": self.root,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> DocumentRecord:
+        return cls(
+            id=payload["document_id"],
+            collection=payload["collection"],
+            source=payload["source"],
+            file_type=payload["file_type"],
+            title=payload["title"],
+            pages=int(payload["pages"]),
+            chunks=int(payload["chunks"]),
+            sha256=payload["sha256"],
+            size=int(payload["size"]),
+            ingested_at=payload["ingested_at"],
+            root=payload["root"],
+        )
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a collection was built with; mixing embedding models would return garbage."""
+
+    embedding_model: str
+    dimension: int
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    spec: CollectionSpec
+    documents: int
+    chunks: int
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restrictions every retrieval honours; `collections` is never empty."""
+
+    document_ids: tuple[str, ...] = ()
+    file_types: tuple[str, ...] = ()
+    source_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)

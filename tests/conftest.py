@@ -1,0 +1,69 @@
+"""Shared fixtures: a clean environment, one real embedder and one parser pool per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import IngestPipeline
+from ingest.workers import ParserPool
+from rag.embedder import SentenceTransformerEmbedder
+from rag.offline import enforce_offline
+from rag.settings import IngestSettings, Settings
+from rag.sparse import Bm25Encoder
+from rag.stores.edge import EdgeStore
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CITADEL_* variable of the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("CITADEL_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    enforce_offline()
+    return SentenceTransformerEmbedder(Settings().embedding)
+
+
+@pytest.fixture(scope="session")
+def parsers() -> Iterator[ParserPool]:
+    settings = IngestSettings()
+    with ParserPool(1, settings.parse_timeout_s, settings.parse_memory_mb,
+                    ["md", "html", "pdf", "docx"]) as pool:
+        yield pool
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EdgeStore]:
+    edge = EdgeStore(tmp_path / "store")
+    yield edge
+    edge.close()
+
+
+@pytest.fixture
+def make_pipeline(store: EdgeStore, embedder: SentenceTransformerEmbedder, parsers: ParserPool):
+    def build(**ingest_settings: object) -> IngestPipeline:
+        settings = IngestSettings(**ingest_settings)  # type: ignore[arg-type]
+        # A run with its own limits needs its own pool; the shared one has the defaults.
+        pool = parsers if not ingest_settings else None
+        return IngestPipeline(store, embedder, Bm25Encoder(), settings, parsers=pool)
+
+    return build
+
+
+@pytest.fixture
+def sample_folder(tmp_path: Path) -> Path:
+    """A private copy of the bundled samples that a test may edit."""
+    target = tmp_path / "docs"
+    shutil.copytree(SAMPLES, target)
+    return target

@@ -1,0 +1,135 @@
+"""Hostile and broken input: each file ends with a stated outcome, the rest is ingested,
+and memory stays bounded. Every fixture is generated here, none is a hand-copied blob."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.docgen import (
+    write_docx,
+    write_docx_bomb,
+    write_encrypted_pdf,
+    write_entity_expansion_docx,
+    write_pdf,
+    write_zip_bomb,
+)
+from tests.samples_content import SECURITY_PAGES
+
+LONG_NAME = "q" * 200 + ".md"
+UNICODE_NAME = "résumé – 日本語 ✓.md"
+
+
+@pytest.fixture
+def hostile_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    good = write_pdf(folder / "good.pdf", SECURITY_PAGES)
+    data = good.read_bytes()
+    (folder / "truncated.pdf").write_bytes(data[: len(data) // 2])
+    (folder / "corrupt.pdf").write_bytes(b"%PDF-1.4\n" + os.urandom(3000))
+    write_encrypted_pdf(folder / "encrypted.pdf", SECURITY_PAGES)
+    write_zip_bomb(folder / "bomb.docx", "word/document.xml", 300)
+    write_zip_bomb(folder / "bomb.xlsx", "xl/worksheets/sheet1.xml", 300)
+    base = write_docx(tmp_path / "base.docx", [("h1", "Hello"), ("p", "world")])
+    write_entity_expansion_docx(folder / "entities.docx", base)
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "junk.pdf").write_bytes(os.urandom(5000))
+    (folder / "latin1.txt").write_bytes("Café crème à l'été, déjà vu.".encode("latin-1"))
+    (folder / "huge.txt").write_bytes(b"lorem ipsum " * 200_000)  # 2.3 MiB, over a 2 MiB limit
+    outside = tmp_path / "outside-secret.md"
+    outside.write_text("# Secret\n\nNot in the ingested folder.\n", encoding="utf-8")
+    (folder / "link-out.md").symlink_to(outside)
+    (folder / UNICODE_NAME).write_text("# CV\n\nUnicode names work.\n", encoding="utf-8")
+    (folder / LONG_NAME).write_text("# Long\n\nLong names work.\n", encoding="utf-8")
+    (folder / "notes.xyz").write_text("unsupported", encoding="utf-8")
+    return folder
+
+
+def test_each_hostile_file_ends_as_its_stated_outcome(make_pipeline, store, hostile_folder):
+    rss_before = psutil.Process().memory_info().rss
+
+    report = make_pipeline(max_file_mb=2).run([hostile_folder], "docs")
+
+    outcomes = {f.source: (f.status, f.reason) for f in report.files}
+    expected = {
+        "good.pdf": ("added", ""),
+        "latin1.txt": ("added", ""),
+        UNICODE_NAME: ("added", ""),
+        LONG_NAME: ("added", ""),
+        "truncated.pdf": ("failed", "damaged or truncated"),
+        "corrupt.pdf": ("failed", "damaged or truncated"),
+        "encrypted.pdf": ("failed", "password-protected"),
+        "bomb.docx": ("failed", "likely zip bomb"),
+        "bomb.xlsx": ("failed", "likely zip bomb"),
+        "entities.docx": ("failed", "entity-expansion"),
+        "empty.txt": ("failed", "empty file"),
+        "junk.pdf": ("failed", "not a PDF"),
+        "huge.txt": ("failed", "over the 2 MiB limit"),
+        "link-out.md": ("skipped", "outside the ingested folder"),
+        "notes.xyz": ("skipped", "unsupported file type .xyz"),
+    }
+    assert set(outcomes) == set(expected)
+    for source, (status, reason) in expected.items():
+        assert outcomes[source][0] == status, (source, outcomes[source])
+        assert reason in outcomes[source][1], (source, outcomes[source])
+
+    stored = {h.payload["source"]: h.payload["text"] for h in store.chunks("docs")}
+    assert stored["latin1.txt"] == "Café crème à l'été, déjà vu."
+    assert "Not in the ingested folder" not in " ".join(stored.values())
+    assert {d.source for d in store.documents("docs")} == {
+        "good.pdf", "latin1.txt", UNICODE_NAME, LONG_NAME}
+    # Bombs are refused before anything inflates them: the main process does not grow.
+    assert psutil.Process().memory_info().rss - rss_before < 300 * 2**20
+
+
+def test_bomb_past_the_ratio_check_is_stopped_by_the_memory_limit(make_pipeline, store, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    base = write_docx(tmp_path / "base.docx", [("h1", "Hello"), ("p", "world")])
+    write_docx_bomb(folder / "bomb.docx", base, 1500)
+    (folder / "fine.md").write_text("# Fine\n\nStill ingested.\n", encoding="utf-8")
+
+    # Disable the cheap check: the isolated parser's limit is the backstop.
+    report = make_pipeline(max_expansion_ratio=1e9, parse_memory_mb=1200).run([folder], "docs")
+
+    outcomes = {f.source: (f.status, f.reason) for f in report.files}
+    assert outcomes["fine.md"] == ("added", "")
+    status, reason = outcomes["bomb.docx"]
+    assert status == "failed"
+    assert "memory limit" in reason  # the RSS watch, or the address-space backstop
+
+
+def test_parser_that_runs_too_long_is_stopped_and_the_run_goes_on(make_pipeline, store, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    # A valid but enormous text file: far more than a second of parsing.
+    (folder / "a-endless.txt").write_text("A sentence that goes on. " * 600_000, encoding="utf-8")
+    (folder / "b-fine.md").write_text("# Fine\n\nStill ingested.\n", encoding="utf-8")
+
+    report = make_pipeline(parse_timeout_s=1.0, max_file_mb=100).run([folder], "docs")
+
+    outcomes = {f.source: (f.status, f.reason) for f in report.files}
+    assert outcomes["a-endless.txt"] == ("failed", "parsing took longer than 1 s (time limit)")
+    assert outcomes["b-fine.md"] == ("added", "")
+
+
+def test_failed_update_keeps_the_previous_version(make_pipeline, store, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    doc = folder / "policy.pdf"
+    write_pdf(doc, SECURITY_PAGES)
+    pipeline = make_pipeline()
+    pipeline.run([folder], "docs")
+    chunks_before = store.count_chunks("docs")
+
+    doc.write_bytes(doc.read_bytes()[:700])  # the file gets damaged
+    report = pipeline.run([folder], "docs")
+
+    [outcome] = report.files
+    assert outcome.status == "failed"
+    assert outcome.reason.endswith("the previously indexed version is kept")
+    assert store.count_chunks("docs") == chunks_before

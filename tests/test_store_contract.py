@@ -1,0 +1,179 @@
+"""One contract, two adapters: Qdrant Edge (embedded) and Qdrant server via qdrant-client.
+
+The server adapter runs against qdrant-client's local mode: no Qdrant server binary here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from rag.errors import CollectionNotFound, EmbeddingModelMismatch, StoreError, StoreUnavailable
+from rag.ids import chunk_id, document_id
+from rag.stores.base import QdrantStore
+from rag.stores.edge import EdgeStore
+from rag.stores.server import ServerStore
+from rag.types import Chunk, CollectionSpec, DocumentRecord, SearchFilter, SparseVector
+
+SPEC = CollectionSpec("test-model", 4)
+
+
+@pytest.fixture(params=["edge", "server"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantStore]:
+    adapter: QdrantStore
+    if request.param == "edge":
+        adapter = EdgeStore(tmp_path / "edge")
+    else:
+        adapter = ServerStore(QdrantClient(location=":memory:"), prefix="t-")
+    yield adapter
+    adapter.close()
+
+
+def _chunk(collection: str, source: str, n: int, text: str, sha: str = "v1",
+           file_type: str = "md") -> Chunk:
+    doc = document_id(collection, source)
+    return Chunk(id=chunk_id(doc, n), document_id=doc, collection=collection, source=source,
+                 file_type=file_type, title="T", headings=("H",), pages=(), number=n, text=text,
+                 embed_text=text, sha256=sha, ingested_at="2026-11-24T00:00:00+00:00")
+
+
+def _put(store: QdrantStore, collection: str, source: str, texts: list[str], sha: str = "v1",
+         file_type: str = "md", vector: list[float] | None = None) -> str:
+    chunks = [_chunk(collection, source, n, t, sha, file_type) for n, t in enumerate(texts)]
+    dense = [vector or [1.0, float(n), 0.0, 0.5] for n in range(len(chunks))]
+    sparse = [SparseVector([hash(w) % 1000 for w in sorted(set(t.split()))],
+                           [1.0] * len(set(t.split()))) for t in texts]
+    store.upsert_chunks(collection, chunks, dense, sparse)
+    store.delete_stale_chunks(collection, chunks[0].document_id, sha)
+    store.put_document(DocumentRecord(
+        id=chunks[0].document_id, collection=collection, source=source, file_type=file_type,
+        title="T", pages=0, chunks=len(chunks), sha256=sha, size=10,
+        ingested_at="2026-11-24T00:00:00+00:00", root="/docs"))
+    return chunks[0].document_id
+
+
+def _query(text: str) -> SparseVector:
+    return SparseVector(sorted({hash(w) % 1000 for w in text.split()}), [1.0] * len(set(text.split())))
+
+
+def test_collection_records_its_embedding_model(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    store.ensure_collection("docs", SPEC)  # idempotent
+
+    assert store.collection_spec("docs") == SPEC
+    with pytest.raises(EmbeddingModelMismatch, match="test-model"):
+        store.ensure_collection("docs", CollectionSpec("other-model", 4))
+
+
+def test_collections_list_counts_documents_and_chunks(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    store.ensure_collection("hr", SPEC)
+    _put(store, "docs", "a.md", ["alpha one", "alpha two"])
+    _put(store, "docs", "b.md", ["beta"])
+
+    infos = {c.name: (c.documents, c.chunks, c.spec) for c in store.collections()}
+
+    assert infos == {"docs": (2, 3, SPEC), "hr": (0, 0, SPEC)}
+
+
+def test_document_records_list_what_is_stored(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    doc = _put(store, "docs", "sub/a.md", ["alpha"])
+
+    [record] = store.documents("docs")
+
+    assert (record.id, record.source, record.chunks, record.sha256) == (doc, "sub/a.md", 1, "v1")
+
+
+def test_new_version_replaces_every_chunk_of_the_old_one(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    doc = _put(store, "docs", "a.md", ["old one", "old two", "old three"], sha="v1")
+
+    _put(store, "docs", "a.md", ["new one"], sha="v2")
+
+    texts = [h.payload["text"] for h in store.chunks("docs", doc)]
+    assert texts == ["new one"]
+    assert store.documents("docs")[0].sha256 == "v2"
+
+
+def test_upserting_the_same_chunks_twice_never_duplicates(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    _put(store, "docs", "a.md", ["one", "two"])
+    _put(store, "docs", "a.md", ["one", "two"])
+
+    assert store.count_chunks("docs") == 2
+    assert len(store.documents("docs")) == 1
+
+
+def test_delete_document_removes_record_and_chunks(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    a = _put(store, "docs", "a.md", ["one", "two"])
+    _put(store, "docs", "b.md", ["three"])
+
+    assert store.delete_document("docs", a) == 2
+
+    assert [d.source for d in store.documents("docs")] == ["b.md"]
+    assert store.count_chunks("docs") == 1
+
+
+def test_hybrid_search_finds_the_lexical_match(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    _put(store, "docs", "a.md", ["apples and pears", "the retention period is ninety days"],
+         vector=[1.0, 0.0, 0.0, 0.0])
+
+    hits = store.hybrid_search(["docs"], [1.0, 0.0, 0.0, 0.0], _query("retention period"), 5)
+
+    assert hits[0].payload["text"] == "the retention period is ninety days"
+    assert all(h.payload["kind"] == "chunk" for h in hits)
+
+
+def test_search_honours_file_type_document_and_folder_filters(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    a = _put(store, "docs", "hr/a.md", ["leave policy"])
+    _put(store, "docs", "it/b.pdf", ["leave the laptop"], file_type="pdf")
+    _put(store, "docs", "hr/deep/c.md", ["leave carry over"])
+
+    def sources(search_filter: SearchFilter) -> set[str]:
+        hits = store.hybrid_search(["docs"], [1, 0, 0, 0], _query("leave"), 10, search_filter)
+        return {h.payload["source"] for h in hits}
+
+    assert sources(SearchFilter(file_types=("pdf",))) == {"it/b.pdf"}
+    assert sources(SearchFilter(document_ids=(a,))) == {"hr/a.md"}
+    assert sources(SearchFilter(source_prefix="hr/")) == {"hr/a.md", "hr/deep/c.md"}
+    assert sources(SearchFilter(source_prefix="hr/deep")) == {"hr/deep/c.md"}
+
+
+def test_search_never_crosses_into_collections_not_asked_for(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    store.ensure_collection("secret", SPEC)
+    _put(store, "docs", "a.md", ["public canteen menu"])
+    _put(store, "secret", "s.md", ["secret canteen menu"])
+
+    hits = store.hybrid_search(["docs"], [1, 0, 0, 0], _query("secret canteen"), 10)
+
+    assert {h.payload["collection"] for h in hits} == {"docs"}
+
+
+def test_unknown_collection_and_bad_names_are_clear_errors(store: QdrantStore) -> None:
+    with pytest.raises(CollectionNotFound, match="nope"):
+        store.documents("nope")
+    with pytest.raises(StoreError, match="invalid collection name"):
+        store.ensure_collection("../etc", SPEC)
+
+
+def test_edge_store_persists_across_reopen_and_refuses_a_second_writer(tmp_path: Path) -> None:
+    first = EdgeStore(tmp_path / "edge")
+    first.ensure_collection("docs", SPEC)
+    _put(first, "docs", "a.md", ["kept across restarts"])
+
+    second = EdgeStore(tmp_path / "edge")
+    with pytest.raises(StoreUnavailable, match="in use by another Citadel process"):
+        second.documents("docs")
+    first.close()
+
+    assert [d.source for d in second.documents("docs")] == ["a.md"]
+    assert second.collection_spec("docs") == SPEC
+    second.close()

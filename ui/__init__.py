@@ -1,0 +1,1 @@
+"""Citadel's front ends: the `citadel` command line (and, later, the web server)."""

@@ -1,0 +1,180 @@
+"""The `citadel` command line. Exit codes: 0 done, 1 done but some files failed, 2 could not run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rag.errors import CitadelError
+from rag.settings import Settings, load_settings
+from rag.wiring import Services
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Citadel: ask your company's documents, with citations, fully on premises.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+class _State:
+    settings: Settings | None = None
+
+
+def _services() -> Services:
+    assert _State.settings is not None
+    return Services(_State.settings)
+
+
+@app.callback()
+def _configure(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (CITADEL_DATA_DIR).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML settings file (CITADEL_CONFIG).",
+                                                envvar="CITADEL_CONFIG")] = None,
+) -> None:
+    overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
+    _State.settings = load_settings(config, overrides)
+
+
+def _ingest(paths: list[Path], collection: str, prune: bool, as_json: bool, quiet: bool) -> None:
+    from ingest.pipeline import IngestPipeline
+    from ingest.progress import progress_for
+
+    services = _services()
+    try:
+        pipeline = IngestPipeline(services.store, services.embedder, services.sparse,
+                                  services.settings.ingest, progress_for(sys.stderr, quiet))
+        report = pipeline.run(paths, collection, prune=prune)
+    finally:
+        services.close()
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        _print_summary(report.to_json())
+    if report.counts()["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursive).")],
+    collection: CollectionOpt = "default",
+    prune: Annotated[bool, typer.Option(help="Remove documents whose files disappeared.")] = False,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Ingest files and folders into a collection; unchanged files are skipped."""
+    _ingest(paths, collection, prune, as_json, quiet)
+
+
+@app.command()
+def sync(
+    paths: Annotated[list[Path], typer.Argument(help="Folders the collection mirrors.")],
+    collection: CollectionOpt = "default",
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Make the collection mirror the folders: ingest --prune."""
+    _ingest(paths, collection, True, as_json, quiet)
+
+
+@app.command()
+def documents(collection: CollectionOpt = "default", as_json: JsonOpt = False) -> None:
+    """List the documents indexed in a collection."""
+    services = _services()
+    try:
+        docs = services.store.documents(collection)
+    finally:
+        services.close()
+    rows = [d.payload() | {"id": d.id} for d in docs]
+    for row in rows:
+        row.pop("kind")
+        row.pop("document_id")
+    if as_json:
+        print(json.dumps({"collection": collection, "documents": rows}, ensure_ascii=False, indent=2))
+        return
+    table = Table("source", "type", "pages", "chunks", "ingested at", "sha256",
+                  title=f"{len(docs)} document(s) in {collection!r}")
+    for d in docs:
+        table.add_row(escape(d.source), d.file_type, str(d.pages or ""), str(d.chunks),
+                      d.ingested_at, d.sha256[:12])
+    out.print(table)
+
+
+@app.command()
+def remove(
+    target: Annotated[str, typer.Argument(help="Document ID, its source path, or a file path.")],
+    collection: CollectionOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a document's chunks from a collection."""
+    services = _services()
+    try:
+        docs = services.store.documents(collection)
+        absolute = str(Path(target).absolute())
+        matches = [d for d in docs if target in (d.id, d.source)
+                   or absolute == str(Path(d.root) / d.source)]
+        if not matches:
+            raise CitadelError(f"no document in {collection!r} matches {target!r}")
+        removed = [(d, services.store.delete_document(collection, d.id)) for d in matches]
+    finally:
+        services.close()
+    if as_json:
+        print(json.dumps({"collection": collection, "removed": [
+            {"id": d.id, "source": d.source, "chunks": n} for d, n in removed]}, ensure_ascii=False))
+        return
+    for d, n in removed:
+        out.print(f"removed {escape(d.source)} ({n} chunks)")
+
+
+@app.command()
+def collections(as_json: JsonOpt = False) -> None:
+    """List collections with their counts and embedding model."""
+    services = _services()
+    try:
+        infos = services.store.collections()
+    finally:
+        services.close()
+    rows = [{"name": c.name, "documents": c.documents, "chunks": c.chunks,
+             "embedding_model": c.spec.embedding_model, "dimension": c.spec.dimension}
+            for c in infos]
+    if as_json:
+        print(json.dumps({"collections": rows}, ensure_ascii=False, indent=2))
+        return
+    table = Table("collection", "documents", "chunks", "embedding model", "dimension")
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["documents"]), str(r["chunks"]),
+                      escape(str(r["embedding_model"])), str(r["dimension"]))
+    out.print(table)
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    counts = report["counts"]
+    out.print(
+        f"[bold]{report['collection']}[/]: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + f"; {report['chunks_written']} chunks written, {report['truncated_chunks']} truncated;"
+        f" {report['seconds']:.1f} s"
+    )
+    problems = [f for f in report["files"] if f["status"] in {"failed", "skipped"}]
+    if problems:
+        table = Table("status", "file", "reason")
+        for f in problems:
+            style = "red" if f["status"] == "failed" else "yellow"
+            table.add_row(f"[{style}]{f['status']}[/]", escape(f["source"]), escape(f["reason"]))
+        out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except CitadelError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
