@@ -57,8 +57,13 @@ typecheck: install
 
 check: lint typecheck test
 
+# The evaluation corpus of ../shared/eval (Debian Administrator's Handbook), built on first use.
+BENCH_CORPUS ?= $(DATA_DIR)/bench-corpus
+EVAL_DIR ?= ../shared/eval
+
 bench: install
-	$(PY) -m bench.ingest $(BENCH_ARGS)
+	test -d $(BENCH_CORPUS)/en || bash $(EVAL_DIR)/make-handbook-corpus.sh $(BENCH_CORPUS)
+	$(PY) -m bench.ingest $(BENCH_CORPUS) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

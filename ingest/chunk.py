@@ -62,7 +62,9 @@ class Chunker:
         self._special = count_tokens("")
 
     # -- public -------------------------------------------------------------------------
-    def chunk(self, elements: Sequence[ParsedElement], file_type: str, title: str) -> list[ChunkDraft]:
+    def chunk(
+        self, elements: Sequence[ParsedElement], file_type: str, title: str
+    ) -> list[ChunkDraft]:
         drafts: list[ChunkDraft] = []
         for section in self._sections(elements, file_type):
             drafts.extend(self._pack(section, title, file_type))
@@ -95,8 +97,11 @@ class Chunker:
         if current is None and trail:
             # The document ends on a heading (a signature, a closing line): keep its words.
             last = trail[-1]
-            sections.append(_Section(tuple(h.text for h in trail[:-1]), None, None, None,
-                                     [_Block(last.text, None)]))
+            sections.append(
+                _Section(
+                    tuple(h.text for h in trail[:-1]), None, None, None, [_Block(last.text, None)]
+                )
+            )
         return sections
 
     # -- packing ----------------------------------------------------------------------------
@@ -148,7 +153,9 @@ class Chunker:
         if block.rows:
             return self._split_rows(block.rows, budget)
         splitter = SentenceSplitter(
-            chunk_size=budget, chunk_overlap=min(24, budget // 8), tokenizer=self._content_ids,
+            chunk_size=budget,
+            chunk_overlap=min(24, budget // 8),
+            tokenizer=self._content_ids,
         )
         out: list[str] = []
         for piece in splitter.split_text(block.text):

@@ -31,7 +31,6 @@ class Rejected:
 class Discovery:
     candidates: list[Candidate]
     rejected: list[Rejected]
-    roots: list[Path]  # folders whose vanished files --prune may remove
 
 
 def _display(relative: str) -> str:
@@ -41,13 +40,12 @@ def _display(relative: str) -> str:
 
 def discover(paths: list[Path], max_bytes: int) -> Discovery:
     """Walk `paths` (files or folders, recursively, hidden entries skipped)."""
-    found = Discovery([], [], [])
+    found = Discovery([], [])
     seen: set[Path] = set()
     for given in paths:
         root_path = given.absolute()
         if root_path.is_dir():
             root = root_path.resolve()
-            found.roots.append(root)
             _walk(root, root, found, seen, max_bytes)
         else:
             _consider(root_path, root_path.parent.resolve(), found, seen, max_bytes)
@@ -59,7 +57,9 @@ def _walk(folder: Path, root: Path, found: Discovery, seen: set[Path], max_bytes
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        found.rejected.append(Rejected(_rel(folder, root), "failed", f"cannot read folder: {exc.strerror}"))
+        found.rejected.append(
+            Rejected(_rel(folder, root), "failed", f"cannot read folder: {exc.strerror}")
+        )
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -71,10 +71,13 @@ def _walk(folder: Path, root: Path, found: Discovery, seen: set[Path], max_bytes
                 found.rejected.append(Rejected(_rel(path, root), "skipped", "broken symbolic link"))
                 continue
             if not target.is_relative_to(root):
-                found.rejected.append(Rejected(
-                    _rel(path, root), "skipped",
-                    "symbolic link to a place outside the ingested folder (not followed)",
-                ))
+                found.rejected.append(
+                    Rejected(
+                        _rel(path, root),
+                        "skipped",
+                        "symbolic link to a place outside the ingested folder (not followed)",
+                    )
+                )
                 continue
         if path.is_dir():
             real = path.resolve()
@@ -102,11 +105,15 @@ def _consider(path: Path, root: Path, found: Discovery, seen: set[Path], max_byt
         found.rejected.append(Rejected(source, "failed", f"cannot read: {exc.strerror}", fmt.name))
         return
     if size > max_bytes:
-        found.rejected.append(Rejected(
-            source, "failed",
-            f"file is {size / 2**20:,.1f} MiB, over the {max_bytes / 2**20:,.0f} MiB limit "
-            "(CITADEL_INGEST__MAX_FILE_MB)", fmt.name,
-        ))
+        found.rejected.append(
+            Rejected(
+                source,
+                "failed",
+                f"file is {size / 2**20:,.1f} MiB, over the {max_bytes / 2**20:,.0f} MiB limit "
+                "(CITADEL_INGEST__MAX_FILE_MB)",
+                fmt.name,
+            )
+        )
         return
     if not os.access(path, os.R_OK):
         found.rejected.append(Rejected(source, "failed", "permission denied", fmt.name))

@@ -17,8 +17,11 @@ from typing import Any
 # (module, function, extra keyword arguments) per file type
 _PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     # "fast": pdfminer text extraction; no OCR or layout models, nothing to download.
-    "pdf": ("unstructured.partition.pdf", "partition_pdf",
-            {"strategy": "fast", "languages": ["eng"]}),
+    "pdf": (
+        "unstructured.partition.pdf",
+        "partition_pdf",
+        {"strategy": "fast", "languages": ["eng"]},
+    ),
     "docx": ("unstructured.partition.docx", "partition_docx", {}),
     "pptx": ("unstructured.partition.pptx", "partition_pptx", {}),
     # One table per sheet (no sub-table guessing): the chunker repeats its header row.
@@ -42,9 +45,27 @@ _TEXT_WITH_ENCODING = {"html", "md", "txt", "csv"}
 # it cannot tell apart on short text), Windows-1252 is the one Western offices write.
 _LEGACY_ENCODING = "cp1252"
 _LATIN_SINGLE_BYTE = {
-    "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "latin_1", "iso8859_2", "iso8859_3",
-    "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15",
-    "iso8859_16", "mac_latin2", "mac_roman", "mac_iceland", "mac_turkish", "cp850", "cp437",
+    "cp1250",
+    "cp1252",
+    "cp1254",
+    "cp1257",
+    "cp1258",
+    "latin_1",
+    "iso8859_2",
+    "iso8859_3",
+    "iso8859_4",
+    "iso8859_9",
+    "iso8859_10",
+    "iso8859_13",
+    "iso8859_14",
+    "iso8859_15",
+    "iso8859_16",
+    "mac_latin2",
+    "mac_roman",
+    "mac_iceland",
+    "mac_turkish",
+    "cp850",
+    "cp437",
 }
 
 # Element kinds that never carry document text worth citing.
@@ -131,8 +152,11 @@ def _email_header(md: Any) -> list[ParsedElement]:
     header: list[ParsedElement] = []
     if getattr(md, "subject", None):
         header.append(ParsedElement("Title", md.subject, depth=0))
-    parts = [f"{label}: {', '.join(values)}" for label, values in
-             (("From", md.sent_from), ("To", md.sent_to)) if values]
+    parts = [
+        f"{label}: {', '.join(values)}"
+        for label, values in (("From", md.sent_from), ("To", md.sent_to))
+        if values
+    ]
     if getattr(md, "last_modified", None):
         parts.append(f"Sent: {md.last_modified}")
     if parts:
@@ -144,7 +168,9 @@ def _describe(file_type: str, exc: Exception) -> str:
     name = type(exc).__name__
     message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else name
     if "password" in message.lower() or "encrypt" in message.lower() or "PDFPassword" in name:
-        return f"the {file_type.upper()} is password-protected (encrypted); remove the password first"
+        return (
+            f"the {file_type.upper()} is password-protected (encrypted); remove the password first"
+        )
     return f"cannot parse this {file_type.upper()} ({name}: {message})"
 
 

@@ -62,7 +62,8 @@ class LineProgress:
         print(
             f"[{self._done}/{self._total}] {outcome.status} {outcome.source} ({detail}); "
             f"{self._chunks / elapsed:.1f} chunks/s",
-            file=self._stream, flush=True,
+            file=self._stream,
+            flush=True,
         )
 
     def finish(self) -> None:

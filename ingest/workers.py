@@ -51,27 +51,32 @@ def _worker_main(conn: Connection, memory_bytes: int, file_types: tuple[str, ...
     # Backstop for the parent's RSS watch: address space beyond what the imports reserved.
     vm_now = psutil.Process().memory_info().vms
     resource.setrlimit(resource.RLIMIT_AS, (vm_now + memory_bytes, vm_now + memory_bytes))
-    conn.send(("ready",))
-    while True:
-        job = conn.recv()
-        if job is None:
-            return
-        try:
-            conn.send(("ok", parse.parse_file(job.path, job.file_type)))
-        except MemoryError:
-            conn.send(("error", "exceeded the parser's memory limit"))
-        except parse.ParseError as exc:
-            conn.send(("error", str(exc)))
-        except Exception as exc:  # a parser bug must cost one file, not the run
-            conn.send(("error", f"parser failed ({type(exc).__name__}: {exc})"[:400]))
+    try:
+        conn.send(("ready",))
+        while (job := conn.recv()) is not None:
+            conn.send(_parse_one(parse, job))
+    except (EOFError, OSError):
+        return  # the parent is gone (finished, or killed): nothing left to report to
+
+
+def _parse_one(parse: Any, job: ParseJob) -> tuple[str, Any]:
+    try:
+        return ("ok", parse.parse_file(job.path, job.file_type))
+    except MemoryError:
+        return ("error", "exceeded the parser's memory limit")
+    except parse.ParseError as exc:
+        return ("error", str(exc))
+    except Exception as exc:  # a parser bug must cost one file, not the run
+        return ("error", f"parser failed ({type(exc).__name__}: {exc})"[:400])
 
 
 class _Worker:
     def __init__(self, memory_bytes: int, file_types: tuple[str, ...]) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, memory_bytes, file_types),
-                                   daemon=True)
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, memory_bytes, file_types), daemon=True
+        )
         self.process.start()
         child.close()
         self.ready = False
@@ -110,8 +115,9 @@ class ParserPool:
     (others load on first use). A pool can serve many runs, one at a time.
     """
 
-    def __init__(self, processes: int, timeout_s: float, memory_mb: int,
-                 file_types: Iterable[str] = ()) -> None:
+    def __init__(
+        self, processes: int, timeout_s: float, memory_mb: int, file_types: Iterable[str] = ()
+    ) -> None:
         self._size = processes
         self._timeout = timeout_s
         self._memory = memory_mb * 2**20
@@ -174,7 +180,9 @@ class ParserPool:
     def _police(self, worker: _Worker) -> ParseOutcome | None:
         elapsed = time.monotonic() - worker.started
         if elapsed > self._timeout:
-            return self._replace(worker, f"parsing took longer than {self._timeout:g} s (time limit)")
+            return self._replace(
+                worker, f"parsing took longer than {self._timeout:g} s (time limit)"
+            )
         rss = worker.rss()
         if rss > self._memory:
             return self._replace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,58 +29,78 @@ def resolve_model_path(model: str) -> str:
 
 class SentenceTransformerEmbedder:
     """The Embedder port. Inputs longer than the window would be truncated silently by
-    the library, so callers check `count_tokens` against `max_tokens` (ingestion does)."""
+    the library, so callers check `count_tokens` against `max_tokens` (ingestion does).
+
+    The model loads on first use: a run with nothing to embed never pays for it.
+    """
 
     def __init__(self, settings: EmbeddingSettings) -> None:
-        from sentence_transformers import SentenceTransformer
+        self._settings = settings
+        self._loaded: _Loaded | None = None
 
-        self._name = settings.model
-        self._batch_size = settings.batch_size
-        path = resolve_model_path(settings.model)
-        try:
-            self._model = SentenceTransformer(path, device=settings.device,
-                                              local_files_only=True)
-        except Exception as exc:
-            where = "folder" if Path(path).exists() else "name (not in the local model cache)"
-            raise EmbedderError(
-                f"cannot load the embedding model {settings.model!r} from its {where}: {exc}. "
-                "Citadel never downloads models: give a folder path or pre-install it."
-            ) from exc
-        self._tokenizer: Any = self._model.tokenizer
-        dimension = self._model.get_embedding_dimension()
-        if not dimension:
-            raise EmbedderError(f"embedding model {settings.model!r} reports no dimension")
-        self._dimension = int(dimension)
-        self._max_tokens = int(self._model.max_seq_length)
+    def _model(self) -> _Loaded:
+        if self._loaded is None:
+            self._loaded = _load(self._settings)
+        return self._loaded
 
     @property
     def model_name(self) -> str:
-        return self._name
+        return self._settings.model
 
     @property
     def dimension(self) -> int:
-        return self._dimension
+        return self._model().dimension
 
     @property
     def max_tokens(self) -> int:
-        return self._max_tokens
+        return self._model().max_tokens
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=True, truncation=False,
-                                   verbose=False)["input_ids"])
+        return len(self._ids(text, special=True))
 
-    def token_ids(self, text: str) -> list[int]:
-        """Content tokens of `text` (no special tokens), for splitting long passages."""
-        return list(self._tokenizer(text, add_special_tokens=False, truncation=False,
-                                    verbose=False)["input_ids"])
+    def _ids(self, text: str, special: bool) -> list[int]:
+        encoded = self._model().tokenizer(
+            text, add_special_tokens=special, truncation=False, verbose=False
+        )
+        return list(encoded["input_ids"])
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = self._model.encode(list(texts), batch_size=self._batch_size,
-                                     normalize_embeddings=True, convert_to_numpy=True,
-                                     show_progress_bar=False)
+        vectors = self._model().model.encode(
+            list(texts),
+            batch_size=self._settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return [list(map(float, v)) for v in vectors]
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    model: Any
+    tokenizer: Any
+    dimension: int
+    max_tokens: int
+
+
+def _load(settings: EmbeddingSettings) -> _Loaded:
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model_path(settings.model)
+    try:
+        model = SentenceTransformer(path, device=settings.device, local_files_only=True)
+    except Exception as exc:
+        where = "folder" if Path(path).exists() else "name (not in the local model cache)"
+        raise EmbedderError(
+            f"cannot load the embedding model {settings.model!r} from its {where}: {exc}. "
+            "Citadel never downloads models: give a folder path or pre-install it."
+        ) from exc
+    dimension = model.get_embedding_dimension()
+    if not dimension or not model.max_seq_length:
+        raise EmbedderError(f"embedding model {settings.model!r} reports no dimension or length")
+    return _Loaded(model, model.tokenizer, int(dimension), int(model.max_seq_length))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.errors import ConfigurationError
@@ -51,7 +51,16 @@ class IngestSettings(BaseModel):
         1, ge=1, le=16, description="Isolated parser processes working ahead of the embedder."
     )
     max_expansion_ratio: float = Field(
-        100.0, gt=1, description="Office files (zip) whose content expands more than this are refused."
+        100.0,
+        gt=1,
+        description="Office files (zip) whose content expands more than this are refused.",
+    )
+    embed_batch_chunks: int = Field(
+        128,
+        ge=1,
+        le=4096,
+        description="Chunks of several documents embedded together; each document is stored "
+        "once its batch is embedded (larger: faster; smaller: steadier progress).",
     )
     bm25_avg_doc_tokens: float = Field(
         120.0, gt=0, description="Average chunk length assumed by the BM25 term weights."
@@ -101,7 +110,16 @@ def load_settings(
     try:
         settings = Settings(**from_file)
         if overrides:
-            settings = Settings(**{**from_file, **overrides})
+            # Flags are applied last (they beat the environment), each validated by its field.
+            unknown = set(overrides) - set(Settings.model_fields)
+            if unknown:
+                raise ConfigurationError(f"unknown settings: {', '.join(sorted(unknown))}")
+            update = {}
+            for name, value in overrides.items():
+                annotation = Settings.model_fields[name].annotation
+                assert annotation is not None  # every settings field is annotated
+                update[name] = TypeAdapter(annotation).validate_python(value)
+            settings = settings.model_copy(update=update)
     except ValueError as exc:
         raise ConfigurationError(f"invalid settings: {exc}") from exc
     return settings

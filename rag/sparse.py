@@ -16,13 +16,16 @@ from rag.types import SparseVector
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Frequent function words of the languages customers write in (English, French): they
 # carry no meaning for retrieval and only dilute the weights.
-_STOPWORDS = frozenset(
-    """a an and are as at be been but by can do does for from has have how i if in into is it
-    its may more no not of on or our so such than that the their then there these they this
-    to was we were what when where which who why will with would you your
-    au aux avec ce ces cette dans de des du elle en est et il ils je la le les leur lui mais
-    me ne nous on ou par pas pour qu que qui sa se ses son sont sur ta te tu un une vous y""".split()
+_ENGLISH_STOPWORDS = (
+    "a an and are as at be been but by can do does for from has have how i if in into is it "
+    "its may more no not of on or our so such than that the their then there these they this "
+    "to was we were what when where which who why will with would you your"
 )
+_FRENCH_STOPWORDS = (
+    "au aux avec ce ces cette dans de des du elle en est et il ils je la le les leur lui mais "
+    "me ne nous on ou par pas pour qu que qui sa se ses son sont sur ta te tu un une vous y"
+)
+_STOPWORDS = frozenset(f"{_ENGLISH_STOPWORDS} {_FRENCH_STOPWORDS}".split())
 
 
 def terms(text: str) -> list[str]:

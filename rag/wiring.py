@@ -19,8 +19,9 @@ def build_store(settings: Settings) -> VectorStore:
         from rag.stores.server import ServerStore
 
         api_key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
-        client = QdrantClient(url=settings.qdrant.url, api_key=api_key,
-                              timeout=int(settings.qdrant.timeout_s))
+        client = QdrantClient(
+            url=settings.qdrant.url, api_key=api_key, timeout=int(settings.qdrant.timeout_s)
+        )
         return ServerStore(client, settings.qdrant.collection_prefix)
     from rag.stores.edge import EdgeStore
 

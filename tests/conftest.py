@@ -38,8 +38,9 @@ def embedder() -> SentenceTransformerEmbedder:
 @pytest.fixture(scope="session")
 def parsers() -> Iterator[ParserPool]:
     settings = IngestSettings()
-    with ParserPool(1, settings.parse_timeout_s, settings.parse_memory_mb,
-                    ["md", "html", "pdf", "docx"]) as pool:
+    with ParserPool(
+        1, settings.parse_timeout_s, settings.parse_memory_mb, ["md", "html", "pdf", "docx"]
+    ) as pool:
         yield pool
 
 

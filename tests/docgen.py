@@ -49,8 +49,9 @@ def write_pdf(path: Path, pages: list[list[str]]) -> Path:
         stream = "\n".join(ops).encode("latin-1")
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     for font in (b"Helvetica", b"Helvetica-Bold"):
-        objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /" + font
-                       + b" /Encoding /WinAnsiEncoding >>")
+        objects.append(
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /" + font + b" /Encoding /WinAnsiEncoding >>"
+        )
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -59,7 +60,10 @@ def write_pdf(path: Path, pages: list[list[str]]) -> Path:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
     path.write_bytes(bytes(out))
     return path
 
@@ -76,7 +80,9 @@ def write_encrypted_pdf(path: Path, pages: list[list[str]], password: str = "s3c
     return path
 
 
-def write_docx(path: Path, blocks: list[tuple[str, str]], table: list[list[str]] | None = None) -> Path:
+def write_docx(
+    path: Path, blocks: list[tuple[str, str]], table: list[list[str]] | None = None
+) -> Path:
     """`blocks`: ("h1"|"h2"|"p"|"li", text); an optional table at the end."""
     from docx import Document
 
@@ -169,7 +175,7 @@ def write_docx_bomb(path: Path, source: Path, expanded_mib: int) -> Path:
 def write_entity_expansion_docx(path: Path, source: Path) -> Path:
     """A real DOCX whose document.xml declares a 'billion laughs' DTD."""
     laughs = "".join(
-        f'<!ENTITY lol{i} "{("&lol%d;" % (i - 1)) * 10 if i else "lol"}">' for i in range(10)
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i else "lol"}">' for i in range(10)
     )
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
         for item in src.infolist():

@@ -114,16 +114,22 @@ def build_samples(folder: Path) -> None:
             ("h1", "Travel and Expenses Policy"),
             ("p", "This policy applies to every business trip booked for Larkspur Analytics."),
             ("h2", "Booking travel"),
-            ("p", "Book every trip through the travel desk at travel@larkspur.example at least "
-                  "ten days before departure. Trains are preferred for journeys under four "
-                  "hours."),
+            (
+                "p",
+                "Book every trip through the travel desk at travel@larkspur.example at least "
+                "ten days before departure. Trains are preferred for journeys under four "
+                "hours.",
+            ),
             ("h2", "Class of travel"),
             ("li", "Flights under six hours: economy class."),
             ("li", "Flights of six hours or more: premium economy."),
             ("li", "Trains: second class, or first class when it costs less than 20% more."),
             ("h2", "Daily allowances"),
-            ("p", "Hotel costs are reimbursed up to the cap below; meals are covered by a "
-                  "daily allowance, without receipts."),
+            (
+                "p",
+                "Hotel costs are reimbursed up to the cap below; meals are covered by a "
+                "daily allowance, without receipts.",
+            ),
         ],
         table=[
             ["City", "Hotel cap per night (EUR)", "Meal allowance per day (EUR)"],
@@ -136,18 +142,36 @@ def build_samples(folder: Path) -> None:
     write_pptx(
         folder / "onboarding-deck.pptx",
         [
-            ("Welcome to Larkspur Analytics", ["Onboarding session for new employees",
-                                               "Data analytics for retailers since 2014"]),
-            ("Your first week", ["Day 1: pick up your laptop at the IT desk, room 2.14",
-                                 "Day 2: security awareness training (mandatory)",
-                                 "Day 3: meet your buddy and your team's clients",
-                                 "Day 5: first one-to-one with your manager"]),
-            ("Tools we use", ["Beacon: leave, remote days and payslips",
-                              "Ledgerly: expense claims",
-                              "Larkspur Connect: the VPN", "Citadel: ask our documents"]),
-            ("Who to ask", ["HR questions: people@larkspur.example",
-                            "IT help desk: extension 4242",
-                            "Security incidents: security@larkspur.example, within one hour"]),
+            (
+                "Welcome to Larkspur Analytics",
+                ["Onboarding session for new employees", "Data analytics for retailers since 2014"],
+            ),
+            (
+                "Your first week",
+                [
+                    "Day 1: pick up your laptop at the IT desk, room 2.14",
+                    "Day 2: security awareness training (mandatory)",
+                    "Day 3: meet your buddy and your team's clients",
+                    "Day 5: first one-to-one with your manager",
+                ],
+            ),
+            (
+                "Tools we use",
+                [
+                    "Beacon: leave, remote days and payslips",
+                    "Ledgerly: expense claims",
+                    "Larkspur Connect: the VPN",
+                    "Citadel: ask our documents",
+                ],
+            ),
+            (
+                "Who to ask",
+                [
+                    "HR questions: people@larkspur.example",
+                    "IT help desk: extension 4242",
+                    "Security incidents: security@larkspur.example, within one hour",
+                ],
+            ),
         ],
     )
     write_xlsx(

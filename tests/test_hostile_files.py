@@ -81,7 +81,11 @@ def test_each_hostile_file_ends_as_its_stated_outcome(make_pipeline, store, host
     assert stored["latin1.txt"] == "Café crème à l'été, déjà vu."
     assert "Not in the ingested folder" not in " ".join(stored.values())
     assert {d.source for d in store.documents("docs")} == {
-        "good.pdf", "latin1.txt", UNICODE_NAME, LONG_NAME}
+        "good.pdf",
+        "latin1.txt",
+        UNICODE_NAME,
+        LONG_NAME,
+    }
     # Bombs are refused before anything inflates them: the main process does not grow.
     assert psutil.Process().memory_info().rss - rss_before < 300 * 2**20
 

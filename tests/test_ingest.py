@@ -65,20 +65,24 @@ def test_every_sample_format_is_ingested_with_its_metadata(make_pipeline, store,
     assert leave["title"] == "Larkspur Analytics Employee Handbook"
 
 
-def test_passage_is_found_by_a_question_naming_its_section(make_pipeline, store, embedder,
-                                                         tmp_path):
+def test_passage_is_found_by_a_question_naming_its_section(
+    make_pipeline, store, embedder, tmp_path
+):
     folder = tmp_path / "cfg"
     folder.mkdir()
     (folder / "settings.md").write_text(
         "# Gateway settings\n\n## max_connections\n\nIt defaults to 100.\n\n"
         "## request_timeout\n\nIt defaults to 30 seconds.\n\n"
-        "## log_level\n\nIt defaults to info.\n", encoding="utf-8")
+        "## log_level\n\nIt defaults to info.\n",
+        encoding="utf-8",
+    )
     make_pipeline().run([folder], "docs")
     from rag.sparse import Bm25Encoder
 
     question = "What is the default of max_connections?"
-    hits = store.hybrid_search(["docs"], embedder.embed_query(question),
-                               Bm25Encoder().encode_query(question), 3)
+    hits = store.hybrid_search(
+        ["docs"], embedder.embed_query(question), Bm25Encoder().encode_query(question), 3
+    )
 
     assert hits[0].payload["text"] == "It defaults to 100."
     assert hits[0].payload["headings"] == ["Gateway settings", "max_connections"]
@@ -101,7 +105,9 @@ def test_edited_file_replaces_its_old_chunks(make_pipeline, store, sample_folder
     pipeline = make_pipeline()
     pipeline.run([sample_folder], "docs")
     handbook = sample_folder / "handbook.md"
-    handbook.write_text("# Handbook\n\nThe canteen opens at 11:45 every weekday.\n", encoding="utf-8")
+    handbook.write_text(
+        "# Handbook\n\nThe canteen opens at 11:45 every weekday.\n", encoding="utf-8"
+    )
 
     report = pipeline.run([sample_folder], "docs")
 
@@ -125,7 +131,8 @@ def test_prune_removes_documents_whose_files_disappeared(make_pipeline, store, s
     report = pipeline.run([sample_folder], "docs", prune=True)
 
     assert [(f.source, f.status) for f in report.files if f.status == "removed"] == [
-        ("offices.csv", "removed")]
+        ("offices.csv", "removed")
+    ]
     assert "offices.csv" not in {d.source for d in store.documents("docs")}
     assert not _chunks_of(store, "offices.csv")
 
@@ -140,7 +147,8 @@ def test_identical_copies_are_stored_once(make_pipeline, store, sample_folder):
     skipped = {f.source: f.reason for f in report.files if f.status == "skipped"}
     assert skipped == {"handbook.md": "same content as archive/handbook-copy.md"}
     assert len({c["text"] for c in (h.payload for h in store.chunks("docs"))}) == len(
-        store.chunks("docs"))
+        store.chunks("docs")
+    )
 
 
 def test_collection_built_with_another_model_is_refused(make_pipeline, store, sample_folder):
@@ -151,11 +159,15 @@ def test_collection_built_with_another_model_is_refused(make_pipeline, store, sa
     assert store.count_chunks("docs") == 0
 
 
-def test_long_pdf_page_is_split_within_the_window_and_keeps_its_page(make_pipeline, store, tmp_path):
+def test_long_pdf_page_is_split_within_the_window_and_keeps_its_page(
+    make_pipeline, store, tmp_path
+):
     folder = tmp_path / "long"
     folder.mkdir()
-    lines = [f"Line {i}: the retention period for audit logs is {i} days in region {i % 7}."
-             for i in range(50)]
+    lines = [
+        f"Line {i}: the retention period for audit logs is {i} days in region {i % 7}."
+        for i in range(50)
+    ]
     write_pdf(folder / "long.pdf", [["1.1 Intro", "Short first page."], lines])
 
     report = make_pipeline().run([folder], "docs")

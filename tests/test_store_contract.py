@@ -32,31 +32,66 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantStor
     adapter.close()
 
 
-def _chunk(collection: str, source: str, n: int, text: str, sha: str = "v1",
-           file_type: str = "md") -> Chunk:
+def _chunk(
+    collection: str, source: str, n: int, text: str, sha: str = "v1", file_type: str = "md"
+) -> Chunk:
     doc = document_id(collection, source)
-    return Chunk(id=chunk_id(doc, n), document_id=doc, collection=collection, source=source,
-                 file_type=file_type, title="T", headings=("H",), pages=(), number=n, text=text,
-                 embed_text=text, sha256=sha, ingested_at="2026-11-24T00:00:00+00:00")
+    return Chunk(
+        id=chunk_id(doc, n),
+        document_id=doc,
+        collection=collection,
+        source=source,
+        file_type=file_type,
+        title="T",
+        headings=("H",),
+        pages=(),
+        number=n,
+        text=text,
+        embed_text=text,
+        sha256=sha,
+        ingested_at="2026-11-24T00:00:00+00:00",
+    )
 
 
-def _put(store: QdrantStore, collection: str, source: str, texts: list[str], sha: str = "v1",
-         file_type: str = "md", vector: list[float] | None = None) -> str:
+def _put(
+    store: QdrantStore,
+    collection: str,
+    source: str,
+    texts: list[str],
+    sha: str = "v1",
+    file_type: str = "md",
+    vector: list[float] | None = None,
+) -> str:
     chunks = [_chunk(collection, source, n, t, sha, file_type) for n, t in enumerate(texts)]
     dense = [vector or [1.0, float(n), 0.0, 0.5] for n in range(len(chunks))]
-    sparse = [SparseVector([hash(w) % 1000 for w in sorted(set(t.split()))],
-                           [1.0] * len(set(t.split()))) for t in texts]
+    sparse = [
+        SparseVector([hash(w) % 1000 for w in sorted(set(t.split()))], [1.0] * len(set(t.split())))
+        for t in texts
+    ]
     store.upsert_chunks(collection, chunks, dense, sparse)
     store.delete_stale_chunks(collection, chunks[0].document_id, sha)
-    store.put_document(DocumentRecord(
-        id=chunks[0].document_id, collection=collection, source=source, file_type=file_type,
-        title="T", pages=0, chunks=len(chunks), sha256=sha, size=10,
-        ingested_at="2026-11-24T00:00:00+00:00", root="/docs"))
+    store.put_document(
+        DocumentRecord(
+            id=chunks[0].document_id,
+            collection=collection,
+            source=source,
+            file_type=file_type,
+            title="T",
+            pages=0,
+            chunks=len(chunks),
+            sha256=sha,
+            size=10,
+            ingested_at="2026-11-24T00:00:00+00:00",
+            root="/docs",
+        )
+    )
     return chunks[0].document_id
 
 
 def _query(text: str) -> SparseVector:
-    return SparseVector(sorted({hash(w) % 1000 for w in text.split()}), [1.0] * len(set(text.split())))
+    return SparseVector(
+        sorted({hash(w) % 1000 for w in text.split()}), [1.0] * len(set(text.split()))
+    )
 
 
 def test_collection_records_its_embedding_model(store: QdrantStore) -> None:
@@ -121,8 +156,13 @@ def test_delete_document_removes_record_and_chunks(store: QdrantStore) -> None:
 
 def test_hybrid_search_finds_the_lexical_match(store: QdrantStore) -> None:
     store.ensure_collection("docs", SPEC)
-    _put(store, "docs", "a.md", ["apples and pears", "the retention period is ninety days"],
-         vector=[1.0, 0.0, 0.0, 0.0])
+    _put(
+        store,
+        "docs",
+        "a.md",
+        ["apples and pears", "the retention period is ninety days"],
+        vector=[1.0, 0.0, 0.0, 0.0],
+    )
 
     hits = store.hybrid_search(["docs"], [1.0, 0.0, 0.0, 0.0], _query("retention period"), 5)
 

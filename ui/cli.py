@@ -16,10 +16,20 @@ from rag.errors import CitadelError
 from rag.settings import Settings, load_settings
 from rag.wiring import Services
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Citadel: ask your company's documents, with citations, fully on premises.")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Citadel: ask your company's documents, with citations, fully on premises.",
+)
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped into a file or grep: wide lines, so names are never folded or cut.
+    width = None if stream.isatty() else 240
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -36,9 +46,13 @@ def _services() -> Services:
 
 @app.callback()
 def _configure(
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory (CITADEL_DATA_DIR).")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML settings file (CITADEL_CONFIG).",
-                                                envvar="CITADEL_CONFIG")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (CITADEL_DATA_DIR).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML settings file (CITADEL_CONFIG).", envvar="CITADEL_CONFIG"),
+    ] = None,
 ) -> None:
     overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
     _State.settings = load_settings(config, overrides)
@@ -50,8 +64,13 @@ def _ingest(paths: list[Path], collection: str, prune: bool, as_json: bool, quie
 
     services = _services()
     try:
-        pipeline = IngestPipeline(services.store, services.embedder, services.sparse,
-                                  services.settings.ingest, progress_for(sys.stderr, quiet))
+        pipeline = IngestPipeline(
+            services.store,
+            services.embedder,
+            services.sparse,
+            services.settings.ingest,
+            progress_for(sys.stderr, quiet),
+        )
         report = pipeline.run(paths, collection, prune=prune)
     finally:
         services.close()
@@ -99,14 +118,24 @@ def documents(collection: CollectionOpt = "default", as_json: JsonOpt = False) -
         row.pop("kind")
         row.pop("document_id")
     if as_json:
-        print(json.dumps({"collection": collection, "documents": rows}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps({"collection": collection, "documents": rows}, ensure_ascii=False, indent=2)
+        )
         return
-    table = Table("source", "type", "pages", "chunks", "ingested at", "sha256",
-                  title=f"{len(docs)} document(s) in {collection!r}")
+    table = Table(title=f"{len(docs)} document(s) in {collection!r}")
+    table.add_column("source", overflow="fold")  # wrap long names, never cut them
+    for name in ("type", "pages", "chunks", "ingested at (UTC)", "sha256"):
+        table.add_column(name, no_wrap=True)
     for d in docs:
-        table.add_row(escape(d.source), d.file_type, str(d.pages or ""), str(d.chunks),
-                      d.ingested_at, d.sha256[:12])
-    out.print(table)
+        table.add_row(
+            escape(d.source),
+            d.file_type,
+            str(d.pages or ""),
+            str(d.chunks),
+            d.ingested_at[:16].replace("T", " "),
+            d.sha256[:12],
+        )
+    _console().print(table)
 
 
 @app.command()
@@ -120,19 +149,29 @@ def remove(
     try:
         docs = services.store.documents(collection)
         absolute = str(Path(target).absolute())
-        matches = [d for d in docs if target in (d.id, d.source)
-                   or absolute == str(Path(d.root) / d.source)]
+        matches = [
+            d
+            for d in docs
+            if target in (d.id, d.source) or absolute == str(Path(d.root) / d.source)
+        ]
         if not matches:
             raise CitadelError(f"no document in {collection!r} matches {target!r}")
         removed = [(d, services.store.delete_document(collection, d.id)) for d in matches]
     finally:
         services.close()
     if as_json:
-        print(json.dumps({"collection": collection, "removed": [
-            {"id": d.id, "source": d.source, "chunks": n} for d, n in removed]}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "collection": collection,
+                    "removed": [{"id": d.id, "source": d.source, "chunks": n} for d, n in removed],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     for d, n in removed:
-        out.print(f"removed {escape(d.source)} ({n} chunks)")
+        _console().print(f"removed {escape(d.source)} ({n} chunks)")
 
 
 @app.command()
@@ -143,38 +182,54 @@ def collections(as_json: JsonOpt = False) -> None:
         infos = services.store.collections()
     finally:
         services.close()
-    rows = [{"name": c.name, "documents": c.documents, "chunks": c.chunks,
-             "embedding_model": c.spec.embedding_model, "dimension": c.spec.dimension}
-            for c in infos]
+    rows = [
+        {
+            "name": c.name,
+            "documents": c.documents,
+            "chunks": c.chunks,
+            "embedding_model": c.spec.embedding_model,
+            "dimension": c.spec.dimension,
+        }
+        for c in infos
+    ]
     if as_json:
         print(json.dumps({"collections": rows}, ensure_ascii=False, indent=2))
         return
     table = Table("collection", "documents", "chunks", "embedding model", "dimension")
     for r in rows:
-        table.add_row(str(r["name"]), str(r["documents"]), str(r["chunks"]),
-                      escape(str(r["embedding_model"])), str(r["dimension"]))
-    out.print(table)
+        table.add_row(
+            str(r["name"]),
+            str(r["documents"]),
+            str(r["chunks"]),
+            escape(str(r["embedding_model"])),
+            str(r["dimension"]),
+        )
+    _console().print(table)
 
 
 def _print_summary(report: dict[str, Any]) -> None:
     counts = report["counts"]
+    out = _console()
     out.print(
-        f"[bold]{report['collection']}[/]: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        f"[bold]{report['collection']}[/]: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
         + f"; {report['chunks_written']} chunks written, {report['truncated_chunks']} truncated;"
         f" {report['seconds']:.1f} s"
     )
     problems = [f for f in report["files"] if f["status"] in {"failed", "skipped"}]
     if problems:
-        table = Table("status", "file", "reason")
+        table = Table("status")
+        table.add_column("file", overflow="fold")
+        table.add_column("reason", overflow="fold")
         for f in problems:
             style = "red" if f["status"] == "failed" else "yellow"
             table.add_row(f"[{style}]{f['status']}[/]", escape(f["source"]), escape(f["reason"]))
-        out.print(table)
+        _console().print(table)
 
 
 def main() -> None:
     try:
         app()
     except CitadelError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)

@@ -36,7 +36,7 @@ class Match:
     """Payload `key` equals one of `values` (for an array field: contains one of them)."""
 
     key: str
-    values: tuple[str | int, ...]
+    values: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,9 @@ class QdrantStore(ABC):
     def documents(self, collection: str) -> list[DocumentRecord]:
         self._require(collection)
         hits = self._scroll(collection, [_is("document")])
-        return sorted((DocumentRecord.from_payload(h.payload) for h in hits), key=lambda d: d.source)
+        return sorted(
+            (DocumentRecord.from_payload(h.payload) for h in hits), key=lambda d: d.source
+        )
 
     def delete_document(self, collection: str, document_id: str) -> int:
         self._require(collection)

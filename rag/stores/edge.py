@@ -31,8 +31,11 @@ def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> qe.Filter:
 
 
 def _hit(point: Any) -> SearchHit:
-    return SearchHit(id=str(point.id), score=float(getattr(point, "score", 0.0) or 0.0),
-                     payload=dict(point.payload or {}))
+    return SearchHit(
+        id=str(point.id),
+        score=float(getattr(point, "score", 0.0) or 0.0),
+        payload=dict(point.payload or {}),
+    )
 
 
 class EdgeStore(QdrantStore):
@@ -71,22 +74,31 @@ class EdgeStore(QdrantStore):
         return name in self._shards or (self._path(name) / _CONFIG_FILE).is_file()
 
     def _create(self, name: str, dimension: int) -> None:
+        # Built under a temporary name and renamed into place: a crash never leaves a
+        # half-configured shard (missing payload indexes) that looks like a real one.
         path = self._path(name)
-        if path.exists():  # a folder left by a crash before the shard was written
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
+        building = path.with_name(f".{name}.creating")
+        for leftover in (path, building):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+        building.mkdir(parents=True)
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             on_disk_payload=True,
         )
         try:
-            shard = qe.EdgeShard.create(str(path), config)
+            shard = qe.EdgeShard.create(str(building), config)
+            for field in KEYWORD_FIELDS:
+                shard.update(
+                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
+                )
+            shard.flush()
+            shard.close()
         except Exception as exc:
             raise self._unavailable(name, exc) from exc
-        for field in KEYWORD_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
-        self._shards[name] = shard
+        building.rename(path)
+        self._shard(name)
 
     def _names(self) -> list[str]:
         if not self._root.is_dir():
@@ -105,11 +117,17 @@ class EdgeStore(QdrantStore):
         self._shard(name).update(qe.UpdateOperation.upsert_points(converted))
 
     def _scroll(self, name: str, must: Sequence[Match]) -> list[SearchHit]:
-        shard, hits, offset = self._shard(name), [], None
+        shard, offset = self._shard(name), None
+        hits: list[SearchHit] = []
         while True:
             records, offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=_filter(must),
-                                 with_payload=True, with_vector=False)
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=_SCROLL_PAGE,
+                    filter=_filter(must),
+                    with_payload=True,
+                    with_vector=False,
+                )
             )
             hits.extend(_hit(r) for r in records)
             if offset is None:
@@ -119,32 +137,51 @@ class EdgeStore(QdrantStore):
         return int(self._shard(name).count(qe.CountRequest(exact=True, filter=_filter(must))))
 
     def _delete(self, name: str, must: Sequence[Match], must_not: Sequence[Match] = ()) -> None:
-        self._shard(name).update(qe.UpdateOperation.delete_points_by_filter(_filter(must, must_not)))
+        self._shard(name).update(
+            qe.UpdateOperation.delete_points_by_filter(_filter(must, must_not))
+        )
 
     def _retrieve(self, name: str, ids: Sequence[str]) -> list[SearchHit]:
         records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
         return [_hit(r) for r in records]
 
     def _hybrid(
-        self, name: str, dense: Sequence[float], sparse: SparseVector, limit: int,
+        self,
+        name: str,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        limit: int,
         must: Sequence[Match],
     ) -> list[SearchHit]:
         flt = _filter(must)
         candidates = max(limit * 4, 40)
         prefetches = [
-            qe.Prefetch(limit=candidates, query=qe.Query.Nearest([float(x) for x in dense],
-                                                                 using=DENSE), filter=flt),
+            qe.Prefetch(
+                limit=candidates,
+                query=qe.Query.Nearest([float(x) for x in dense], using=DENSE),
+                filter=flt,
+            ),
         ]
         if sparse.indices:
-            prefetches.append(qe.Prefetch(
-                limit=candidates,
-                query=qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE),
+            prefetches.append(
+                qe.Prefetch(
+                    limit=candidates,
+                    query=qe.Query.Nearest(
+                        qe.SparseVector(sparse.indices, sparse.values), using=SPARSE
+                    ),
+                    filter=flt,
+                )
+            )
+        points = self._shard(name).query(
+            qe.QueryRequest(
+                limit=limit,
+                prefetches=prefetches,
+                query=qe.Fusion.Rrf(k=60),  # type: ignore[arg-type]  # the stub's union omits Fusion.Rrf
                 filter=flt,
-            ))
-        points = self._shard(name).query(qe.QueryRequest(
-            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=60), filter=flt,
-            with_payload=True, with_vector=False,
-        ))
+                with_payload=True,
+                with_vector=False,
+            )
+        )
         return [_hit(p) for p in points]
 
     def flush(self) -> None:

@@ -19,7 +19,7 @@ _SCROLL_PAGE = 512
 def _condition(match: Match) -> qm.FieldCondition:
     if len(match.values) == 1:
         return qm.FieldCondition(key=match.key, match=qm.MatchValue(value=match.values[0]))
-    return qm.FieldCondition(key=match.key, match=qm.MatchAny(any=list(match.values)))  # type: ignore[arg-type]
+    return qm.FieldCondition(key=match.key, match=qm.MatchAny(any=list(match.values)))
 
 
 def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> qm.Filter:
@@ -30,8 +30,11 @@ def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> qm.Filter:
 
 
 def _hit(point: Any) -> SearchHit:
-    return SearchHit(id=str(point.id), score=float(getattr(point, "score", 0.0) or 0.0),
-                     payload=dict(point.payload or {}))
+    return SearchHit(
+        id=str(point.id),
+        score=float(getattr(point, "score", 0.0) or 0.0),
+        payload=dict(point.payload or {}),
+    )
 
 
 class ServerStore(QdrantStore):
@@ -51,25 +54,36 @@ class ServerStore(QdrantStore):
             raise StoreUnavailable(f"Qdrant server failed to {what}: {exc}") from exc
 
     def _exists(self, name: str) -> bool:
-        return bool(self._call("look up a collection", self._client.collection_exists,
-                               self._qname(name)))
+        return bool(
+            self._call("look up a collection", self._client.collection_exists, self._qname(name))
+        )
 
     def _create(self, name: str, dimension: int) -> None:
         qname = self._qname(name)
         self._call(
-            "create a collection", self._client.create_collection, qname,
+            "create a collection",
+            self._client.create_collection,
+            qname,
             vectors_config={DENSE: qm.VectorParams(size=dimension, distance=qm.Distance.COSINE)},
             sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             on_disk_payload=True,
         )
         for field in KEYWORD_FIELDS:
-            self._call("index a payload field", self._client.create_payload_index, qname, field,
-                       field_schema=qm.PayloadSchemaType.KEYWORD)
+            self._call(
+                "index a payload field",
+                self._client.create_payload_index,
+                qname,
+                field,
+                field_schema=qm.PayloadSchemaType.KEYWORD,
+            )
 
     def _names(self) -> list[str]:
         response = self._call("list collections", self._client.get_collections)
-        return [c.name[len(self._prefix):] for c in response.collections
-                if c.name.startswith(self._prefix)]
+        return [
+            c.name[len(self._prefix) :]
+            for c in response.collections
+            if c.name.startswith(self._prefix)
+        ]
 
     def _upsert(self, name: str, points: Sequence[PointData]) -> None:
         structs = []
@@ -87,44 +101,81 @@ class ServerStore(QdrantStore):
         offset = None
         while True:
             records, offset = self._call(
-                "read points", self._client.scroll, self._qname(name), scroll_filter=_filter(must),
-                limit=_SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=False,
+                "read points",
+                self._client.scroll,
+                self._qname(name),
+                scroll_filter=_filter(must),
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=True,
+                with_vectors=False,
             )
             hits.extend(_hit(r) for r in records)
             if offset is None:
                 return hits
 
     def _count(self, name: str, must: Sequence[Match]) -> int:
-        result = self._call("count points", self._client.count, self._qname(name),
-                            count_filter=_filter(must), exact=True)
+        result = self._call(
+            "count points",
+            self._client.count,
+            self._qname(name),
+            count_filter=_filter(must),
+            exact=True,
+        )
         return int(result.count)
 
     def _delete(self, name: str, must: Sequence[Match], must_not: Sequence[Match] = ()) -> None:
-        self._call("delete points", self._client.delete, self._qname(name),
-                   points_selector=qm.FilterSelector(filter=_filter(must, must_not)), wait=True)
+        self._call(
+            "delete points",
+            self._client.delete,
+            self._qname(name),
+            points_selector=qm.FilterSelector(filter=_filter(must, must_not)),
+            wait=True,
+        )
 
     def _retrieve(self, name: str, ids: Sequence[str]) -> list[SearchHit]:
-        records = self._call("read points", self._client.retrieve, self._qname(name), list(ids),
-                             with_payload=True, with_vectors=False)
+        records = self._call(
+            "read points",
+            self._client.retrieve,
+            self._qname(name),
+            list(ids),
+            with_payload=True,
+            with_vectors=False,
+        )
         return [_hit(r) for r in records]
 
     def _hybrid(
-        self, name: str, dense: Sequence[float], sparse: SparseVector, limit: int,
+        self,
+        name: str,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        limit: int,
         must: Sequence[Match],
     ) -> list[SearchHit]:
         flt = _filter(must)
         candidates = max(limit * 4, 40)
-        prefetch = [qm.Prefetch(query=[float(x) for x in dense], using=DENSE, limit=candidates,
-                                filter=flt)]
+        prefetch = [
+            qm.Prefetch(query=[float(x) for x in dense], using=DENSE, limit=candidates, filter=flt)
+        ]
         if sparse.indices:
-            prefetch.append(qm.Prefetch(
-                query=qm.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE,
-                limit=candidates, filter=flt,
-            ))
+            prefetch.append(
+                qm.Prefetch(
+                    query=qm.SparseVector(indices=sparse.indices, values=sparse.values),
+                    using=SPARSE,
+                    limit=candidates,
+                    filter=flt,
+                )
+            )
         response = self._call(
-            "search", self._client.query_points, self._qname(name), prefetch=prefetch,
-            query=qm.RrfQuery(rrf=qm.Rrf(k=60)), query_filter=flt, limit=limit,
-            with_payload=True, with_vectors=False,
+            "search",
+            self._client.query_points,
+            self._qname(name),
+            prefetch=prefetch,
+            query=qm.RrfQuery(rrf=qm.Rrf(k=60)),
+            query_filter=flt,
+            limit=limit,
+            with_payload=True,
+            with_vectors=False,
         )
         return [_hit(p) for p in response.points]
 

@@ -1,0 +1,191 @@
+"""The `citadel` command as a consultant scripts it: JSON on stdout, exit codes, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+def citadel(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "ui", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=full_env,
+        cwd=cwd or REPO,
+    )
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """The samples ingested once through the CLI; later tests read from it."""
+    base = tmp_path_factory.mktemp("cli")
+    docs, data = base / "docs", base / "data"
+    shutil.copytree(REPO / "samples", docs)
+    result = citadel(data, "ingest", str(docs), "--collection", "hr", "--json")
+    assert result.returncode == 0, result.stderr
+    return docs, data, json.loads(result.stdout)
+
+
+def test_ingest_json_reports_every_file_and_the_totals(ingested):
+    _, _, report = ingested
+    assert report["collection"] == "hr"
+    assert report["counts"] == {
+        "added": 8,
+        "updated": 0,
+        "unchanged": 0,
+        "removed": 0,
+        "failed": 0,
+        "skipped": 0,
+    }
+    assert report["truncated_chunks"] == 0
+    assert report["chunks_written"] == sum(f["chunks"] for f in report["files"]) > 8
+    assert {"source", "status", "file_type", "chunks", "pages", "reason"} <= set(report["files"][0])
+    assert set(report["stage_seconds"]) == {
+        "discover",
+        "parse_wait",
+        "parse_cpu",
+        "chunk",
+        "embed",
+        "store",
+    }
+
+
+def test_documents_and_collections_list_what_is_indexed(ingested):
+    _, data, report = ingested
+    docs = json.loads(citadel(data, "documents", "--collection", "hr", "--json").stdout)
+    by_source = {d["source"]: d for d in docs["documents"]}
+    pdf = by_source["policies/information-security-policy.pdf"]
+    assert (pdf["file_type"], pdf["pages"]) == ("pdf", 3)
+    assert len(pdf["sha256"]) == 64 and pdf["ingested_at"].endswith("+00:00")
+    assert {
+        "id",
+        "source",
+        "file_type",
+        "title",
+        "pages",
+        "chunks",
+        "sha256",
+        "size",
+        "ingested_at",
+        "root",
+        "collection",
+    } == set(pdf)
+
+    collections = json.loads(citadel(data, "collections", "--json").stdout)["collections"]
+    assert collections == [
+        {
+            "name": "hr",
+            "documents": 8,
+            "chunks": report["chunks_written"],
+            "embedding_model": "all-MiniLM-L6-v2",
+            "dimension": 384,
+        }
+    ]
+
+    table = citadel(data, "documents", "--collection", "hr")
+    assert "information-security-policy.pdf" in table.stdout
+
+
+def test_remove_by_source_path_deletes_the_document(ingested, tmp_path):
+    docs, data, _ = ingested
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+
+    removed = citadel(copy, "remove", "offices.csv", "--collection", "hr", "--json")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["removed"][0]["source"] == "offices.csv"
+    again = citadel(copy, "remove", str(docs / "handbook.md"), "--collection", "hr")
+    assert again.returncode == 0 and "removed handbook.md" in again.stdout
+    left = json.loads(citadel(copy, "documents", "--collection", "hr", "--json").stdout)
+    assert {d["source"] for d in left["documents"]} == {
+        s
+        for s in (
+            f["source"]
+            for f in json.loads(citadel(data, "documents", "--collection", "hr", "--json").stdout)[
+                "documents"
+            ]
+        )
+        if s not in {"offices.csv", "handbook.md"}
+    }
+
+    missing = citadel(copy, "remove", "nope.pdf", "--collection", "hr")
+    assert missing.returncode == 2
+    assert "no document in 'hr' matches 'nope.pdf'" in missing.stderr
+
+
+def test_sync_mirrors_the_folder_and_is_quiet_when_nothing_changed(ingested, tmp_path):
+    docs, data, _ = ingested
+    folder, copy = tmp_path / "docs", tmp_path / "data"
+    shutil.copytree(docs, folder)
+    shutil.copytree(data, copy)
+    (folder / "offices.csv").unlink()
+
+    result = citadel(copy, "sync", str(folder), "--collection", "hr", "--json")
+
+    counts = json.loads(result.stdout)["counts"]
+    # Same relative paths from another folder: unchanged, not re-ingested.
+    assert counts["unchanged"] == 7 and counts["removed"] == 1 and counts["added"] == 0
+
+
+def test_bad_input_gets_a_clear_error_and_exit_code_2(tmp_path):
+    missing = citadel(tmp_path, "ingest", str(tmp_path / "nope"))
+    assert missing.returncode == 2
+    assert "no such file or folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    bad_env = citadel(tmp_path, "collections", env={"CITADEL_INGEST__MAX_FILE_MB": "-3"})
+    assert bad_env.returncode == 2 and "invalid settings" in bad_env.stderr
+
+    bad_name = citadel(tmp_path, "documents", "--collection", "Bad Name!")
+    assert bad_name.returncode == 2 and "invalid collection name" in bad_name.stderr
+
+    unknown = citadel(tmp_path, "documents", "--collection", "ghost")
+    assert unknown.returncode == 2 and "no collection named 'ghost'" in unknown.stderr
+
+
+def test_failed_files_make_the_exit_code_1_and_are_explained(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.pdf").write_bytes(b"")
+    (folder / "ok.md").write_text("# Ok\n\nFine.\n", encoding="utf-8")
+
+    result = citadel(tmp_path / "data", "ingest", str(folder))
+
+    assert result.returncode == 1
+    assert "1 added" in result.stdout and "1 failed" in result.stdout
+    assert "empty file (0 bytes)" in result.stdout
+
+
+def test_yaml_settings_file_is_read_and_the_environment_wins(tmp_path):
+    config = tmp_path / "citadel.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'from-yaml'}\n", encoding="utf-8")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nText.\n", encoding="utf-8")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ui", "--config", str(config), "ingest", str(folder), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "from-yaml" / "qdrant-edge" / "default").is_dir()
