@@ -23,12 +23,14 @@ from ingest.guards import Refused, check_file
 from ingest.parse import ParsedElement
 from ingest.progress import ProgressSink, SilentProgress
 from ingest.report import FileOutcome, IngestReport
-from ingest.workers import ParseJob, ParseOutcome, ParserPool
-from rag.errors import CitadelError
+from ingest.workers import ParseJob, ParseOutcome, ParserPool, cpu_count
+from rag.errors import CitadelError, EmbeddingModelMismatch
 from rag.ids import chunk_id, document_id
 from rag.ports import Embedder, SparseEncoder, VectorStore
 from rag.settings import IngestSettings
 from rag.types import Chunk, CollectionSpec, DocumentRecord, SparseVector
+
+_PARSE_AHEAD_DOCUMENTS = 512  # parsed documents waiting for the embedder, at most
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,11 @@ class IngestPipeline:
             raise CitadelError(f"no such file or folder: {', '.join(missing)}")
         started = time.monotonic()
         report = IngestReport(collection)
-        self._check_collection(collection)
+        existing = self._vector_store.collection_spec(collection)
+        if existing is not None and existing.embedding_model != self._embedder.model_name:
+            raise EmbeddingModelMismatch.between(
+                collection, existing.embedding_model, self._embedder.model_name
+            )
         found = discover(paths, int(self._settings.max_file_mb * 2**20))
         for rejected in found.rejected:
             report.add(
@@ -96,36 +102,34 @@ class IngestPipeline:
                     rejected.source, rejected.status, rejected.file_type, reason=rejected.reason
                 )
             )
-        stored = {d.source: d for d in self._vector_store.documents(collection)}
+        stored = {d.source: d for d in self._vector_store.documents(collection)} if existing else {}
         work = self._decide(found, stored, report)
         if prune:
             self._prune(found, stored, report)
         report.times.discover = time.monotonic() - started
-        self._progress.start(len(work))
-        try:
-            prepared = (
-                self._prepare(item, parsed, report) for item, parsed in self._parse(work, report)
-            )
-            # Full, length-sorted batches across documents embed ~15% faster than one call
-            # per document.
-            for batch in _batches(prepared, self._settings.embed_batch_chunks):
-                for outcome in self._embed_and_store(batch, collection, report):
-                    report.add(outcome)
-                    self._progress.file_done(outcome)
-        finally:
-            self._progress.finish()
+        with _ParseAhead(work, self._parsers, self._settings) as parsed:
+            # The parser processes warm up while the embedding model loads (when it must).
+            if existing is None:
+                spec = CollectionSpec(self._embedder.model_name, self._embedder.dimension)
+                self._vector_store.ensure_collection(collection, spec)
+            self._progress.start(len(work))
+            try:
+                prepared = (
+                    self._prepare(work[o.job.key], o, report) for o in parsed.outcomes(report)
+                )
+                # Full, length-sorted batches across documents embed faster than one call
+                # per document (less padding).
+                for batch in _batches(prepared, self._settings.embed_batch_chunks):
+                    busy = 0 if parsed.done.is_set() else self._settings.parser_processes
+                    for outcome in self._embed_and_store(batch, collection, busy, report):
+                        report.add(outcome)
+                        self._progress.file_done(outcome)
+            finally:
+                self._progress.finish()
         report.seconds = time.monotonic() - started
         return report
 
     # -- stages ---------------------------------------------------------------------------
-    def _check_collection(self, collection: str) -> None:
-        """Refuse a collection built with another model; create it if new. Only creation
-        needs the vector size, so an existing collection is checked without loading the model."""
-        existing = self._vector_store.collection_spec(collection)
-        if existing is None or existing.embedding_model != self._embedder.model_name:
-            spec = CollectionSpec(self._embedder.model_name, self._embedder.dimension)
-            self._vector_store.ensure_collection(collection, spec)
-
     def _chunks_for(self, elements: list[ParsedElement], fmt: str, title: str) -> list[ChunkDraft]:
         if self._chunker is None:
             self._chunker = Chunker(self._embedder.count_tokens, self._embedder.max_tokens)
@@ -187,59 +191,6 @@ class IngestPipeline:
                 self._vector_store.delete_document(record.collection, record.id)
                 report.add(FileOutcome(source, "removed", record.file_type, record.chunks))
 
-    def _parse(
-        self, work: list[_Work], report: IngestReport
-    ) -> Iterator[tuple[_Work, ParseOutcome]]:
-        """Parse in isolated processes, drained by a thread so parsing overlaps embedding."""
-        if not work:
-            return
-        outcomes: queue.Queue[ParseOutcome | BaseException | None] = queue.Queue(maxsize=16)
-        jobs = [
-            ParseJob(i, str(w.candidate.path), w.candidate.format.name) for i, w in enumerate(work)
-        ]
-        s = self._settings
-        stop = threading.Event()
-
-        def drain() -> None:
-            try:
-                with contextlib.ExitStack() as stack:
-                    pool = self._parsers or stack.enter_context(
-                        ParserPool(
-                            min(s.parser_processes, len(jobs)),
-                            s.parse_timeout_s,
-                            s.parse_memory_mb,
-                            {job.file_type for job in jobs},
-                        )
-                    )
-                    for outcome in pool.parse_all(jobs):
-                        if stop.is_set():
-                            return
-                        outcomes.put(outcome)
-                outcomes.put(None)
-            except BaseException as exc:  # surfaced in the main thread below
-                outcomes.put(exc)
-
-        thread = threading.Thread(target=drain, name="citadel-parsers", daemon=True)
-        thread.start()
-        try:
-            while True:
-                waited = time.monotonic()
-                item = outcomes.get()
-                report.times.parse_wait += time.monotonic() - waited
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                report.times.parse_cpu += item.seconds
-                yield work[item.job.key], item
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a drain thread waiting on a full queue
-                try:
-                    outcomes.get_nowait()
-                except queue.Empty:
-                    thread.join(0.1)
-
     def _prepare(
         self, item: _Work, parsed: ParseOutcome, report: IngestReport
     ) -> _Prepared | FileOutcome:
@@ -261,11 +212,18 @@ class IngestPipeline:
         return _Prepared(item, title, drafts, _page_count(elements, fmt))
 
     def _embed_and_store(
-        self, batch: list[_Prepared | FileOutcome], collection: str, report: IngestReport
+        self,
+        batch: list[_Prepared | FileOutcome],
+        collection: str,
+        busy_parsers: int,
+        report: IngestReport,
     ) -> Iterator[FileOutcome]:
         """One embedding call for the batch (fuller, length-sorted batches), then each
         document stored in order: chunks, stale chunks removed, record last."""
         docs = [p for p in batch if isinstance(p, _Prepared)]
+        # Parser processes still at work own a core each: the embedder takes the rest, so
+        # the two never fight over the same core.
+        self._embedder.use_threads(max(1, cpu_count() - busy_parsers))
         t1 = time.monotonic()
         dense = iter(self._embedder.embed_documents([d.embed_text for p in docs for d in p.drafts]))
         report.times.embed += time.monotonic() - t1
@@ -352,3 +310,78 @@ def _page_count(elements: list[ParsedElement], fmt: str) -> int:
 
 def _with_root(record: DocumentRecord, root: Path) -> DocumentRecord:
     return replace(record, root=str(root))
+
+
+class _ParseAhead:
+    """Parsing in isolated processes, drained by a thread so it runs ahead of embedding.
+
+    Entering starts the parser processes (they warm up while the caller loads the model);
+    leaving stops them, whatever happened in between.
+    """
+
+    def __init__(
+        self, work: list[_Work], pool: ParserPool | None, settings: IngestSettings
+    ) -> None:
+        self._jobs = [
+            ParseJob(i, str(w.candidate.path), w.candidate.format.name) for i, w in enumerate(work)
+        ]
+        self._pool = pool
+        self._settings = settings
+        # Parsers run far ahead (parsed text is small): they finish early and hand their core
+        # back to the embedder, instead of crawling along beside it for the whole run.
+        self._queue: queue.Queue[ParseOutcome | BaseException | None] = queue.Queue(
+            maxsize=_PARSE_AHEAD_DOCUMENTS
+        )
+        self._stop = threading.Event()
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="citadel-parsers", daemon=True)
+
+    def __enter__(self) -> _ParseAhead:
+        if self._jobs:
+            self._thread.start()
+        else:
+            self.done.set()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a drain thread waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.1)
+
+    def outcomes(self, report: IngestReport) -> Iterator[ParseOutcome]:
+        if not self._jobs:
+            return
+        while True:
+            waited = time.monotonic()
+            item = self._queue.get()
+            report.times.parse_wait += time.monotonic() - waited
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            report.times.parse_cpu += item.seconds
+            yield item
+
+    def _drain(self) -> None:
+        s = self._settings
+        try:
+            with contextlib.ExitStack() as stack:
+                pool = self._pool or stack.enter_context(
+                    ParserPool(
+                        min(s.parser_processes, len(self._jobs)),
+                        s.parse_timeout_s,
+                        s.parse_memory_mb,
+                        {job.file_type for job in self._jobs},
+                    )
+                )
+                for outcome in pool.parse_all(self._jobs):
+                    if self._stop.is_set():
+                        return
+                    self._queue.put(outcome)
+            self.done.set()
+            self._queue.put(None)
+        except BaseException as exc:  # surfaced in the consuming thread
+            self._queue.put(exc)

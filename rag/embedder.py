@@ -79,6 +79,13 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
 
+    def use_threads(self, threads: int) -> None:
+        import torch
+
+        # More threads than free cores makes torch's parallel kernels wait on each other.
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(max(1, threads))
+
 
 @dataclass(frozen=True)
 class _Loaded:

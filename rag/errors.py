@@ -39,4 +39,9 @@ class CollectionNotFound(StoreError):
 
 
 class EmbeddingModelMismatch(StoreError):
-    pass
+    @classmethod
+    def between(cls, collection: str, built_with: str, wanted: str) -> EmbeddingModelMismatch:
+        return cls(
+            f"collection {collection!r} was built with the embedding model {built_with!r}; "
+            f"this run uses {wanted!r}. Use the same model, or ingest into a new collection."
+        )

@@ -36,6 +36,10 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> list[float]: ...
 
+    def use_threads(self, threads: int) -> None:
+        """Cores the embedder may use from now on (others are busy parsing)."""
+        ...
+
 
 class SparseEncoder(Protocol):
     def encode_document(self, text: str) -> SparseVector: ...

@@ -56,7 +56,7 @@ class IngestSettings(BaseModel):
         description="Office files (zip) whose content expands more than this are refused.",
     )
     embed_batch_chunks: int = Field(
-        128,
+        512,
         ge=1,
         le=4096,
         description="Chunks of several documents embedded together; each document is stored "

@@ -12,6 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rag.errors import CollectionNotFound, EmbeddingModelMismatch, StoreError
 from rag.ids import COLLECTION_META_ID, manifest_id
@@ -60,6 +61,15 @@ def folders_of(source: str) -> list[str]:
     """Every ancestor folder of a source path, for path-prefix filters ('a/b/c.pdf' -> a, a/b)."""
     parts = source.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def hit_from_point(point: Any) -> SearchHit:
+    """A scored point or record of either client library, as the port's SearchHit."""
+    return SearchHit(
+        id=str(point.id),
+        score=float(getattr(point, "score", 0.0) or 0.0),
+        payload=dict(point.payload or {}),
+    )
 
 
 def _is(kind: str) -> Match:
@@ -120,12 +130,14 @@ class QdrantStore(ABC):
                 "dimension": spec.dimension,
             }
             self._upsert(name, [PointData(COLLECTION_META_ID, meta)])
-        elif existing != spec:
+        elif existing.embedding_model != spec.embedding_model:
+            raise EmbeddingModelMismatch.between(
+                name, existing.embedding_model, spec.embedding_model
+            )
+        elif existing.dimension != spec.dimension:
             raise EmbeddingModelMismatch(
-                f"collection {name!r} was built with the embedding model "
-                f"{existing.embedding_model!r} ({existing.dimension} dimensions); this run uses "
-                f"{spec.embedding_model!r} ({spec.dimension}). Use the same model, or ingest "
-                "into a new collection."
+                f"collection {name!r} holds {existing.dimension}-dimension vectors; the model "
+                f"{spec.embedding_model!r} now gives {spec.dimension}"
             )
 
     def collection_spec(self, name: str) -> CollectionSpec | None:

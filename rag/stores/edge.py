@@ -10,7 +10,15 @@ from typing import Any
 import qdrant_edge as qe
 
 from rag.errors import StoreUnavailable
-from rag.stores.base import DENSE, KEYWORD_FIELDS, SPARSE, Match, PointData, QdrantStore
+from rag.stores.base import (
+    DENSE,
+    KEYWORD_FIELDS,
+    SPARSE,
+    Match,
+    PointData,
+    QdrantStore,
+    hit_from_point,
+)
 from rag.types import SearchHit, SparseVector
 
 _SCROLL_PAGE = 512
@@ -27,14 +35,6 @@ def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> qe.Filter:
     return qe.Filter(
         must=[_condition(m) for m in must] or None,
         must_not=[_condition(m) for m in must_not] or None,
-    )
-
-
-def _hit(point: Any) -> SearchHit:
-    return SearchHit(
-        id=str(point.id),
-        score=float(getattr(point, "score", 0.0) or 0.0),
-        payload=dict(point.payload or {}),
     )
 
 
@@ -129,7 +129,7 @@ class EdgeStore(QdrantStore):
                     with_vector=False,
                 )
             )
-            hits.extend(_hit(r) for r in records)
+            hits.extend(hit_from_point(r) for r in records)
             if offset is None:
                 return hits
 
@@ -143,7 +143,7 @@ class EdgeStore(QdrantStore):
 
     def _retrieve(self, name: str, ids: Sequence[str]) -> list[SearchHit]:
         records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
-        return [_hit(r) for r in records]
+        return [hit_from_point(r) for r in records]
 
     def _hybrid(
         self,
@@ -182,7 +182,7 @@ class EdgeStore(QdrantStore):
                 with_vector=False,
             )
         )
-        return [_hit(p) for p in points]
+        return [hit_from_point(p) for p in points]
 
     def flush(self) -> None:
         for shard in self._shards.values():

@@ -10,7 +10,15 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from rag.errors import StoreUnavailable
-from rag.stores.base import DENSE, KEYWORD_FIELDS, SPARSE, Match, PointData, QdrantStore
+from rag.stores.base import (
+    DENSE,
+    KEYWORD_FIELDS,
+    SPARSE,
+    Match,
+    PointData,
+    QdrantStore,
+    hit_from_point,
+)
 from rag.types import SearchHit, SparseVector
 
 _SCROLL_PAGE = 512
@@ -26,14 +34,6 @@ def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> qm.Filter:
     return qm.Filter(
         must=[_condition(m) for m in must] or None,
         must_not=[_condition(m) for m in must_not] or None,
-    )
-
-
-def _hit(point: Any) -> SearchHit:
-    return SearchHit(
-        id=str(point.id),
-        score=float(getattr(point, "score", 0.0) or 0.0),
-        payload=dict(point.payload or {}),
     )
 
 
@@ -110,7 +110,7 @@ class ServerStore(QdrantStore):
                 with_payload=True,
                 with_vectors=False,
             )
-            hits.extend(_hit(r) for r in records)
+            hits.extend(hit_from_point(r) for r in records)
             if offset is None:
                 return hits
 
@@ -142,7 +142,7 @@ class ServerStore(QdrantStore):
             with_payload=True,
             with_vectors=False,
         )
-        return [_hit(r) for r in records]
+        return [hit_from_point(r) for r in records]
 
     def _hybrid(
         self,
@@ -177,7 +177,7 @@ class ServerStore(QdrantStore):
             with_payload=True,
             with_vectors=False,
         )
-        return [_hit(p) for p in response.points]
+        return [hit_from_point(p) for p in response.points]
 
     def close(self) -> None:
         self._client.close()
