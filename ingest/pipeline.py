@@ -31,6 +31,7 @@ from rag.settings import IngestSettings
 from rag.types import Chunk, CollectionSpec, DocumentRecord, SparseVector
 
 _PARSE_AHEAD_DOCUMENTS = 512  # parsed documents waiting for the embedder, at most
+_EMBED_SLICE = 64  # chunks per embedding call within a batch: a progress tick every few s
 
 
 @dataclass(frozen=True)
@@ -218,14 +219,14 @@ class IngestPipeline:
         busy_parsers: int,
         report: IngestReport,
     ) -> Iterator[FileOutcome]:
-        """One embedding call for the batch (fuller, length-sorted batches), then each
-        document stored in order: chunks, stale chunks removed, record last."""
+        """The batch's chunks embedded together, then each document stored in order:
+        chunks, stale chunks removed, record last."""
         docs = [p for p in batch if isinstance(p, _Prepared)]
         # Parser processes still at work own a core each: the embedder takes the rest, so
         # the two never fight over the same core.
         self._embedder.use_threads(max(1, cpu_count() - busy_parsers))
         t1 = time.monotonic()
-        dense = iter(self._embedder.embed_documents([d.embed_text for p in docs for d in p.drafts]))
+        dense = iter(self._embed([d.embed_text for p in docs for d in p.drafts]))
         report.times.embed += time.monotonic() - t1
         for prepared in batch:
             if isinstance(prepared, FileOutcome):
@@ -236,6 +237,20 @@ class IngestPipeline:
             sparse = [self._sparse.encode_document(d.embed_text) for d in prepared.drafts]
             report.times.embed += time.monotonic() - t2
             yield self._write(prepared, vectors, sparse, collection, report)
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        """Sorted by length once for the whole batch (little padding), embedded in slices so
+        the progress display moves every few seconds."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), _EMBED_SLICE):
+            part = order[start : start + _EMBED_SLICE]
+            for i, vector in zip(
+                part, self._embedder.embed_documents([texts[i] for i in part]), strict=True
+            ):
+                vectors[i] = vector
+            self._progress.chunks_embedded(len(part))
+        return vectors
 
     def _write(
         self,

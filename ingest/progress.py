@@ -24,6 +24,8 @@ from ingest.report import FileOutcome
 class ProgressSink(Protocol):
     def start(self, files: int) -> None: ...
 
+    def chunks_embedded(self, chunks: int) -> None: ...
+
     def file_done(self, outcome: FileOutcome) -> None: ...
 
     def finish(self) -> None: ...
@@ -31,6 +33,9 @@ class ProgressSink(Protocol):
 
 class SilentProgress:
     def start(self, files: int) -> None:
+        pass
+
+    def chunks_embedded(self, chunks: int) -> None:
         pass
 
     def file_done(self, outcome: FileOutcome) -> None:
@@ -54,6 +59,9 @@ class LineProgress:
         self._total, self._started = files, time.monotonic()
         print(f"ingesting {files} file(s) that are new or changed", file=self._stream, flush=True)
 
+    def chunks_embedded(self, chunks: int) -> None:
+        pass  # a line per file is enough for a log
+
     def file_done(self, outcome: FileOutcome) -> None:
         self._done += 1
         self._chunks += outcome.chunks
@@ -71,7 +79,7 @@ class LineProgress:
 
 
 class RichProgress:
-    """Files done, chunks written, rate and time left, on the terminal's stderr."""
+    """Files done, chunks embedded, rate and time left, on the terminal's stderr."""
 
     def __init__(self) -> None:
         self._progress = Progress(
@@ -93,17 +101,25 @@ class RichProgress:
         self._progress.start()
         self._task = self._progress.add_task("ingest", total=files, chunks=0, rate="0.0")
 
+    def chunks_embedded(self, chunks: int) -> None:
+        self._chunks += chunks
+        self._refresh(advance=0)
+
     def file_done(self, outcome: FileOutcome) -> None:
-        self._chunks += outcome.chunks
         if outcome.status == "failed":
             # File names and reasons are untrusted text: escape them, never read them as markup.
             self._progress.console.print(
                 f"[red]failed[/] {escape(outcome.source)}: {escape(outcome.reason)}",
                 highlight=False,
             )
+        self._refresh(advance=1)
+
+    def _refresh(self, advance: int) -> None:
         rate = self._chunks / max(time.monotonic() - self._started, 1e-6)
         if self._task is not None:
-            self._progress.update(self._task, advance=1, chunks=self._chunks, rate=f"{rate:.1f}")
+            self._progress.update(
+                self._task, advance=advance, chunks=self._chunks, rate=f"{rate:.1f}"
+            )
 
     def finish(self) -> None:
         self._progress.stop()

@@ -189,3 +189,38 @@ def test_yaml_settings_file_is_read_and_the_environment_wins(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "from-yaml" / "qdrant-edge" / "default").is_dir()
+
+
+def test_terminal_gets_a_live_progress_display_with_names_shown_literally(tmp_path):
+    import pty
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\n" + "Some text. " * 300, encoding="utf-8")
+    (folder / "[bold]evil[red].md").write_bytes(b"")  # a name that looks like rich markup
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ui", "--data-dir", str(tmp_path / "data"), "ingest", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**env, "COLUMNS": "160"},
+        cwd=REPO,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        screen += data
+    summary = process.communicate(timeout=600)[0].decode()
+    text = screen.decode("utf-8", "replace")
+
+    assert "ingesting" in text and "chunks/s" in text and "ETA" in text
+    assert "1/1" in text  # the bar reached the end
+    # The summary (stdout, piped) names the refused file literally, markup and all.
+    assert "[bold]evil[red].md" in summary and "empty file (0 bytes)" in summary
