@@ -25,10 +25,10 @@ from ingest.progress import ProgressSink, SilentProgress
 from ingest.report import FileOutcome, IngestReport
 from ingest.workers import ParseJob, ParseOutcome, ParserPool, cpu_count
 from rag.errors import CitadelError, EmbeddingModelMismatch
-from rag.ids import chunk_id, document_id
+from rag.ids import document_id
 from rag.ports import Embedder, SparseEncoder, VectorStore
 from rag.settings import IngestSettings
-from rag.types import Chunk, CollectionSpec, DocumentRecord, SparseVector
+from rag.types import CollectionSpec, DocumentRecord, SparseVector
 
 _PARSE_AHEAD_DOCUMENTS = 512  # parsed documents waiting for the embedder, at most
 _EMBED_SLICE = 64  # chunks per embedding call within a batch: a progress tick every few s
@@ -263,45 +263,26 @@ class IngestPipeline:
         t0 = time.monotonic()
         item, c = prepared.item, prepared.item.candidate
         fmt = c.format.name
-        doc_id = document_id(collection, c.source)
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        record = DocumentRecord(
+            id=document_id(collection, c.source),
+            collection=collection,
+            source=c.source,
+            file_type=fmt,
+            title=prepared.title,
+            pages=prepared.pages,
+            chunks=len(prepared.drafts),
+            sha256=item.sha256,
+            size=c.size,
+            ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            root=str(c.root),
+        )
         chunks = [
-            Chunk(
-                id=chunk_id(doc_id, n),
-                document_id=doc_id,
-                collection=collection,
-                source=c.source,
-                file_type=fmt,
-                title=prepared.title,
-                headings=d.headings,
-                pages=d.pages,
-                number=n,
-                text=d.text,
-                embed_text=d.embed_text,
-                sha256=item.sha256,
-                ingested_at=now,
-                slide=d.slide,
-                sheet=d.sheet,
-            )
+            record.chunk(n, d.text, d.embed_text, d.headings, d.pages, d.slide, d.sheet)
             for n, d in enumerate(prepared.drafts)
         ]
         self._vector_store.upsert_chunks(collection, chunks, dense, sparse)
-        self._vector_store.delete_stale_chunks(collection, doc_id, item.sha256)
-        self._vector_store.put_document(
-            DocumentRecord(
-                id=doc_id,
-                collection=collection,
-                source=c.source,
-                file_type=fmt,
-                title=prepared.title,
-                pages=prepared.pages,
-                chunks=len(chunks),
-                sha256=item.sha256,
-                size=c.size,
-                ingested_at=now,
-                root=str(c.root),
-            )
-        )
+        self._vector_store.delete_stale_chunks(collection, record.id, item.sha256)
+        self._vector_store.put_document(record)  # last: its presence means "complete"
         report.times.store += time.monotonic() - t0
         status = "updated" if item.previous is not None else "added"
         return FileOutcome(c.source, status, fmt, len(chunks), prepared.pages)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.ids import chunk_id
+
 
 @dataclass(frozen=True)
 class SparseVector:
@@ -84,6 +86,36 @@ class DocumentRecord:
             "ingested_at": self.ingested_at,
             "root": self.root,
         }
+
+    def chunk(
+        self,
+        number: int,
+        text: str,
+        embed_text: str,
+        headings: tuple[str, ...] = (),
+        pages: tuple[int, ...] = (),
+        slide: int | None = None,
+        sheet: str | None = None,
+    ) -> Chunk:
+        """A passage of this document: its identity fields come from the record, never
+        retyped, so a chunk always agrees with the document it belongs to."""
+        return Chunk(
+            id=chunk_id(self.id, number),
+            document_id=self.id,
+            collection=self.collection,
+            source=self.source,
+            file_type=self.file_type,
+            title=self.title,
+            headings=headings,
+            pages=pages,
+            number=number,
+            text=text,
+            embed_text=embed_text,
+            sha256=self.sha256,
+            ingested_at=self.ingested_at,
+            slide=slide,
+            sheet=sheet,
+        )
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DocumentRecord:
