@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from rag.types import (
@@ -10,9 +10,11 @@ from rag.types import (
     CollectionInfo,
     CollectionSpec,
     DocumentRecord,
+    Message,
     SearchFilter,
     SearchHit,
     SparseVector,
+    Usage,
 )
 
 
@@ -84,13 +86,36 @@ class VectorStore(Protocol):
 
     def count_chunks(self, collection: str, document_id: str | None = None) -> int: ...
 
-    def hybrid_search(
+    def search(
         self,
         collections: Sequence[str],
-        dense: Sequence[float],
-        sparse: SparseVector,
+        query: Sequence[float] | SparseVector,
         limit: int,
         search_filter: SearchFilter | None = None,
-    ) -> list[SearchHit]: ...
+    ) -> list[SearchHit]:
+        """Chunks nearest to one query vector, dense (cosine) or sparse (BM25), best first,
+        only from `collections` and within `search_filter`. Fusion is the retriever's job."""
+        ...
+
+    def chunks_by_id(self, collection: str, ids: Sequence[str]) -> list[SearchHit]:
+        """The chunks among `ids` that exist (neighbour expansion asks for computed IDs)."""
+        ...
 
     def close(self) -> None: ...
+
+
+class Generator(Protocol):
+    """Writes answers: a model behind a server (Ollama)."""
+
+    @property
+    def model(self) -> str: ...
+
+    def context_limit(self) -> int:
+        """Largest context (prompt + answer, in the model's tokens) to ask for."""
+        ...
+
+    def stream(self, messages: Sequence[Message], num_ctx: int) -> Iterator[str | Usage]:
+        """Text deltas as the model writes them, then one Usage."""
+        ...
+
+    def complete(self, messages: Sequence[Message], num_ctx: int) -> str: ...

@@ -67,6 +67,61 @@ class IngestSettings(BaseModel):
     )
 
 
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(6, ge=1, le=50, description="Passages given to the model (and shown).")
+    candidates: int = Field(
+        50, ge=5, le=1000, description="Hits taken from each of the dense and sparse searches."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    dense_weight: float = Field(
+        1.0, ge=0, description="Weight of the dense (meaning) ranking in the fusion."
+    )
+    sparse_weight: float = Field(
+        1.0, ge=0, description="Weight of the sparse (exact words, BM25) ranking in the fusion."
+    )
+    rerank_model: str | None = Field(
+        None,
+        description="sentence-transformers CrossEncoder (folder path or cached name) that "
+        "re-scores the fused candidates. Unset: no reranking.",
+    )
+    rerank_candidates: int = Field(30, ge=1, le=200, description="Fused hits the reranker sees.")
+    neighbours: int = Field(
+        1, ge=0, le=3, description="Chunks before and after each passage added as its context."
+    )
+    min_evidence: float = Field(
+        0.14,
+        ge=0,
+        le=1,
+        description="Below this evidence score the answer is 'not found in your documents', "
+        "without calling the model.",
+    )
+    max_query_chars: int = Field(2000, ge=10, description="Longer questions are refused.")
+
+
+class LlmSettings(BaseModel):
+    model: str | None = Field(
+        "llama3.2:3b",
+        description="Ollama model that writes answers. Empty: search mode (passages only).",
+    )
+    host: str = Field("http://127.0.0.1:11434", description="Ollama server URL.")
+    keep_alive: str = Field("30m", description="How long Ollama keeps the model loaded.")
+    temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
+    max_answer_tokens: int = Field(
+        512, ge=16, le=8192, description="Tokens reserved for the answer in the context window."
+    )
+    max_context_tokens: int = Field(
+        8192,
+        ge=512,
+        description="Upper bound for num_ctx (memory grows with it); the model's own limit "
+        "applies when lower.",
+    )
+    connect_timeout_s: float = Field(3.0, gt=0, description="Connecting to Ollama.")
+    first_token_timeout_s: float = Field(
+        120.0, gt=0, description="Waiting for the first token (includes loading the model)."
+    )
+    idle_timeout_s: float = Field(30.0, gt=0, description="Longest pause within the stream.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITADEL_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -76,6 +131,8 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     qdrant: QdrantSettings = QdrantSettings()
     ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LlmSettings = LlmSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -164,3 +164,76 @@ class SearchHit:
     id: str
     score: float
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk as the answer uses and cites it."""
+
+    chunk_id: str
+    collection: str
+    document_id: str
+    source: str
+    file_type: str
+    title: str
+    headings: tuple[str, ...]
+    pages: tuple[int, ...]
+    number: int
+    text: str
+    score: float  # fused (or reranked) relevance, higher is better
+    dense_score: float | None = (
+        None  # cosine similarity to the question, if the dense search found it
+    )
+    slide: int | None = None
+    sheet: str | None = None
+    before: str = ""  # neighbouring chunks of the same document, given to the model as context
+    after: str = ""
+
+    @classmethod
+    def from_hit(cls, hit: SearchHit, score: float, dense_score: float | None = None) -> Passage:
+        p = hit.payload
+        return cls(
+            chunk_id=hit.id,
+            collection=p["collection"],
+            document_id=p["document_id"],
+            source=p["source"],
+            file_type=p["file_type"],
+            title=p.get("title") or "",
+            headings=tuple(p.get("headings") or ()),
+            pages=tuple(p.get("pages") or ()),
+            number=int(p["chunk"]),
+            text=p["text"],
+            score=score,
+            dense_score=dense_score,
+            slide=p.get("slide"),
+            sheet=p.get("sheet"),
+        )
+
+    @property
+    def location(self) -> str:
+        """Where in the document: 'page 4', 'pages 4-5', 'slide 3', 'sheet X', or the section."""
+        if self.pages:
+            first, last = self.pages[0], self.pages[-1]
+            return f"page {first}" if first == last else f"pages {first}-{last}"
+        if self.slide is not None:
+            return f"slide {self.slide}"
+        if self.sheet:
+            return f"sheet {self.sheet}"
+        return " > ".join(self.headings)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation with the model."""
+
+    role: str  # system, user or assistant
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Reported by the model server once an answer is complete."""
+
+    prompt_tokens: int | None
+    output_tokens: int | None
+    done_reason: str | None

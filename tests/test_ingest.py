@@ -77,15 +77,15 @@ def test_passage_is_found_by_a_question_naming_its_section(
         encoding="utf-8",
     )
     make_pipeline().run([folder], "docs")
+    from rag.retrieval import Retriever
+    from rag.settings import RetrievalSettings
     from rag.sparse import Bm25Encoder
 
-    question = "What is the default of max_connections?"
-    hits = store.hybrid_search(
-        ["docs"], embedder.embed_query(question), Bm25Encoder().encode_query(question), 3
-    )
+    retriever = Retriever(store, embedder, Bm25Encoder(), RetrievalSettings())
+    best = retriever.retrieve("What is the default of max_connections?", ["docs"]).passages[0]
 
-    assert hits[0].payload["text"] == "It defaults to 100."
-    assert hits[0].payload["headings"] == ["Gateway settings", "max_connections"]
+    assert best.text == "It defaults to 100."
+    assert best.headings == ("Gateway settings", "max_connections")
 
 
 def test_second_run_on_unchanged_folder_parses_nothing(make_pipeline, store, sample_folder):

@@ -154,7 +154,7 @@ def test_delete_document_removes_record_and_chunks(store: QdrantStore) -> None:
     assert store.count_chunks("docs") == 1
 
 
-def test_hybrid_search_finds_the_lexical_match(store: QdrantStore) -> None:
+def test_sparse_search_finds_the_lexical_match_dense_the_nearest(store: QdrantStore) -> None:
     store.ensure_collection("docs", SPEC)
     _put(
         store,
@@ -164,10 +164,16 @@ def test_hybrid_search_finds_the_lexical_match(store: QdrantStore) -> None:
         vector=[1.0, 0.0, 0.0, 0.0],
     )
 
-    hits = store.hybrid_search(["docs"], [1.0, 0.0, 0.0, 0.0], _query("retention period"), 5)
+    _put(store, "docs", "b.md", ["unrelated words entirely"], vector=[0.0, 1.0, 0.0, 0.0])
 
-    assert hits[0].payload["text"] == "the retention period is ninety days"
-    assert all(h.payload["kind"] == "chunk" for h in hits)
+    lexical = store.search(["docs"], _query("retention period"), 5)
+    nearest = store.search(["docs"], [0.0, 0.9, 0.1, 0.0], 5)
+
+    assert lexical[0].payload["text"] == "the retention period is ninety days"
+    assert nearest[0].payload["text"] == "unrelated words entirely"
+    assert nearest[0].score > nearest[-1].score
+    assert all(h.payload["kind"] == "chunk" for h in lexical + nearest)
+    assert store.search(["docs"], SparseVector([], []), 5) == []  # a stop-words-only question
 
 
 def test_search_honours_file_type_document_and_folder_filters(store: QdrantStore) -> None:
@@ -177,8 +183,10 @@ def test_search_honours_file_type_document_and_folder_filters(store: QdrantStore
     _put(store, "docs", "hr/deep/c.md", ["leave carry over"])
 
     def sources(search_filter: SearchFilter) -> set[str]:
-        hits = store.hybrid_search(["docs"], [1, 0, 0, 0], _query("leave"), 10, search_filter)
-        return {h.payload["source"] for h in hits}
+        lexical = store.search(["docs"], _query("leave"), 10, search_filter)
+        dense = store.search(["docs"], [1, 0, 0, 0], 10, search_filter)
+        assert {h.payload["source"] for h in lexical} == {h.payload["source"] for h in dense}
+        return {h.payload["source"] for h in lexical}
 
     assert sources(SearchFilter(file_types=("pdf",))) == {"it/b.pdf"}
     assert sources(SearchFilter(document_ids=(a,))) == {"hr/a.md"}
@@ -192,9 +200,11 @@ def test_search_never_crosses_into_collections_not_asked_for(store: QdrantStore)
     _put(store, "docs", "a.md", ["public canteen menu"])
     _put(store, "secret", "s.md", ["secret canteen menu"])
 
-    hits = store.hybrid_search(["docs"], [1, 0, 0, 0], _query("secret canteen"), 10)
-
-    assert {h.payload["collection"] for h in hits} == {"docs"}
+    for query in ([1, 0, 0, 0], _query("secret canteen")):
+        hits = store.search(["docs"], query, 10)
+        assert {h.payload["collection"] for h in hits} == {"docs"}
+    both = store.search(["docs", "secret"], _query("secret canteen"), 10)
+    assert {h.payload["collection"] for h in both} == {"docs", "secret"}
 
 
 def test_unknown_collection_and_bad_names_are_clear_errors(store: QdrantStore) -> None:

@@ -105,14 +105,10 @@ class QdrantStore(ABC):
     def _retrieve(self, name: str, ids: Sequence[str]) -> list[SearchHit]: ...
 
     @abstractmethod
-    def _hybrid(
-        self,
-        name: str,
-        dense: Sequence[float],
-        sparse: SparseVector,
-        limit: int,
-        must: Sequence[Match],
-    ) -> list[SearchHit]: ...
+    def _nearest(
+        self, name: str, query: Sequence[float] | SparseVector, limit: int, must: Sequence[Match]
+    ) -> list[SearchHit]:
+        """Points nearest to a dense (cosine) or sparse (BM25, IDF applied) query vector."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -225,22 +221,27 @@ class QdrantStore(ABC):
             must.append(Match("document_id", (document_id,)))
         return self._count(collection, must)
 
-    def hybrid_search(
+    def search(
         self,
         collections: Sequence[str],
-        dense: Sequence[float],
-        sparse: SparseVector,
+        query: Sequence[float] | SparseVector,
         limit: int,
         search_filter: SearchFilter | None = None,
     ) -> list[SearchHit]:
         if not collections:
             raise StoreError("a search needs at least one collection")
+        if isinstance(query, SparseVector) and not query.indices:
+            return []  # a question made only of stop words has no lexical evidence
         must = [_is("chunk"), *self._filter_conditions(search_filter or SearchFilter())]
         hits: list[SearchHit] = []
         for name in collections:
             self._require(name)
-            hits.extend(self._hybrid(name, dense, sparse, limit, must))
+            hits.extend(self._nearest(name, query, limit, must))
         return sorted(hits, key=lambda h: h.score, reverse=True)[:limit]
+
+    def chunks_by_id(self, collection: str, ids: Sequence[str]) -> list[SearchHit]:
+        self._require(collection)
+        return [h for h in self._retrieve(collection, ids) if h.payload.get("kind") == "chunk"]
 
     # -- helpers ------------------------------------------------------------------------
     @staticmethod

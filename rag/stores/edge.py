@@ -145,39 +145,18 @@ class EdgeStore(QdrantStore):
         records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
         return [hit_from_point(r) for r in records]
 
-    def _hybrid(
-        self,
-        name: str,
-        dense: Sequence[float],
-        sparse: SparseVector,
-        limit: int,
-        must: Sequence[Match],
+    def _nearest(
+        self, name: str, query: Sequence[float] | SparseVector, limit: int, must: Sequence[Match]
     ) -> list[SearchHit]:
-        flt = _filter(must)
-        candidates = max(limit * 4, 40)
-        prefetches = [
-            qe.Prefetch(
-                limit=candidates,
-                query=qe.Query.Nearest([float(x) for x in dense], using=DENSE),
-                filter=flt,
-            ),
-        ]
-        if sparse.indices:
-            prefetches.append(
-                qe.Prefetch(
-                    limit=candidates,
-                    query=qe.Query.Nearest(
-                        qe.SparseVector(sparse.indices, sparse.values), using=SPARSE
-                    ),
-                    filter=flt,
-                )
-            )
+        if isinstance(query, SparseVector):
+            nearest = qe.Query.Nearest(qe.SparseVector(query.indices, query.values), using=SPARSE)
+        else:
+            nearest = qe.Query.Nearest([float(x) for x in query], using=DENSE)
         points = self._shard(name).query(
             qe.QueryRequest(
                 limit=limit,
-                prefetches=prefetches,
-                query=qe.Fusion.Rrf(k=60),  # type: ignore[arg-type]  # the stub's union omits Fusion.Rrf
-                filter=flt,
+                query=nearest,
+                filter=_filter(must),
                 with_payload=True,
                 with_vector=False,
             )

@@ -144,35 +144,21 @@ class ServerStore(QdrantStore):
         )
         return [hit_from_point(r) for r in records]
 
-    def _hybrid(
-        self,
-        name: str,
-        dense: Sequence[float],
-        sparse: SparseVector,
-        limit: int,
-        must: Sequence[Match],
+    def _nearest(
+        self, name: str, query: Sequence[float] | SparseVector, limit: int, must: Sequence[Match]
     ) -> list[SearchHit]:
-        flt = _filter(must)
-        candidates = max(limit * 4, 40)
-        prefetch = [
-            qm.Prefetch(query=[float(x) for x in dense], using=DENSE, limit=candidates, filter=flt)
-        ]
-        if sparse.indices:
-            prefetch.append(
-                qm.Prefetch(
-                    query=qm.SparseVector(indices=sparse.indices, values=sparse.values),
-                    using=SPARSE,
-                    limit=candidates,
-                    filter=flt,
-                )
-            )
+        vector: Any
+        if isinstance(query, SparseVector):
+            vector, using = qm.SparseVector(indices=query.indices, values=query.values), SPARSE
+        else:
+            vector, using = [float(x) for x in query], DENSE
         response = self._call(
             "search",
             self._client.query_points,
             self._qname(name),
-            prefetch=prefetch,
-            query=qm.RrfQuery(rrf=qm.Rrf(k=60)),
-            query_filter=flt,
+            query=vector,
+            using=using,
+            query_filter=_filter(must),
             limit=limit,
             with_payload=True,
             with_vectors=False,

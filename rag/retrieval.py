@@ -1,0 +1,143 @@
+"""Question in, ranked passages out: dense and sparse searches, fused, reranked, expanded.
+
+Every search is confined to the collections the caller passes in; callers decide which
+collections a user may read (the server, from the user's teams) and never pass others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from rag.errors import CitadelError
+from rag.evidence import Evidence, assess
+from rag.fusion import reciprocal_rank_fusion
+from rag.ids import chunk_id
+from rag.ports import Embedder, SparseEncoder, VectorStore
+from rag.rerank import CrossEncoderReranker
+from rag.settings import RetrievalSettings
+from rag.types import Passage, SearchFilter, SearchHit
+
+
+class InvalidQuestion(CitadelError):
+    pass
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    question: str
+    passages: list[Passage]  # best first, at most top_k
+    evidence: Evidence
+    latency_ms: float  # question in, ranked passages and refusal decision out
+
+    @property
+    def weak_evidence(self) -> bool:
+        return not self.evidence.sufficient
+
+
+class Retriever:
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        settings: RetrievalSettings,
+        reranker: CrossEncoderReranker | None = None,
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._sparse = sparse
+        self._settings = settings
+        self._reranker = reranker
+
+    def retrieve(
+        self,
+        question: str,
+        collections: Sequence[str],
+        search_filter: SearchFilter | None = None,
+        top_k: int | None = None,
+    ) -> Retrieval:
+        question = self._check(question)
+        _ = self._embedder.dimension  # loads the model on first use: not part of the latency
+        started = time.perf_counter()
+        s = self._settings
+        top_k = top_k or s.top_k
+        dense_hits = self._store.search(
+            collections, self._embedder.embed_query(question), s.candidates, search_filter
+        )
+        sparse_hits = self._store.search(
+            collections, self._sparse.encode_query(question), s.candidates, search_filter
+        )
+        fused = reciprocal_rank_fusion(
+            [dense_hits, sparse_hits], [s.dense_weight, s.sparse_weight], s.rrf_k
+        )
+        cosine = {h.id: h.score for h in dense_hits}
+        passages = [Passage.from_hit(hit, score, cosine.get(hit.id)) for hit, score in fused]
+        if self._reranker is not None and passages:
+            passages = self._rerank(question, passages[: s.rerank_candidates])
+        reranked_top = passages[0].score if self._reranker is not None and passages else None
+        passages = passages[:top_k]
+        evidence = assess(dense_hits, sparse_hits, s.min_evidence, s.candidates, reranked_top)
+        if s.neighbours and passages:
+            passages = self._with_neighbours(passages, s.neighbours)
+        return Retrieval(
+            question=question,
+            passages=passages,
+            evidence=evidence,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _check(self, question: str) -> str:
+        question = " ".join(question.split())
+        if not question:
+            raise InvalidQuestion("the question is empty")
+        if len(question) > self._settings.max_query_chars:
+            raise InvalidQuestion(
+                f"the question is {len(question)} characters long; the limit is "
+                f"{self._settings.max_query_chars} (CITADEL_RETRIEVAL__MAX_QUERY_CHARS)"
+            )
+        return question
+
+    def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
+        assert self._reranker is not None
+        scores = self._reranker.score(question, [_titled(p) for p in passages])
+        rescored = [replace(p, score=sc) for p, sc in zip(passages, scores, strict=True)]
+        return sorted(rescored, key=lambda p: p.score, reverse=True)
+
+    def _with_neighbours(self, passages: list[Passage], reach: int) -> list[Passage]:
+        """Each passage gets the text around it, fetched by the chunks' computed IDs in one
+        call per collection; a neighbour that is itself a passage is not repeated."""
+        shown = {p.chunk_id for p in passages}
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for p in passages:
+            for n in range(max(p.number - reach, 0), p.number + reach + 1):
+                cid = chunk_id(p.document_id, n)
+                if cid not in shown:
+                    wanted[p.collection].append(cid)
+        found: dict[str, SearchHit] = {}
+        for collection, ids in wanted.items():
+            found.update({h.id: h for h in self._store.chunks_by_id(collection, ids)})
+
+        def around(p: Passage, numbers: range) -> str:
+            texts = []
+            for n in numbers:
+                hit = found.get(chunk_id(p.document_id, n))
+                if hit is not None:
+                    texts.append(hit.payload["text"])
+            return "\n".join(texts)
+
+        return [
+            replace(
+                p,
+                before=around(p, range(max(p.number - reach, 0), p.number)),
+                after=around(p, range(p.number + 1, p.number + reach + 1)),
+            )
+            for p in passages
+        ]
+
+
+def _titled(p: Passage) -> str:
+    trail = " / ".join(x for x in (p.title, *p.headings) if x)
+    return f"{trail}\n{p.text}" if trail else p.text

@@ -1,0 +1,142 @@
+"""Retrieval as a user meets it: the right passage first, with its page; filters and
+collections honoured; weak evidence detected; neighbours and reranking when configured."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import IngestPipeline
+from rag.retrieval import InvalidQuestion, Retriever
+from rag.settings import IngestSettings, RetrievalSettings
+from rag.sparse import Bm25Encoder
+from rag.stores.edge import EdgeStore
+from rag.types import SearchFilter
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, embedder, parsers) -> Iterator[EdgeStore]:
+    """The samples in `docs`, plus a canary document in another team's collection."""
+    base = tmp_path_factory.mktemp("retrieval")
+    shutil.copytree(SAMPLES, base / "docs")
+    (base / "secret").mkdir()
+    (base / "secret" / "salaries.md").write_text(
+        "# Salary bands 2026\n\nThe canary salary band for analysts is 91,000 EUR.\n",
+        encoding="utf-8",
+    )
+    store = EdgeStore(base / "store")
+    pipeline = IngestPipeline(store, embedder, Bm25Encoder(), IngestSettings(), parsers=parsers)
+    pipeline.run([base / "docs"], "docs")
+    pipeline.run([base / "secret"], "finance")
+    yield store
+    store.close()
+
+
+def retriever(store, embedder, **settings) -> Retriever:
+    return Retriever(store, embedder, Bm25Encoder(), RetrievalSettings(**settings))
+
+
+def test_answering_passage_comes_first_with_its_page(indexed, embedder) -> None:
+    r = retriever(indexed, embedder)
+
+    leave = r.retrieve("How many days of paid annual leave do I get?", ["docs"])
+    laptop = r.retrieve("How fast must I report a stolen laptop?", ["docs"])
+
+    assert leave.passages[0].source == "handbook.md"
+    assert "25 days of paid annual leave" in leave.passages[0].text
+    assert leave.passages[0].location == "Larkspur Analytics Employee Handbook > Leave"
+    assert laptop.passages[0].source == "policies/information-security-policy.pdf"
+    assert "within one hour" in laptop.passages[0].text
+    assert laptop.passages[0].location == "page 2"
+    assert not leave.weak_evidence and not laptop.weak_evidence
+
+
+def test_questions_the_documents_do_not_cover_have_weak_evidence(indexed, embedder) -> None:
+    r = retriever(indexed, embedder)
+
+    for question in (
+        "Which zpool command creates a mirrored ZFS pool?",
+        "How do I configure streaming replication between two PostgreSQL servers?",
+    ):
+        result = r.retrieve(question, ["docs"])
+        assert result.weak_evidence, (question, result.evidence)
+        assert result.passages  # the closest passages are still there to show
+
+
+def test_filters_by_file_type_and_folder(indexed, embedder) -> None:
+    r = retriever(indexed, embedder)
+    question = "What are the rules for passwords?"
+
+    pdf_only = r.retrieve(question, ["docs"], SearchFilter(file_types=("pdf",)))
+    under_policies = r.retrieve(question, ["docs"], SearchFilter(source_prefix="policies"))
+
+    assert pdf_only.passages and {p.file_type for p in pdf_only.passages} == {"pdf"}
+    assert under_policies.passages
+    assert all(p.source.startswith("policies/") for p in under_policies.passages)
+
+
+def test_never_returns_chunks_of_collections_not_asked_for(indexed, embedder) -> None:
+    r = retriever(indexed, embedder, top_k=50)
+
+    own = r.retrieve("What is the canary salary band for analysts?", ["docs"])
+    both = r.retrieve("What is the canary salary band for analysts?", ["docs", "finance"])
+
+    assert all("canary" not in p.text for p in own.passages)
+    assert {p.collection for p in own.passages} == {"docs"}
+    assert both.passages[0].collection == "finance"
+    assert "91,000 EUR" in both.passages[0].text
+
+
+def test_neighbouring_chunks_come_as_context(indexed, embedder) -> None:
+    question = "How many days of paid annual leave do I get?"
+    with_context = retriever(indexed, embedder, neighbours=1).retrieve(question, ["docs"])
+    without = retriever(indexed, embedder, neighbours=0).retrieve(question, ["docs"])
+
+    best = with_context.passages[0]
+    chunks = {
+        h.payload["chunk"]: h.payload["text"] for h in indexed.chunks("docs", best.document_id)
+    }
+    shown = {p.number for p in with_context.passages if p.document_id == best.document_id}
+
+    def expected(n: int) -> str:  # a neighbour that is itself a passage is not repeated
+        return "" if n in shown else chunks.get(n, "")
+
+    assert best.before == expected(best.number - 1)
+    assert best.after == expected(best.number + 1)
+    assert any(p.before or p.after for p in with_context.passages)
+    assert not without.passages[0].before and not without.passages[0].after
+
+
+def test_empty_or_oversized_questions_are_clear_errors(indexed, embedder) -> None:
+    r = retriever(indexed, embedder, max_query_chars=100)
+
+    with pytest.raises(InvalidQuestion, match="empty"):
+        r.retrieve("   ", ["docs"])
+    with pytest.raises(InvalidQuestion, match="limit is 100"):
+        r.retrieve("why " * 50, ["docs"])
+
+
+def test_cross_encoder_reranks_and_gives_the_evidence(indexed, embedder, tmp_path: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from rag.embedder import resolve_model_path
+    from rag.rerank import CrossEncoderReranker
+
+    # No reranking model ships with Citadel; a cross-encoder built on the packaged MiniLM
+    # (untrained head) is enough to check that its scores, not the fusion, decide the order.
+    folder = tmp_path / "cross-encoder"
+    CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1).save(str(folder))
+    settings = RetrievalSettings(rerank_model=str(folder), neighbours=0)
+    reranker = CrossEncoderReranker(str(folder))
+    r = Retriever(indexed, embedder, Bm25Encoder(), settings, reranker)
+
+    result = r.retrieve("How many days of paid annual leave do I get?", ["docs"])
+
+    scores = [p.score for p in result.passages]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert result.evidence.score == pytest.approx(scores[0])
