@@ -7,6 +7,11 @@
         ├── StoreUnavailable      cannot open or reach the store (locked, server down)
         ├── CollectionNotFound    no such collection
         └── EmbeddingModelMismatch  collection built with another embedding model
+    └── GeneratorError            the answer-writing model failed
+        ├── GeneratorUnavailable  model server unreachable (answers fall back to search mode)
+        ├── ModelNotFound         the model is not pulled on the server
+        ├── GenerationTimeout     no first token, or the stream went idle, within its limit
+        └── GenerationFailed      the server reported an error or dropped the stream
 
 Each carries a sentence meant for a person; the original exception is chained.
 """
@@ -45,3 +50,23 @@ class EmbeddingModelMismatch(StoreError):
             f"collection {collection!r} was built with the embedding model {built_with!r}; "
             f"this run uses {wanted!r}. Use the same model, or ingest into a new collection."
         )
+
+
+class GeneratorError(CitadelError):
+    pass
+
+
+class GeneratorUnavailable(GeneratorError):
+    pass
+
+
+class ModelNotFound(GeneratorError):
+    pass
+
+
+class GenerationTimeout(GeneratorError):
+    pass
+
+
+class GenerationFailed(GeneratorError):
+    pass

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
+from rag.answering import AnswerService
 from rag.embedder import SentenceTransformerEmbedder
+from rag.generation import OllamaGenerator
 from rag.offline import enforce_offline
-from rag.ports import Embedder, SparseEncoder, VectorStore
+from rag.ports import Embedder, Generator, SparseEncoder, VectorStore
+from rag.rerank import CrossEncoderReranker
+from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.sparse import Bm25Encoder
+
+if TYPE_CHECKING:
+    from rag.answering import AnswerService
 
 
 def build_store(settings: Settings) -> VectorStore:
@@ -51,6 +59,32 @@ class Services:
     @cached_property
     def sparse(self) -> SparseEncoder:
         return Bm25Encoder(self.settings.ingest.bm25_avg_doc_tokens)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        settings = self.settings.retrieval
+        reranker = (
+            CrossEncoderReranker(settings.rerank_model, self.settings.embedding.device)
+            if settings.rerank_model
+            else None
+        )
+        return Retriever(self.store, self.embedder, self.sparse, settings, reranker)
+
+    @cached_property
+    def generator(self) -> Generator | None:
+        """None when no model is configured: answers are given in search mode."""
+        # Imported here: llama-index and the ollama client cost a second to import, which
+        # commands that never generate (documents, ingest) should not pay.
+
+        return OllamaGenerator(self.settings.llm) if self.settings.llm.model else None
+
+    @cached_property
+    def answers(self) -> AnswerService:
+        from rag.answering import AnswerService
+
+        return AnswerService(
+            self.retriever, self.generator, self.settings.llm, self.embedder.embed_documents
+        )
 
     def close(self) -> None:
         if self._store is not None:

@@ -1,0 +1,246 @@
+"""The answer service: question (+ history) in, streamed text and a cited Answer out.
+
+    condense follow-up -> retrieve -> weak evidence? refuse without calling the model
+    -> pack sources into the token budget -> stream from the model -> check citations
+
+When the model server is unreachable or no model is configured, the answer is the best
+passages with their citations (search mode) and a one-line notice saying why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from llama_index.core.base.llms.generic_utils import messages_to_history_str
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.chat_engine.condense_question import DEFAULT_PROMPT as CONDENSE_PROMPT
+
+from rag.citations import Citation, Embed, MarkerFilter, cite
+from rag.errors import GeneratorError
+from rag.ports import Generator
+from rag.prompting import REFUSAL, context_size, estimate_tokens, pack
+from rag.retrieval import Retrieval, Retriever
+from rag.settings import LlmSettings
+from rag.types import Message, Passage, SearchFilter, Usage
+
+HISTORY_TURNS = 6  # messages of history used to rewrite a follow-up question
+REFUSAL_NOTICE = (
+    "The documents you can search do not seem to cover this; the closest passages are listed."
+)
+_SEARCH_MODE_SNIPPET = 280
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of answer text, as the model writes it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    standalone_question: str  # the follow-up rewritten with the history (or the question)
+    text: str
+    citations: list[Citation]
+    passages: list[Passage]  # given to the model, or shown (search mode, refusal)
+    refused: bool = False
+    search_mode: bool = False
+    notice: str | None = None  # one line for the user: why search mode, refusal, truncation
+    dropped_passages: int = 0  # retrieved but left out to fit the model's context
+    truncated: bool = False  # the server reports a full context: part of the prompt was cut
+    incomplete: bool = False  # the stream stopped early (timeout, dropped connection)
+    unsupported: list[str] = field(default_factory=list)  # sentences no passage supports
+    evidence: float = 0.0
+    model: str | None = None
+    num_ctx: int | None = None
+    prompt_tokens: int | None = None
+    retrieval_ms: float = 0.0
+
+
+AnswerEvent = Delta | Answer
+
+
+class AnswerService:
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Generator | None,
+        settings: LlmSettings,
+        embed: Embed | None = None,
+    ) -> None:
+        self._retriever = retriever
+        self._generator = generator
+        self._settings = settings
+        self._embed = embed
+
+    def ask(
+        self,
+        question: str,
+        collections: Sequence[str],
+        history: Sequence[Message] = (),
+        search_filter: SearchFilter | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Deltas while the model writes, then exactly one Answer."""
+        standalone = self.condense(question, history)
+        retrieval = self._retriever.retrieve(standalone, collections, search_filter)
+        base = {
+            "question": question,
+            "standalone_question": standalone,
+            "evidence": retrieval.evidence.score,
+            "retrieval_ms": retrieval.latency_ms,
+        }
+        if retrieval.weak_evidence:
+            closest = _one_per_document(retrieval.passages)[:3]
+            yield Answer(
+                **base,  # type: ignore[arg-type]
+                text=REFUSAL,
+                citations=[],
+                passages=closest,
+                refused=True,
+                notice=REFUSAL_NOTICE,
+            )
+            return
+        if self._generator is None:
+            yield self._search_mode(base, retrieval, "No model is configured (CITADEL_LLM__MODEL).")
+            return
+        yield from self._generate(base, retrieval, self._generator)
+
+    def condense(self, question: str, history: Sequence[Message]) -> str:
+        """A follow-up ("and for replicas?") rewritten as a standalone question, with
+        llama-index's condense-question prompt; without a model, the previous question is
+        prepended so retrieval still sees the subject."""
+        turns = [m for m in history if m.role in ("user", "assistant")][-HISTORY_TURNS:]
+        if not turns:
+            return question
+        if self._generator is not None:
+            prompt = CONDENSE_PROMPT.format(
+                chat_history=messages_to_history_str(
+                    [ChatMessage(role=m.role, content=m.content) for m in turns]
+                ),
+                question=question,
+            )
+            try:
+                limit = self._generator.context_limit()
+                needed = estimate_tokens(prompt) + 128
+                rewritten = self._generator.complete(
+                    [Message("user", prompt)], context_size(needed, limit)
+                ).strip()
+            except GeneratorError:
+                rewritten = ""
+            if rewritten:
+                return rewritten.splitlines()[0].strip().strip('"')
+        previous = [m.content for m in turns if m.role == "user"]
+        return f"{previous[-1]} {question}" if previous else question
+
+    def _generate(
+        self, base: dict[str, object], retrieval: Retrieval, generator: Generator
+    ) -> Iterator[AnswerEvent]:
+        s = self._settings
+        try:
+            limit = generator.context_limit()
+        except GeneratorError as exc:
+            yield self._search_mode(base, retrieval, _notice(exc))
+            return
+        packed = pack(retrieval.question, retrieval.passages, limit, s.max_answer_tokens)
+        if not packed.passages:
+            yield self._search_mode(
+                base, retrieval, f"The model's context ({limit} tokens) cannot hold any passage."
+            )
+            return
+        parts: list[str] = []
+        usage: Usage | None = None
+        failure: GeneratorError | None = None
+        started = time.monotonic()
+        shown = MarkerFilter(len(packed.passages))
+        try:
+            for item in generator.stream(packed.messages, packed.num_ctx):
+                if isinstance(item, Usage):
+                    usage = item
+                    continue
+                parts.append(item)
+                if visible := shown.feed(item):
+                    yield Delta(visible)
+        except GeneratorError as exc:
+            failure = exc
+        if rest := shown.flush():
+            yield Delta(rest)
+        if failure is not None and not parts:
+            yield self._search_mode(base, retrieval, _notice(failure))
+            return
+        text = "".join(parts).strip()
+        notices = []
+        if failure is not None:
+            waited = time.monotonic() - started
+            notices.append(f"The answer is incomplete: {failure} (after {waited:.0f} s).")
+        if packed.dropped:
+            notices.append(
+                f"{packed.dropped} retrieved passage(s) did not fit the model's context "
+                f"({packed.num_ctx} tokens) and were left out."
+            )
+        truncated = bool(
+            usage
+            and usage.prompt_tokens is not None
+            and usage.prompt_tokens + (usage.output_tokens or 0) >= packed.num_ctx
+        )
+        if truncated:
+            notices.append("The model server reports a full context: part of the prompt was cut.")
+        refused = _is_refusal(text)
+        cited = cite(text, packed.passages, self._embed) if not refused else None
+        yield Answer(
+            **base,  # type: ignore[arg-type]
+            text=cited.text if cited else text,
+            citations=cited.citations if cited else [],
+            passages=packed.passages,
+            refused=refused,
+            notice=" ".join(notices) or (REFUSAL_NOTICE if refused else None),
+            dropped_passages=packed.dropped,
+            truncated=truncated,
+            incomplete=failure is not None,
+            unsupported=cited.unsupported if cited else [],
+            model=generator.model,
+            num_ctx=packed.num_ctx,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+        )
+
+    def _search_mode(self, base: dict[str, object], retrieval: Retrieval, why: str) -> Answer:
+        passages = retrieval.passages
+        return Answer(
+            **base,  # type: ignore[arg-type]
+            text="",
+            citations=[
+                Citation(i, p, _lead(p.text), aligned=False)
+                for i, p in enumerate(passages, start=1)
+            ],
+            passages=passages,
+            search_mode=True,
+            notice=f"Search mode: {why} Showing the best passages instead of an answer.",
+        )
+
+
+def _notice(exc: GeneratorError) -> str:
+    text = str(exc)
+    text = text[0].upper() + text[1:] if text else type(exc).__name__
+    return text if text.endswith(".") else f"{text}."
+
+
+def _is_refusal(text: str) -> bool:
+    return REFUSAL.rstrip(".").casefold() in " ".join(text.split()).casefold()
+
+
+def _one_per_document(passages: Sequence[Passage]) -> list[Passage]:
+    seen: set[str] = set()
+    kept = []
+    for p in passages:
+        if p.document_id not in seen:
+            seen.add(p.document_id)
+            kept.append(p)
+    return kept
+
+
+def _lead(text: str) -> str:
+    if len(text) <= _SEARCH_MODE_SNIPPET:
+        return text
+    return text[: _SEARCH_MODE_SNIPPET - 1].rsplit(" ", 1)[0] + "…"
