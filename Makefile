@@ -10,7 +10,7 @@ DATA_DIR ?= data
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test lint typecheck bench check clean
+.PHONY: install demo test lint typecheck bench bench-corpus bench-retrieval bench-latency check clean
 
 install: $(VENV)/.installed
 
@@ -61,9 +61,22 @@ check: lint typecheck test
 BENCH_CORPUS ?= $(DATA_DIR)/bench-corpus
 EVAL_DIR ?= ../shared/eval
 
-bench: install
+# The stock llama-index recipe's file readers, for the retrieval comparison; --no-deps because
+# llama-index-readers-file pins pypdf<7, which unstructured's PDF path here does not need.
+BENCH_READERS := llama-index-readers-file==0.7.0 docx2txt==0.9 striprtf==0.0.26
+
+bench-corpus: install
 	test -d $(BENCH_CORPUS)/en || bash $(EVAL_DIR)/make-handbook-corpus.sh $(BENCH_CORPUS)
+
+bench: bench-corpus
 	$(PY) -m bench.ingest $(BENCH_CORPUS) $(BENCH_ARGS)
+
+bench-retrieval: bench-corpus
+	$(PIP) install -q --no-deps $(BENCH_READERS)
+	$(PY) -m bench.retrieval $(BENCH_CORPUS) $(EVAL_DIR)/handbook-qa.jsonl --data $(DATA_DIR)/bench-retrieval
+
+bench-latency: install
+	$(PY) -m bench.latency $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -12,9 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rag.answering import Answer, Delta
 from rag.errors import CitadelError
 from rag.settings import Settings, load_settings
+from rag.types import Message, SearchFilter
 from rag.wiring import Services
+from ui.render import answer_json, print_eval, print_passages, print_sources, retrieval_json
 
 app = typer.Typer(
     add_completion=False,
@@ -205,6 +208,199 @@ def collections(as_json: JsonOpt = False) -> None:
             str(r["dimension"]),
         )
     _console().print(table)
+
+
+CollectionsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--collection", "-c", help="Collection to search (repeat for several)."),
+]
+TypeOpt = Annotated[
+    list[str] | None, typer.Option("--type", help="Only these file types (pdf, docx, ...).")
+]
+PathOpt = Annotated[str | None, typer.Option("--path", help="Only documents under this folder.")]
+
+
+def _filter(types: list[str] | None, path: str | None) -> SearchFilter | None:
+    if not types and not path:
+        return None
+    return SearchFilter(
+        file_types=tuple(t.lower().lstrip(".") for t in types or ()), source_prefix=path
+    )
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: CollectionsOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 6,
+    file_type: TypeOpt = None,
+    path: PathOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the ranked passages for a question, without a model: the answers' retrieval."""
+    services = _services()
+    try:
+        retrieval = services.retriever.retrieve(
+            question, collection or ["default"], _filter(file_type, path), top_k
+        )
+    finally:
+        services.close()
+    if as_json:
+        print(json.dumps(retrieval_json(retrieval), ensure_ascii=False, indent=2))
+        return
+    out = _console()
+    print_passages(out, retrieval.passages)
+    verdict = " (weak: an answer would be refused)" if retrieval.weak_evidence else ""
+    out.print(
+        f"[dim]evidence {retrieval.evidence.score:.2f}{verdict}; {retrieval.latency_ms:.0f} ms[/]"
+    )
+
+
+def _answer(
+    services: Services,
+    question: str,
+    collections: list[str],
+    history: list[Message],
+    search_filter: SearchFilter | None,
+    as_json: bool,
+) -> Answer:
+    """Stream one answer to the terminal (or print it as JSON); return it."""
+    out, err = _console(), _console(stderr=True)
+    answer: Answer | None = None
+    for event in services.answers.ask(question, collections, history, search_filter):
+        if isinstance(event, Delta):
+            if not as_json:
+                out.print(escape(event.text), end="")
+                out.file.flush()
+        else:
+            answer = event
+    assert answer is not None
+    if as_json:
+        print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+        return answer
+    if answer.refused and not answer.citations:
+        out.print(escape(answer.text), end="")
+    out.print()
+    if answer.notice:
+        style = "yellow" if answer.search_mode or answer.refused else "red"
+        err.print(f"[{style}]{escape(answer.notice)}[/]")
+    print_sources(out, answer)
+    return answer
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    collection: CollectionsOpt = None,
+    file_type: TypeOpt = None,
+    path: PathOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the documents, streamed, with numbered sources."""
+    services = _services()
+    try:
+        _answer(
+            services, question, collection or ["default"], [], _filter(file_type, path), as_json
+        )
+    finally:
+        services.close()
+
+
+@app.command()
+def chat(
+    collection: CollectionsOpt = None,
+    file_type: TypeOpt = None,
+    path: PathOpt = None,
+) -> None:
+    """A conversation: follow-up questions are understood with the history. Ctrl-D ends."""
+    services = _services()
+    history: list[Message] = []
+    out = _console()
+    out.print("[dim]Ask a question; follow-ups may refer to earlier answers. Ctrl-D to quit.[/]")
+    try:
+        while True:
+            try:
+                question = input("\nyou> ").strip()
+            except EOFError:
+                out.print()
+                break
+            if not question:
+                continue
+            if question in {"/exit", "/quit"}:
+                break
+            try:
+                answer = _answer(
+                    services,
+                    question,
+                    collection or ["default"],
+                    history,
+                    _filter(file_type, path),
+                    False,
+                )
+            except CitadelError as exc:
+                _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
+                continue
+            history += [Message("user", question), Message("assistant", answer.text)]
+    finally:
+        services.close()
+
+
+@app.command(name="eval")
+def evaluate_command(
+    questions: Annotated[Path, typer.Argument(help="Labelled questions, one JSON per line.")],
+    root: Annotated[
+        Path, typer.Option(help="Corpus root the questions' `sources` are relative to.")
+    ],
+    collection: CollectionsOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Write one JSON line per question.")] = None,
+    no_generate: Annotated[
+        bool, typer.Option("--no-generate", help="Retrieval and refusal only, no model.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure retrieval, citations and refusals on a labelled question set."""
+    from rag import evaluation
+
+    items = evaluation.load_questions(questions)
+    collections = collection or ["default"]
+    services = _services()
+    try:
+        documents = [
+            (d.id, d.root, d.source) for c in collections for d in services.store.documents(c)
+        ]
+        to_source = evaluation.source_mapper(documents, root)
+        under_root = [d for d in documents if not Path(to_source(d[0])).is_absolute()]
+        if not under_root:
+            raise CitadelError(
+                f"no document of {', '.join(collections)} was ingested from {root}: run "
+                f"`citadel ingest {root} -c {collections[0]}` first"
+            )
+        answers = None if no_generate else services.answers
+        err = _console(stderr=True)
+
+        def progress(n: int, total: int, item: evaluation.QaItem) -> None:
+            if err.is_terminal or n == total or n % 10 == 0:
+                err.print(f"[dim]{n}/{total} {escape(item.id)}[/]")
+
+        services.retriever.retrieve("warm-up", collections)  # load the model before timing
+        outcomes = evaluation.evaluate(
+            items, services.retriever, collections, to_source, answers, progress
+        )
+    finally:
+        services.close()
+    if out is not None:
+        with out.open("w", encoding="utf-8") as fh:
+            for item in items:
+                fh.write(json.dumps(outcomes[item.id].to_json(), ensure_ascii=False) + "\n")
+    result = evaluation.report(items, outcomes)
+    result["refusal_sweep"] = evaluation.refusal_sweep(
+        items, outcomes, [0.02, 0.05, 0.1, 0.14, 0.2, 0.3, 0.5]
+    )
+    result["min_evidence"] = _State.settings.retrieval.min_evidence if _State.settings else None
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    print_eval(_console(), result)
 
 
 def _print_summary(report: dict[str, Any]) -> None:

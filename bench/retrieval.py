@@ -1,0 +1,135 @@
+"""Retrieval benchmark: Citadel against the stock llama-index recipe, same corpus, same
+embedder, same questions, scored by the same code (`rag.evaluation`).
+
+    python -m bench.retrieval CORPUS QA.jsonl [--data DIR] [--out bench/results/retrieval.json]
+
+Citadel's side is `citadel ingest CORPUS` (skipped when the collection is up to date) then
+the retrieval of `citadel eval --no-generate`; the baseline is `bench.baseline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.baseline import stock_llamaindex_results
+from rag import evaluation
+from rag.settings import load_settings
+from rag.wiring import Services
+
+FIGURES = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "hit@10",
+    "all_hit@5",
+    "mrr@10",
+    "page_accuracy",
+    "refusal_recall",
+    "false_refusals",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
+
+
+def citadel_outcomes(
+    corpus: Path, items: list[evaluation.QaItem], data: Path, collection: str
+) -> dict[str, evaluation.Outcome]:
+    env = {**os.environ, "CITADEL_DATA_DIR": str(data)}
+    subprocess.run(
+        [sys.executable, "-m", "ui", "ingest", str(corpus), "-c", collection, "-q"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    services = Services(load_settings(None, {"data_dir": data}))
+    try:
+        docs = services.store.documents(collection)
+        to_source = evaluation.source_mapper([(d.id, d.root, d.source) for d in docs], corpus)
+        services.retriever.retrieve("warm-up", [collection])
+        return evaluation.evaluate(items, services.retriever, [collection], to_source)
+    finally:
+        services.close()
+
+
+def baseline_outcomes(
+    corpus: Path, items: list[evaluation.QaItem]
+) -> tuple[dict[str, evaluation.Outcome], dict[str, Any]]:
+    questions = [{"id": i.id, "question": i.question} for i in items]
+    results, info = stock_llamaindex_results(corpus, questions, top_k=10)
+    return {r["id"]: evaluation.Outcome.from_json(r) for r in results}, info
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def print_side_by_side(reports: dict[str, dict[str, Any]]) -> None:
+    names = list(reports)
+    sections: list[tuple[str, dict[str, dict[str, Any]]]] = [
+        ("all", {n: reports[n]["overall"] for n in names})
+    ]
+    for key, label in (("by_kind", "kind"), ("by_group", "source")):
+        for group in reports[names[0]][key]:
+            sections.append((f"{label}: {group}", {n: reports[n][key][group] for n in names}))
+    header = f"{'set':<22}{'system':<12}" + "".join(f"{f:>14}" for f in FIGURES)
+    print(header)
+    for label, per_system in sections:
+        for n in names:
+            row = per_system[n]
+            print(f"{label:<22}{n:<12}" + "".join(f"{_cell(row.get(f)):>14}" for f in FIGURES))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.retrieval")
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("qa", type=Path)
+    parser.add_argument("--data", type=Path, default=Path("data/bench-retrieval"))
+    parser.add_argument("--collection", default="bench")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/retrieval.json"))
+    args = parser.parse_args()
+    items = evaluation.load_questions(args.qa)
+
+    started = time.monotonic()
+    ours = citadel_outcomes(args.corpus.resolve(), items, args.data, args.collection)
+    citadel_seconds = time.monotonic() - started
+    theirs, info = baseline_outcomes(args.corpus.resolve(), items)
+    reports = {
+        "citadel": evaluation.report(items, ours),
+        "llama-index": evaluation.report(items, theirs),
+    }
+    print_side_by_side(reports)
+    for name, rep in reports.items():
+        for failure in rep["failures"]:
+            print(f"{name}: {failure['id']} ({failure['kind']}): {'; '.join(failure['problems'])}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+                "citadel_seconds_with_ingest_check": round(citadel_seconds, 1),
+                "baseline_index": info,
+                "reports": reports,
+                "refusal_sweep": evaluation.refusal_sweep(
+                    items, ours, [0.02, 0.05, 0.1, 0.14, 0.2, 0.3]
+                ),
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
