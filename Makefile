@@ -44,6 +44,10 @@ demo: install
 	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ingest samples --collection demo
 	$(VENV)/bin/citadel --data-dir $(DATA_DIR) documents --collection demo
 	$(VENV)/bin/citadel --data-dir $(DATA_DIR) collections
+	@echo; echo "== A question the samples answer (search mode when no Ollama runs):"
+	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ask "How many days of paid annual leave do employees get, and how many can be carried over?" --collection demo
+	@echo; echo "== A question they do not answer:"
+	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ask "Which zpool command creates a mirrored ZFS pool?" --collection demo
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

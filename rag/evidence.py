@@ -22,6 +22,7 @@ from rag.types import SearchHit
 # embedder (all-MiniLM-L6-v2) and 50 sparse candidates.
 _COSINE_MEAN, _COSINE_SPREAD = 0.63, 0.084
 _LEXICAL_Z_MEAN, _LEXICAL_Z_SPREAD = 4.1, 1.07
+_SMALL_COLLECTION_SUPPORT = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,12 @@ def assess(
     if reranked_top is not None:
         return Evidence(reranked_top, threshold, reranked_top, z)
     semantic = (top - _COSINE_MEAN) / _COSINE_SPREAD
-    # Without a meaningful lexical signal (small collection) it counts as average.
-    lexical = 0.0 if z is None else (z - _LEXICAL_Z_MEAN) / _LEXICAL_Z_SPREAD
+    if z is not None:
+        lexical = (z - _LEXICAL_Z_MEAN) / _LEXICAL_Z_SPREAD
+    else:
+        # A small collection: every passage sharing a word was a candidate, so the spread
+        # means nothing. Shared words count as half a unit of support, none as strong doubt.
+        lexical = _SMALL_COLLECTION_SUPPORT if sparse_hits else -2.0
     combined = semantic + lexical
     score = 1.0 / (1.0 + math.exp(-combined))
     return Evidence(score, threshold, top, z)

@@ -224,3 +224,115 @@ def test_terminal_gets_a_live_progress_display_with_names_shown_literally(tmp_pa
     assert "1/1" in text  # the bar reached the end
     # The summary (stdout, piped) names the refused file literally, markup and all.
     assert "[bold]evil[red].md" in summary and "empty file (0 bytes)" in summary
+
+
+def test_search_ranks_passages_with_their_location(ingested) -> None:
+    _, data, _ = ingested
+
+    result = citadel(
+        data, "search", "How fast must a lost laptop be reported?", "-c", "hr", "--json"
+    )
+
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    best = found["passages"][0]
+    assert best["source"] == "policies/information-security-policy.pdf"
+    assert best["location"] == "page 2" and best["pages"] == [2]
+    assert "within one hour" in best["text"]
+    assert found["weak_evidence"] is False
+
+
+def test_ask_without_a_model_server_answers_in_search_mode(ingested) -> None:
+    _, data, _ = ingested
+    closed_port = {"CITADEL_LLM__HOST": "http://127.0.0.1:9"}
+
+    result = citadel(
+        data, "ask", "How many days of annual leave do I get?", "-c", "hr", env=closed_port
+    )
+    unanswerable = citadel(
+        data, "ask", "Which zpool command creates a mirrored ZFS pool?", "-c", "hr", env=closed_port
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Search mode: No Ollama server answers at http://127.0.0.1:9" in result.stderr
+    assert "[1] handbook.md" in result.stdout and "25 days" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert unanswerable.returncode == 0
+    assert "I could not find this in your documents." in unanswerable.stdout
+    assert "Closest documents" in unanswerable.stdout
+
+
+def test_eval_scores_a_question_set_and_writes_results(ingested, tmp_path: Path) -> None:
+    docs, data, _ = ingested
+    qa = tmp_path / "qa.jsonl"
+    rows = [
+        {
+            "id": "q1",
+            "question": "How many days of paid annual leave do employees get?",
+            "answers": ["25 days"],
+            "sources": ["handbook.md"],
+            "page": None,
+            "kind": "numeric",
+            "note": "unknown fields are ignored",
+        },
+        {
+            "id": "q2",
+            "question": "How soon must a lost laptop be reported?",
+            "answers": ["one hour"],
+            "sources": ["policies/information-security-policy.pdf"],
+            "page": 2,
+            "kind": "fact",
+        },
+        {
+            "id": "q3",
+            "question": "Which zpool command creates a mirrored ZFS pool?",
+            "answers": [],
+            "sources": [],
+            "page": None,
+            "kind": "unanswerable",
+        },
+    ]
+    qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    out = tmp_path / "results.jsonl"
+
+    result = citadel(
+        data,
+        "eval",
+        str(qa),
+        "--root",
+        str(docs),
+        "-c",
+        "hr",
+        "--no-generate",
+        "--out",
+        str(out),
+        "--json",
+    )
+
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)["overall"]
+    assert figures["hit@1"] == 1.0 and figures["page_accuracy"] == 1.0
+    assert figures["refusal_recall"] == 1.0 and figures["false_refusals"] == 0
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["id"] for line in lines] == ["q1", "q2", "q3"]
+    assert lines[0]["retrieved"][0]["source"] == "handbook.md"
+    assert len(lines[0]["retrieved"]) >= 10 or len(lines[0]["retrieved"]) == 27
+    assert lines[1]["retrieved"][0]["pages"] == [2]
+    assert lines[2]["refused"] is True and "answer" not in lines[2]
+    assert all(line["latency_ms"] > 0 for line in lines)
+
+
+def test_eval_refuses_a_root_that_was_not_ingested(ingested, tmp_path: Path) -> None:
+    _, data, _ = ingested
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "x", "question": "q?", "sources": ["a.md"]}\n', encoding="utf-8")
+
+    result = citadel(data, "eval", str(qa), "--root", str(tmp_path), "-c", "hr", "--no-generate")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "x"}\nnot json\n', encoding="utf-8")
+    invalid = citadel(data, "eval", str(broken), "--root", str(tmp_path), "-c", "hr")
+
+    assert result.returncode == 2
+    assert "citadel ingest" in result.stderr
+    assert invalid.returncode == 2
+    assert "broken.jsonl:1" in invalid.stderr and "Traceback" not in invalid.stderr
