@@ -3,8 +3,9 @@
 Every chunk's embedding text is `title / section trail / text`; its token count, with the
 model's own tokenizer and special tokens, never exceeds the embedder's window, so the
 embedder never truncates silently. Boundaries follow the document: a chunk never spans two
-sections, two PDF pages, two slides or two sheets; a table stays whole when it fits and is
-otherwise split by rows with its header row repeated.
+sections, two slides or two sheets, nor two PDF pages except for a sentence that a page
+break cut in two (it is joined, and cites both pages); a table stays whole when it fits and
+is otherwise split by rows with its header row repeated.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _MAX_HEADING_WORDS = 14
 _MAX_SINGLE_NUMBER_HEADING_WORDS = 8  # "1. Open the app" is a list item, not a chapter
 _SENTENCE_END = re.compile(r"[.!?;,]$")
 _HEADING_CATEGORIES = {"Title"}
+_CODE_CHARACTERS = re.compile(r"[/\\~=<>{}|@$]")  # paths, options, addresses: not titles
 _UNIT_BY_TYPE = {"pdf": "page", "pptx": "slide", "xlsx": "sheet"}
 
 
@@ -43,6 +45,13 @@ class _Block:
     text: str
     page: int | None
     rows: list[list[str]] | None = None  # tables: cells, for row-wise splitting
+    end_page: int | None = None  # a paragraph continued on the next page ends there
+
+    @property
+    def pages(self) -> tuple[int, ...]:
+        if self.page is None:
+            return ()
+        return tuple(range(self.page, (self.end_page or self.page) + 1))
 
 
 @dataclass
@@ -87,6 +96,12 @@ class Chunker:
                 trail = [h for h in trail if h.level < heading.level] + [heading]
                 current = None
                 continue
+            crossing_page = unit_kind == "page" and current is not None and current.unit != unit
+            if crossing_page and current is not None and _continues(current, element):
+                cut = current.blocks[-1]
+                cut.text = f"{cut.text} {element.text.strip()}"
+                cut.end_page = element.page
+                continue
             if current is None or current.unit != unit:
                 headings = tuple(h.text for h in trail)
                 if file_type == "xlsx" and element.sheet:
@@ -108,30 +123,40 @@ class Chunker:
     def _pack(self, section: _Section, title: str, file_type: str) -> list[ChunkDraft]:
         header = self._header(title, section.headings)
         budget = self._max - self._count(header)
-        texts: list[str] = []
+        texts: list[tuple[str, tuple[int, ...]]] = []
         pieces: list[str] = []
+        pages: set[int] = set()
         used = 0
+
+        def flush() -> None:
+            nonlocal pieces, pages, used
+            texts.extend((t, tuple(sorted(pages))) for t in _flush(pieces))
+            pieces, pages, used = [], set(), 0
+
         for block in section.blocks:
             size = self.tokens(block.text)
             if size > budget:
-                texts.extend(_flush(pieces))
-                pieces, used = [], 0
-                texts.extend(self._split_block(block, budget))
+                flush()
+                texts.extend((t, block.pages) for t in self._split_block(block, budget))
                 continue
             if pieces and used + size > budget:
-                texts.extend(_flush(pieces))
-                pieces, used = [], 0
+                flush()
             pieces.append(block.text)
+            pages.update(block.pages)
             used += size
-        texts.extend(_flush(pieces))
-        return [self._draft(t, header, section, file_type) for t in texts]
+        flush()
+        return [self._draft(t, header, section, file_type, p) for t, p in texts]
 
-    def _draft(self, text: str, header: str, section: _Section, file_type: str) -> ChunkDraft:
+    def _draft(
+        self, text: str, header: str, section: _Section, file_type: str, pages: tuple[int, ...]
+    ) -> ChunkDraft:
         return ChunkDraft(
             text=text,
             embed_text=f"{header}\n\n{text}",
             headings=section.headings,
-            pages=(section.page,) if file_type == "pdf" and section.page else (),
+            pages=(pages or ((section.page,) if section.page else ()))
+            if file_type == "pdf"
+            else (),
             slide=section.page if file_type == "pptx" else None,
             sheet=section.sheet if file_type == "xlsx" else None,
         )
@@ -225,6 +250,23 @@ def _block(element: ParsedElement) -> _Block:
     return _Block(element.text, element.page)
 
 
+_CONTINUATION_START = re.compile(r"^[a-z0-9)\]},;:.]")
+_COMPLETE_END = re.compile(r"[.!?:;)\]]$")
+
+
+def _continues(section: _Section, element: ParsedElement) -> bool:
+    """A PDF paragraph that a page break cut mid-sentence: the previous block ends without
+    closing punctuation and this one starts in lower case (or with punctuation)."""
+    if not section.blocks or element.category == "Table" or element.html:
+        return False
+    last = section.blocks[-1]
+    if last.rows is not None:
+        return False
+    return not _COMPLETE_END.search(last.text.rstrip()) and bool(
+        _CONTINUATION_START.match(element.text.lstrip())
+    )
+
+
 def _unit_of(element: ParsedElement, unit_kind: str | None) -> int | str | None:
     if unit_kind == "sheet":
         return element.sheet or element.page
@@ -259,8 +301,11 @@ def _as_heading(element: ParsedElement, trail: list[_Heading], file_type: str) -
         return None
     if element.depth is not None:
         return _Heading(int(element.depth) + 1, text)
-    # No level given (PDF titles are often captions or cross-references): nest it under the
-    # deepest real heading, so it never evicts a numbered section from the trail.
+    # No level given (PDF titles are often captions, cross-references, file names or list
+    # terms): only text that reads like a title counts, nested under the deepest real
+    # heading, so it never evicts a numbered section from the trail.
+    if not text[:1].isupper() or _CODE_CHARACTERS.search(text):
+        return None
     anchored = [h.level for h in trail if not h.floating]
     return _Heading((max(anchored) if anchored else 0) + 1, text, floating=True)
 

@@ -139,3 +139,49 @@ def test_document_title_prefers_the_first_heading():
         == "Annual Report"
     )
     assert document_title([_e("NarrativeText", "Just text.")], "txt", "notes") == "notes"
+
+
+def test_a_sentence_cut_by_a_pdf_page_break_is_joined_and_cites_both_pages(chunker):
+    drafts = chunker.chunk(
+        [
+            _e("NarrativeText", "Kernel sources are in a package. Note that the source", page=1),
+            _e("NarrativeText", "tree is patched by Debian.", page=2),
+            _e("NarrativeText", "A new paragraph on page two.", page=2),
+            _e("NarrativeText", "The build needs 20 GB.", page=2),
+            _e("NarrativeText", "Page three starts anew.", page=3),
+        ],
+        "pdf",
+        "Kernel",
+    )
+
+    assert [(d.pages, d.text) for d in drafts] == [
+        (
+            (1, 2),
+            "Kernel sources are in a package. Note that the source tree is patched by Debian.",
+        ),
+        ((2,), "A new paragraph on page two.\n\nThe build needs 20 GB."),
+        ((3,), "Page three starts anew."),
+    ]
+
+
+def test_pdf_titles_that_are_file_names_or_terms_are_not_headings(chunker):
+    drafts = chunker.chunk(
+        [
+            _e("ListItem", "8.10.4. Compiling and Building the Package", page=1),
+            _e("NarrativeText", "The build produces several packages:", page=1),
+            _e("Title", "linux-libc-dev", page=1),
+            _e("NarrativeText", "contains headers for user-space libraries.", page=1),
+            _e("Title", "debian/certs/debian-uefi-certs.pem", page=1),
+            _e("Title", "6.2.6, “Working with Several Distributions”", page=1),
+            _e("Title", "NOTE Clean up before rebuilding", page=1),
+            _e("NarrativeText", "Run make clean first.", page=1),
+        ],
+        "pdf",
+        "Kernel",
+    )
+
+    assert [d.headings for d in drafts] == [
+        ("8.10.4. Compiling and Building the Package",),
+        ("8.10.4. Compiling and Building the Package", "NOTE Clean up before rebuilding"),
+    ]
+    assert "linux-libc-dev" in drafts[0].text and "debian-uefi-certs.pem" in drafts[0].text
