@@ -21,6 +21,7 @@ from rag.types import Passage
 _MARKER = re.compile(
     r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*[,;]\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.I
 )
+_PARTIAL_MARKER = re.compile(r"\[\s*(?:sources?\s*)?[\d\s,;]*", re.I)
 # A sentence ends at . ! ? (and any markers right after it) followed by a space, or at a line end.
 _SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?:\s*\[[^\]\n]{1,40}\])*(?=\s)|$)", re.M)
 _SNIPPET_CHARS = 280
@@ -206,5 +207,6 @@ class MarkerFilter:
         return "".join(out)
 
     def flush(self) -> str:
+        """The text still held when the stream ends; a half-written marker is dropped."""
         held, self._held = self._held, ""
-        return held
+        return "" if _PARTIAL_MARKER.fullmatch(held) else held

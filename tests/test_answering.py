@@ -372,7 +372,8 @@ def test_no_first_token_in_time_gives_search_mode_with_a_timeout_notice(
 
     assert deltas == []
     _assert_search_mode(answer)
-    assert "stopped" in (answer.notice or "")
+    # the deadline, or httpx's read timeout set to the same length: either says so
+    assert re.search(r"no answer within 1 s|stopped responding", answer.notice or "")
     assert 0.9 <= elapsed < 4.0
     assert len(chats(fake)) == 1
 

@@ -1,0 +1,75 @@
+"""Citation checking on its own: markers, alignment, snippets, streaming filter."""
+
+from __future__ import annotations
+
+from rag.citations import MarkerFilter, cite
+from rag.types import Passage
+
+
+def _passage(n: int, text: str, pages: tuple[int, ...] = ()) -> Passage:
+    return Passage(
+        chunk_id=f"c{n}",
+        collection="docs",
+        document_id=f"d{n}",
+        source=f"doc{n}.pdf",
+        file_type="pdf",
+        title=f"Doc {n}",
+        headings=(),
+        pages=pages,
+        number=0,
+        text=text,
+        score=1.0,
+    )
+
+
+PASSAGES = [
+    _passage(
+        1,
+        "Laptops lock the screen after 5 minutes. A lost device is reported within one hour.",
+        (2,),
+    ),
+    _passage(2, "Employees receive 25 days of paid annual leave per calendar year.", (1,)),
+]
+
+
+def test_valid_markers_resolve_and_invented_ones_vanish() -> None:
+    cited = cite(
+        "Report a lost laptop within one hour [1][7]. Leave is 25 days [Source 2, 0].", PASSAGES
+    )
+
+    assert cited.text == "Report a lost laptop within one hour [1]. Leave is 25 days [2]."
+    assert [(c.number, c.passage.source, c.passage.location) for c in cited.citations] == [
+        (1, "doc1.pdf", "page 2"),
+        (2, "doc2.pdf", "page 1"),
+    ]
+    assert cited.citations[0].snippet == "A lost device is reported within one hour."
+    assert cited.dropped_markers == ["[7]", "[Source 2, 0]"]
+
+
+def test_unmarked_claims_are_aligned_or_reported_unsupported() -> None:
+    cited = cite(
+        "Here is what the policy says:\nEmployees receive 25 days of paid leave each year. "
+        "The canteen serves pizza on Fridays.",
+        PASSAGES,
+    )
+
+    assert "25 days of paid leave each year [2]." in cited.text
+    assert cited.citations[0].aligned
+    assert cited.unsupported == ["The canteen serves pizza on Fridays."]
+
+
+def test_streaming_filter_hides_invalid_markers_split_across_tokens() -> None:
+    shown = MarkerFilter(sources=2)
+    tokens = ["Within one hour ", "[", "1", "]", " and [", "9]", ". See [a note]", " [2", "]."]
+
+    text = "".join(shown.feed(t) for t in tokens) + shown.flush()
+
+    assert text == "Within one hour [1] and . See [a note] [2]."
+
+
+def test_a_half_written_marker_at_the_end_of_a_cut_stream_is_dropped() -> None:
+    shown = MarkerFilter(sources=2)
+
+    text = shown.feed("Leave is 25 days [") + shown.feed("2") + shown.flush()
+
+    assert text == "Leave is 25 days "
