@@ -119,9 +119,7 @@ def main() -> int:
                 "citadel_seconds_with_ingest_check": round(citadel_seconds, 1),
                 "baseline_index": info,
                 "reports": reports,
-                "refusal_sweep": evaluation.refusal_sweep(
-                    items, ours, [0.02, 0.05, 0.1, 0.14, 0.2, 0.3]
-                ),
+                "refusal_sweep": evaluation.refusal_sweep(items, ours),
             },
             indent=2,
         ),

@@ -27,6 +27,10 @@ _MAX_SINGLE_NUMBER_HEADING_WORDS = 8  # "1. Open the app" is a list item, not a 
 _SENTENCE_END = re.compile(r"[.!?;,]$")
 _HEADING_CATEGORIES = {"Title"}
 _CODE_CHARACTERS = re.compile(r"[/\\~=<>{}|@$]")  # paths, options, addresses: not titles
+# Raised whenever the rules change what chunks a document gives: documents indexed with an
+# older version are re-chunked by the next ingestion even though their files are unchanged.
+# 2: sentences cut by PDF page breaks are joined; PDF file names and terms are not headings.
+CHUNKING_VERSION = 2
 _UNIT_BY_TYPE = {"pdf": "page", "pptx": "slide", "xlsx": "sheet"}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.chunk import ChunkDraft, Chunker, document_title
+from ingest.chunk import CHUNKING_VERSION, ChunkDraft, Chunker, document_title
 from ingest.discover import Candidate, Discovery, discover, sha256_of
 from ingest.guards import Refused, check_file
 from ingest.parse import ParsedElement
@@ -143,15 +143,22 @@ class IngestPipeline:
         work: list[_Work] = []
         by_hash: dict[str, str] = {}
         hashed = [(c, sha256_of(c.path)) for c in found.candidates]
+
         # A copy already indexed keeps its place; other copies point to it.
+        def current(previous: DocumentRecord | None, digest: str) -> bool:
+            return (
+                previous is not None
+                and previous.sha256 == digest
+                and previous.chunking == CHUNKING_VERSION
+            )
+
         for candidate, digest in hashed:
-            previous = stored.get(candidate.source)
-            if previous is not None and previous.sha256 == digest:
+            if current(stored.get(candidate.source), digest):
                 by_hash.setdefault(digest, candidate.source)
         for candidate, digest in hashed:
             previous = stored.get(candidate.source)
             fmt = candidate.format.name
-            if previous is not None and previous.sha256 == digest:
+            if previous is not None and current(previous, digest):
                 if previous.root != str(candidate.root):  # the folder moved: follow it
                     self._vector_store.put_document(_with_root(previous, candidate.root))
                 report.add(
@@ -275,11 +282,16 @@ class IngestPipeline:
             size=c.size,
             ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
             root=str(c.root),
+            chunking=CHUNKING_VERSION,
         )
         chunks = [
             record.chunk(n, d.text, d.embed_text, d.headings, d.pages, d.slide, d.sheet)
             for n, d in enumerate(prepared.drafts)
         ]
+        if item.previous is not None and item.previous.sha256 == item.sha256:
+            # Same file, new chunking rules: the old chunks share its hash, so they go first
+            # (record first: a crash here leaves the file absent, and the next run adds it).
+            self._vector_store.delete_document(collection, record.id)
         self._vector_store.upsert_chunks(collection, chunks, dense, sparse)
         self._vector_store.delete_stale_chunks(collection, record.id, item.sha256)
         self._vector_store.put_document(record)  # last: its presence means "complete"

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 HIT_KS = (1, 3, 5, 10)
 MRR_CUTOFF = 10
+SWEEP_THRESHOLDS = (0.02, 0.05, 0.08, 0.1, 0.12, 0.14, 0.2, 0.3, 0.5)
 
 
 class InvalidQuestionSet(CitadelError):
@@ -310,7 +311,9 @@ def failures(items: Sequence[QaItem], outcomes: dict[str, Outcome]) -> list[dict
 
 
 def refusal_sweep(
-    items: Sequence[QaItem], outcomes: dict[str, Outcome], thresholds: Sequence[float]
+    items: Sequence[QaItem],
+    outcomes: dict[str, Outcome],
+    thresholds: Sequence[float] = SWEEP_THRESHOLDS,
 ) -> list[dict[str, float]]:
     """What each evidence threshold would give: refusal recall and false refusals, so an
     admin can pick CITADEL_RETRIEVAL__MIN_EVIDENCE on their own documents."""

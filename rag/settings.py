@@ -89,7 +89,7 @@ class RetrievalSettings(BaseModel):
         1, ge=0, le=3, description="Chunks before and after each passage added as its context."
     )
     min_evidence: float = Field(
-        0.14,
+        0.10,
         ge=0,
         le=1,
         description="Below this evidence score the answer is 'not found in your documents', "

@@ -70,6 +70,7 @@ class DocumentRecord:
     size: int
     ingested_at: str
     root: str  # absolute folder it was ingested from
+    chunking: int = 1  # version of the chunking rules its chunks were made with
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -85,6 +86,7 @@ class DocumentRecord:
             "size": self.size,
             "ingested_at": self.ingested_at,
             "root": self.root,
+            "chunking": self.chunking,
         }
 
     def chunk(
@@ -131,6 +133,7 @@ class DocumentRecord:
             size=int(payload["size"]),
             ingested_at=payload["ingested_at"],
             root=payload["root"],
+            chunking=int(payload.get("chunking", 1)),
         )
 
 

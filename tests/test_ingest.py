@@ -9,7 +9,7 @@ import pytest
 from ingest.pipeline import IngestPipeline
 from rag.errors import EmbeddingModelMismatch
 from rag.stores.edge import EdgeStore
-from rag.types import CollectionSpec
+from rag.types import CollectionSpec, SparseVector
 from tests.docgen import write_pdf
 
 SAMPLE_FILES = {
@@ -194,3 +194,28 @@ def test_pipeline_accepts_single_files(make_pipeline, store, sample_folder):
     assert [(f.source, f.status) for f in report.files] == [("faq.html", "added")]
     assert isinstance(make_pipeline(), IngestPipeline)
     assert Path(store.documents("docs")[0].root) == (sample_folder / "it").resolve()
+
+
+def test_documents_chunked_by_older_rules_are_rechunked_once(make_pipeline, store, sample_folder):
+    from dataclasses import replace
+
+    from rag.ids import chunk_id
+
+    make_pipeline().run([sample_folder], "docs")
+    clean = {h.id: h.payload for h in store.chunks("docs")}
+    old = next(d for d in store.documents("docs") if d.source == "handbook.md")
+    # As an older Citadel left it: older rules, and one chunk more than today's rules give.
+    store.put_document(replace(old, chunking=1))
+    leftover = old.chunk(old.chunks, "stale passage", "stale passage")
+    store.upsert_chunks("docs", [leftover], [[0.1] * 384], [SparseVector([], [])])
+    assert leftover.id == chunk_id(old.id, old.chunks)
+
+    again = make_pipeline().run([sample_folder], "docs")
+    third = make_pipeline().run([sample_folder], "docs")
+
+    assert [f.source for f in again.files if f.status == "updated"] == ["handbook.md"]
+    assert again.counts()["unchanged"] == len(SAMPLE_FILES) - 1
+    assert {h.id: h.payload["text"] for h in store.chunks("docs")} == {
+        i: p["text"] for i, p in clean.items()
+    }
+    assert third.counts()["unchanged"] == len(SAMPLE_FILES)

@@ -393,9 +393,7 @@ def evaluate_command(
             for item in items:
                 fh.write(json.dumps(outcomes[item.id].to_json(), ensure_ascii=False) + "\n")
     result = evaluation.report(items, outcomes)
-    result["refusal_sweep"] = evaluation.refusal_sweep(
-        items, outcomes, [0.02, 0.05, 0.1, 0.14, 0.2, 0.3, 0.5]
-    )
+    result["refusal_sweep"] = evaluation.refusal_sweep(items, outcomes)
     result["min_evidence"] = _State.settings.retrieval.min_evidence if _State.settings else None
     if as_json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
