@@ -127,6 +127,14 @@ class IngestPipeline:
                         self._progress.file_done(outcome)
             finally:
                 self._progress.finish()
+        counts = report.counts()
+        if counts["added"] + counts["updated"] + counts["removed"]:
+            # Qdrant Edge searches exhaustively until its optimizer builds the HNSW index
+            # (and merges segments); without it, search time grows linearly with the chunks.
+            self._progress.step("building the search index...")
+            t0 = time.monotonic()
+            self._vector_store.optimize(collection)
+            report.times.optimize = time.monotonic() - t0
         report.seconds = time.monotonic() - started
         return report
 

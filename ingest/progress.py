@@ -30,9 +30,16 @@ class ProgressSink(Protocol):
 
     def finish(self) -> None: ...
 
+    def step(self, text: str) -> None:
+        """A stage after the files, with no count to show (building the search index)."""
+        ...
+
 
 class SilentProgress:
     def start(self, files: int) -> None:
+        pass
+
+    def step(self, text: str) -> None:
         pass
 
     def chunks_embedded(self, chunks: int) -> None:
@@ -76,6 +83,9 @@ class LineProgress:
 
     def finish(self) -> None:
         pass
+
+    def step(self, text: str) -> None:
+        print(text, file=self._stream, flush=True)
 
 
 class RichProgress:
@@ -123,6 +133,9 @@ class RichProgress:
 
     def finish(self) -> None:
         self._progress.stop()
+
+    def step(self, text: str) -> None:
+        self._progress.console.print(f"[dim]{escape(text)}[/]", highlight=False)
 
 
 def progress_for(stream: TextIO, quiet: bool = False) -> ProgressSink:

@@ -29,6 +29,7 @@ class StageTimes:
     chunk: float = 0.0
     embed: float = 0.0
     store: float = 0.0
+    optimize: float = 0.0  # building the search index once the files are stored
 
 
 @dataclass

@@ -101,6 +101,11 @@ class VectorStore(Protocol):
         """The chunks among `ids` that exist (neighbour expansion asks for computed IDs)."""
         ...
 
+    def optimize(self, collection: str) -> None:
+        """Bring the collection's search index up to date after writes (may take minutes
+        on millions of chunks; a no-op where the store does it by itself)."""
+        ...
+
     def close(self) -> None: ...
 
 

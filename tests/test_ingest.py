@@ -97,6 +97,8 @@ def test_second_run_on_unchanged_folder_parses_nothing(make_pipeline, store, sam
     assert second.counts()["unchanged"] == len(SAMPLE_FILES)
     assert second.counts()["added"] == second.counts()["updated"] == 0
     assert second.times.parse_cpu == 0 and second.times.embed == 0
+    assert second.times.optimize == 0  # nothing written: the index is not rebuilt
+    assert first.times.optimize > 0
     assert {h.id: h.payload for h in store.chunks("docs")} == points_before
     assert second.seconds < first.seconds
 

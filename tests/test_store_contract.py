@@ -227,3 +227,16 @@ def test_edge_store_persists_across_reopen_and_refuses_a_second_writer(tmp_path:
     assert [d.source for d in second.documents("docs")] == ["a.md"]
     assert second.collection_spec("docs") == SPEC
     second.close()
+
+
+def test_optimizing_keeps_every_point_and_result(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    _put(store, "docs", "a.md", ["the retention period is ninety days", "apples and pears"])
+    before = store.search(["docs"], _query("retention period"), 5)
+
+    store.optimize("docs")
+
+    assert store.count_chunks("docs") == 2
+    assert [h.id for h in store.search(["docs"], _query("retention period"), 5)] == [
+        h.id for h in before
+    ]

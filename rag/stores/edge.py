@@ -163,6 +163,10 @@ class EdgeStore(QdrantStore):
         )
         return [hit_from_point(p) for p in points]
 
+    def optimize(self, collection: str) -> None:
+        self._require(collection)
+        self._shard(collection).optimize()
+
     def flush(self) -> None:
         for shard in self._shards.values():
             shard.flush()

@@ -165,5 +165,9 @@ class ServerStore(QdrantStore):
         )
         return [hit_from_point(p) for p in response.points]
 
+    def optimize(self, collection: str) -> None:
+        """A Qdrant server runs its optimizers in the background: nothing to do."""
+        self._require(collection)
+
     def close(self) -> None:
         self._client.close()
