@@ -336,3 +336,83 @@ def test_eval_refuses_a_root_that_was_not_ingested(ingested, tmp_path: Path) -> 
     assert "citadel ingest" in result.stderr
     assert invalid.returncode == 2
     assert "broken.jsonl:1" in invalid.stderr and "Traceback" not in invalid.stderr
+
+
+def test_chat_keeps_the_conversation_for_follow_up_questions(ingested) -> None:
+    _, data, _ = ingested
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
+    full_env["CITADEL_LLM__HOST"] = "http://127.0.0.1:9"  # no model: search mode, no rewrite
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ui", "--data-dir", str(data), "chat", "-c", "hr"],
+        input="How many days of annual leave do employees get?\nand how many carry over?\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=full_env,
+        cwd=REPO,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("you> ") == 3  # two questions, then the end of input
+    # The follow-up alone would not find the leave rules; with the history it does.
+    second = result.stdout.split("you> ")[2]
+    assert "handbook.md" in second and "carried over" in second
+    assert result.stderr.count("Search mode") == 2
+
+
+def test_eval_with_a_model_measures_the_answers(ingested, tmp_path: Path) -> None:
+    from tests.fake_ollama import FakeOllama, Script
+
+    docs, data, _ = ingested
+    qa = tmp_path / "qa.jsonl"
+    rows = [
+        {
+            "id": "right",
+            "question": "How many days of paid annual leave do employees get?",
+            "answers": ["25 days"],
+            "sources": ["handbook.md"],
+        },
+        {
+            "id": "wrong",
+            "question": "How soon must a lost laptop be reported?",
+            "answers": ["one hour"],
+            "sources": ["policies/information-security-policy.pdf"],
+            "page": 2,
+        },
+        {
+            "id": "none",
+            "question": "Which zpool command creates a mirrored ZFS pool?",
+            "answers": [],
+            "sources": [],
+        },
+    ]
+    qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    out = tmp_path / "results.jsonl"
+
+    with FakeOllama() as server:
+        server.enqueue(Script(tokens=["Employees get ", "25 days ", "of leave [1]."]))
+        server.enqueue(Script(tokens=["Report it ", "to your manager [1]."]))
+        result = citadel(
+            data,
+            "eval",
+            str(qa),
+            "--root",
+            str(docs),
+            "-c",
+            "hr",
+            "--out",
+            str(out),
+            "--json",
+            env={"CITADEL_LLM__HOST": server.url},
+        )
+        chat_requests = len(server.requests)
+
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)["overall"]
+    assert figures["answer_contains"] == 0.5
+    assert figures["refusal_recall"] == 1.0
+    assert chat_requests == 2  # the unanswerable question never reached the model
+    lines = {json.loads(x)["id"]: json.loads(x) for x in out.read_text().splitlines()}
+    assert lines["right"]["answer"] == "Employees get 25 days of leave [1]."
+    assert lines["none"]["refused"] is True
