@@ -289,9 +289,8 @@ def failures(items: Sequence[QaItem], outcomes: dict[str, Outcome]) -> list[dict
         if i.answerable and not set(i.sources) & set(o.documents()[:5]):
             problems.append("not in top 5")
         if i.answerable and i.page is not None and not _page_right(i, o):
-            problems.append(
-                f"page {o.page_for(next(s for s in i.sources if s.endswith('.pdf')))} not {i.page}"
-            )
+            pdf = next(s for s in i.sources if s.lower().endswith(".pdf"))
+            problems.append(f"cited page {o.page_for(pdf)}, not {i.page}")
         if i.answerable and o.refused:
             problems.append("refused")
         if not i.answerable and not o.refused:
