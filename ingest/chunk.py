@@ -30,7 +30,8 @@ _CODE_CHARACTERS = re.compile(r"[/\\~=<>{}|@$]")  # paths, options, addresses: n
 # Raised whenever the rules change what chunks a document gives: documents indexed with an
 # older version are re-chunked by the next ingestion even though their files are unchanged.
 # 2: sentences cut by PDF page breaks are joined; PDF file names and terms are not headings.
-CHUNKING_VERSION = 2
+# 3: page footers are never joined; unnumbered titles outside PDFs need no capital.
+CHUNKING_VERSION = 3
 _UNIT_BY_TYPE = {"pdf": "page", "pptx": "slide", "xlsx": "sheet"}
 
 
@@ -50,6 +51,7 @@ class _Block:
     page: int | None
     rows: list[list[str]] | None = None  # tables: cells, for row-wise splitting
     end_page: int | None = None  # a paragraph continued on the next page ends there
+    category: str = ""
 
     @property
     def pages(self) -> tuple[int, ...]:
@@ -251,9 +253,10 @@ def _block(element: ParsedElement) -> _Block:
         rows = table_rows(element.html)
         if rows:
             return _Block("\n".join(row_text(r) for r in rows), element.page, rows)
-    return _Block(element.text, element.page)
+    return _Block(element.text, element.page, category=element.category)
 
 
+_NOT_BODY = {"Table", "Header", "Footer", "PageNumber", "PageBreak"}
 _CONTINUATION_START = re.compile(r"^[a-z0-9)\]},;:.]")
 _COMPLETE_END = re.compile(r"[.!?:;)\]]$")
 
@@ -261,10 +264,10 @@ _COMPLETE_END = re.compile(r"[.!?:;)\]]$")
 def _continues(section: _Section, element: ParsedElement) -> bool:
     """A PDF paragraph that a page break cut mid-sentence: the previous block ends without
     closing punctuation and this one starts in lower case (or with punctuation)."""
-    if not section.blocks or element.category == "Table" or element.html:
+    if not section.blocks or element.category in _NOT_BODY or element.html:
         return False
     last = section.blocks[-1]
-    if last.rows is not None:
+    if last.rows is not None or last.category in _NOT_BODY:
         return False
     return not _COMPLETE_END.search(last.text.rstrip()) and bool(
         _CONTINUATION_START.match(element.text.lstrip())
@@ -308,7 +311,8 @@ def _as_heading(element: ParsedElement, trail: list[_Heading], file_type: str) -
     # No level given (PDF titles are often captions, cross-references, file names or list
     # terms): only text that reads like a title counts, nested under the deepest real
     # heading, so it never evicts a numbered section from the trail.
-    if not text[:1].isupper() or _CODE_CHARACTERS.search(text):
+    first = text[:1]
+    if file_type == "pdf" and (first.islower() or first.isdigit() or _CODE_CHARACTERS.search(text)):
         return None
     anchored = [h.level for h in trail if not h.floating]
     return _Heading((max(anchored) if anchored else 0) + 1, text, floating=True)

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 
 from ingest.report import FileOutcome
+from rag.text import printable
 
 
 class ProgressSink(Protocol):
@@ -75,7 +76,8 @@ class LineProgress:
         elapsed = max(time.monotonic() - self._started, 1e-6)
         detail = f"{outcome.chunks} chunks" if not outcome.reason else outcome.reason
         print(
-            f"[{self._done}/{self._total}] {outcome.status} {outcome.source} ({detail}); "
+            f"[{self._done}/{self._total}] {outcome.status} {printable(outcome.source)} "
+            f"({printable(detail)}); "
             f"{self._chunks / elapsed:.1f} chunks/s",
             file=self._stream,
             flush=True,
@@ -119,7 +121,8 @@ class RichProgress:
         if outcome.status == "failed":
             # File names and reasons are untrusted text: escape them, never read them as markup.
             self._progress.console.print(
-                f"[red]failed[/] {escape(outcome.source)}: {escape(outcome.reason)}",
+                f"[red]failed[/] {escape(printable(outcome.source))}: "
+                f"{escape(printable(outcome.reason))}",
                 highlight=False,
             )
         self._refresh(advance=1)

@@ -9,6 +9,7 @@ passages with their citations (search mode) and a one-line notice saying why.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -175,6 +176,11 @@ class AnswerService:
         if failure is not None:
             waited = time.monotonic() - started
             notices.append(f"The answer is incomplete: {failure} (after {waited:.0f} s).")
+        if usage is not None and usage.done_reason == "length":
+            notices.append(
+                f"The answer reached its length limit ({s.max_answer_tokens} tokens, "
+                "CITADEL_LLM__MAX_ANSWER_TOKENS) and was cut."
+            )
         if packed.dropped:
             notices.append(
                 f"{packed.dropped} retrieved passage(s) did not fit the model's context "
@@ -198,7 +204,7 @@ class AnswerService:
             notice=" ".join(notices) or (REFUSAL_NOTICE if refused else None),
             dropped_passages=packed.dropped,
             truncated=truncated,
-            incomplete=failure is not None,
+            incomplete=failure is not None or bool(usage and usage.done_reason == "length"),
             unsupported=cited.unsupported if cited else [],
             model=generator.model,
             num_ctx=packed.num_ctx,
@@ -227,7 +233,10 @@ def _notice(exc: GeneratorError) -> str:
 
 
 def _is_refusal(text: str) -> bool:
-    return REFUSAL.rstrip(".").casefold() in " ".join(text.split()).casefold()
+    """The model said the sources do not answer, and cited nothing: an answer that cites a
+    source and adds "I could not find this..." about a detail is still an answer."""
+    said = REFUSAL.rstrip(".").casefold() in " ".join(text.split()).casefold()
+    return said and not re.search(r"\[\s*\d", text)
 
 
 def _one_per_document(passages: Sequence[Passage]) -> list[Passage]:

@@ -17,13 +17,17 @@ from rag.prompting import REFUSAL
 from rag.sparse import terms
 from rag.types import Passage
 
-# [1], [1, 2], [1][2], [Source 1], [source 1, 3]
+# Whatever a model writes as a reference: [1], [1, 2], [1][2], [Source 1], [source 1; 3],
+# [1-3], [1–3], [^2], [1 2]. Anything of this shape is checked, never shown unchecked.
 _MARKER = re.compile(
-    r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*[,;]\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.I
+    r"\[\s*(?:sources?\s*)?\^?(\d{1,3}(?:\s*(?:[,;\-–]|\s)\s*(?:sources?\s*)?\d{1,3})*)\s*\]",
+    re.I,
 )
-_PARTIAL_MARKER = re.compile(r"\[\s*(?:sources?\s*)?[\d\s,;]*", re.I)
-# A sentence ends at . ! ? (and any markers right after it) followed by a space, or at a line end.
-_SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?:\s*\[[^\]\n]{1,40}\])*(?=\s)|$)", re.M)
+_PARTIAL_MARKER = re.compile(r"\[\s*(?:sources?\s*)?\^?[\d\s,;\-–]*", re.I)
+_RANGE = re.compile(r"(\d{1,3})\s*[-–]\s*(\d{1,3})")
+_MAX_RANGE = 20
+# A sentence ends at . ! ? (and any markers right after it) before a space or the end.
+_SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?:\s*\[[^\]\n]{1,40}\])*(?=\s|$)|$)", re.M)
 _SNIPPET_CHARS = 280
 
 # Alignment thresholds: a sentence is attributed to a passage when most of its content
@@ -55,7 +59,7 @@ def cite(answer: str, passages: Sequence[Passage], embed: Embed | None = None) -
     dropped: list[str] = []
 
     def keep_valid(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
+        numbers = _numbers(match.group(1))
         valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(passages)]
         if len(valid) < len(numbers):
             dropped.append(match.group(0))
@@ -65,6 +69,7 @@ def cite(answer: str, passages: Sequence[Passage], embed: Embed | None = None) -
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)  # "word [9]." with [9] dropped -> "word."
     cited_by: dict[int, list[str]] = {}
     aligned_numbers: set[int] = set()
+    written_by_model: set[int] = set()
     unsupported: list[str] = []
     pieces: list[str] = []
     position = 0
@@ -75,6 +80,7 @@ def cite(answer: str, passages: Sequence[Passage], embed: Embed | None = None) -
         pieces.append(text[position:start])
         position = end
         numbers = _markers(sentence)
+        written_by_model.update(numbers)
         if not numbers and (start, end, sentence) in orphans:
             number = support[orphans.index((start, end, sentence))]
             if number is None:
@@ -92,7 +98,7 @@ def cite(answer: str, passages: Sequence[Passage], embed: Embed | None = None) -
             number=n,
             passage=passages[n - 1],
             snippet=_snippet(passages[n - 1].text, " ".join(cited_by[n])),
-            aligned=n in aligned_numbers and not any(_markers(s) for s in cited_by[n]),
+            aligned=n in aligned_numbers and n not in written_by_model,
         )
         for n in sorted(cited_by)
     ]
@@ -100,7 +106,18 @@ def cite(answer: str, passages: Sequence[Passage], embed: Embed | None = None) -
 
 
 def _markers(sentence: str) -> list[int]:
-    return [int(n) for m in _MARKER.finditer(sentence) for n in re.findall(r"\d+", m.group(1))]
+    return [n for m in _MARKER.finditer(sentence) for n in _numbers(m.group(1))]
+
+
+def _numbers(body: str) -> list[int]:
+    """The source numbers of a marker's body, ranges expanded ("1-3" -> 1, 2, 3)."""
+    numbers: list[int] = []
+    for a, b in _RANGE.findall(body):
+        low, high = int(a), int(b)
+        numbers.extend(range(low, high + 1) if 0 < high - low < _MAX_RANGE else (low, high))
+    rest = _RANGE.sub(" ", body)
+    numbers.extend(int(n) for n in re.findall(r"\d+", rest))
+    return numbers
 
 
 def _is_claim(sentence: str) -> bool:
@@ -196,13 +213,18 @@ class MarkerFilter:
                     self._held = self._held[1:]
                     continue
                 break  # wait for more text
+            inner = self._held.find("[", 1)
+            if 0 < inner < end:  # "[[9]]", "[see [7]]": the outer bracket is plain text
+                out.append(self._held[:inner])
+                self._held = self._held[inner:]
+                continue
             candidate = self._held[: end + 1]
             self._held = self._held[end + 1 :]
             match = _MARKER.fullmatch(candidate)
             if match is None:
                 out.append(candidate)
                 continue
-            numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
+            numbers = _numbers(match.group(1))
             out.append("".join(f"[{n}]" for n in numbers if 1 <= n <= self._sources))
         return "".join(out)
 

@@ -99,6 +99,8 @@ def _item(raw: dict[str, Any], where: str) -> QaItem:
     if page is not None and (not isinstance(page, int) or page < 1):
         raise InvalidQuestionSet(f"{where}: 'page' must be a positive integer or null")
     sources = tuple(s.strip("/") for s in strings("sources"))
+    if page is not None and not any(s.lower().endswith(".pdf") for s in sources):
+        raise InvalidQuestionSet(f"{where}: 'page' is given but no source is a PDF")
     return QaItem(
         id=str(raw.get("id") or where),
         question=question,
@@ -129,6 +131,8 @@ class Outcome:
     latency_ms: float
     answer: str | None = None
     evidence: float | None = None
+    error: str | None = None  # the question could not be run (e.g. over the length limit)
+    notice: str | None = None  # why no answer was generated (search mode)
     cited_pages: dict[str, int] = field(default_factory=dict)  # source -> page cited first
 
     def to_json(self) -> dict[str, Any]:
@@ -145,6 +149,12 @@ class Outcome:
             row["answer"] = self.answer
         if self.evidence is not None:
             row["evidence"] = round(self.evidence, 6)
+        if self.cited_pages:
+            row["cited_pages"] = self.cited_pages
+        if self.error is not None:
+            row["error"] = self.error
+        if self.notice is not None:
+            row["notice"] = self.notice
         return row
 
     @classmethod
@@ -159,6 +169,9 @@ class Outcome:
             latency_ms=float(row.get("latency_ms", 0)),
             answer=row.get("answer"),
             evidence=row.get("evidence"),
+            error=row.get("error"),
+            notice=row.get("notice"),
+            cited_pages=dict(row.get("cited_pages") or {}),
         )
 
     def documents(self) -> list[str]:
@@ -247,7 +260,9 @@ def metrics(items: Sequence[QaItem], outcomes: dict[str, Outcome]) -> dict[str, 
     result["refusal_recall"] = _mean([float(outcomes[i.id].refused) for i in unanswerable])
     result["false_refusals"] = sum(outcomes[i.id].refused for i in answerable)
     result["false_refusal_rate"] = _mean([float(outcomes[i.id].refused) for i in answerable])
-    latencies = [outcomes[i.id].latency_ms for i in items]
+    result["errors"] = sum(outcomes[i.id].error is not None for i in items)
+    result["not_generated"] = sum(outcomes[i.id].notice is not None for i in items)
+    latencies = [outcomes[i.id].latency_ms for i in items if outcomes[i.id].error is None]
     result["latency_p50_ms"] = percentile(latencies, 50)
     result["latency_p95_ms"] = percentile(latencies, 95)
     return result
@@ -289,8 +304,10 @@ def failures(items: Sequence[QaItem], outcomes: dict[str, Outcome]) -> list[dict
         if i.answerable and not set(i.sources) & set(o.documents()[:5]):
             problems.append("not in top 5")
         if i.answerable and i.page is not None and not _page_right(i, o):
-            pdf = next(s for s in i.sources if s.lower().endswith(".pdf"))
+            pdf = next((s for s in i.sources if s.lower().endswith(".pdf")), "")
             problems.append(f"cited page {o.page_for(pdf)}, not {i.page}")
+        if o.error is not None:
+            problems.append(f"not run: {o.error}")
         if i.answerable and o.refused:
             problems.append("refused")
         if not i.answerable and not o.refused:
@@ -349,8 +366,16 @@ def evaluate(
     """Run every question: ranking (top_k passages) and refusal decision; with `answers`,
     the generated answer too. `to_source` maps a document ID to its corpus-relative path."""
     outcomes: dict[str, Outcome] = {}
+    from rag.retrieval import InvalidQuestion
+
     for n, item in enumerate(items, start=1):
-        retrieval = retriever.retrieve(item.question, collections, top_k=top_k)
+        try:
+            retrieval = retriever.retrieve(item.question, collections, top_k=top_k)
+        except InvalidQuestion as exc:
+            outcomes[item.id] = Outcome(item.id, [], refused=False, latency_ms=0.0, error=str(exc))
+            if progress is not None:
+                progress(n, len(items), item)
+            continue
         outcome = Outcome(
             id=item.id,
             retrieved=[
@@ -362,8 +387,11 @@ def evaluate(
         )
         if answers is not None:
             answer = _final(answers.ask(item.question, collections))
-            outcome.answer = answer.text
             outcome.refused = answer.refused
+            if answer.search_mode:
+                outcome.notice = answer.notice  # no answer generated: not counted as one
+            else:
+                outcome.answer = answer.text
             for c in answer.citations:
                 if c.passage.pages:
                     outcome.cited_pages.setdefault(

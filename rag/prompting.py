@@ -8,6 +8,7 @@ later confirms or refutes the estimate (see answering.py).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,8 +34,14 @@ MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators of the chat template,
 CONTEXT_STEPS = (2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 
+# Chinese, Japanese, Korean and other non-alphabetic scripts take about one token per
+# character (or more); they are counted as one each, the rest at CHARS_PER_TOKEN.
+_DENSE_SCRIPT = re.compile(r"[\u0e00-\u0e7f\u1100-\u11ff\u2e80-\ua4cf\uac00-\ud7af\uf900-\ufaff]")
+
+
 def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
+    dense = len(_DENSE_SCRIPT.findall(text))
+    return math.ceil((len(text) - dense) / CHARS_PER_TOKEN) + dense + MESSAGE_OVERHEAD_TOKENS
 
 
 @dataclass(frozen=True)

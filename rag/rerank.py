@@ -41,7 +41,15 @@ class CrossEncoderReranker:
     def score(self, question: str, passages: Sequence[str]) -> list[float]:
         if not passages:
             return []
-        logits = self._model.predict([(question, p) for p in passages], convert_to_numpy=True)
+        import torch
+
+        # Raw logits (sentence-transformers would apply the model's own activation, often a
+        # sigmoid already); one sigmoid here, so every model gives the same 0..1 scale.
+        logits = self._model.predict(
+            [(question, p) for p in passages],
+            convert_to_numpy=True,
+            activation_fn=torch.nn.Identity(),
+        )
         values = [float(x) for x in logits.reshape(len(passages), -1)[:, -1]]
         # Most rerankers output a relevance logit; a sigmoid makes it a 0..1 evidence score.
         return [1.0 / (1.0 + math.exp(-v)) for v in values]

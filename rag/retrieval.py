@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from rag.errors import CitadelError
+from rag.errors import CitadelError, CollectionNotFound, EmbeddingModelMismatch
 from rag.evidence import Evidence, assess
 from rag.fusion import reciprocal_rank_fusion
 from rag.ids import chunk_id
@@ -60,7 +60,7 @@ class Retriever:
         top_k: int | None = None,
     ) -> Retrieval:
         question = self._check(question)
-        _ = self._embedder.dimension  # loads the model on first use: not part of the latency
+        self._check_models(collections)  # also loads the model: not part of the latency
         started = time.perf_counter()
         s = self._settings
         top_k = top_k or s.top_k
@@ -100,6 +100,16 @@ class Retriever:
             )
         return question
 
+    def _check_models(self, collections: Sequence[str]) -> None:
+        """Vectors of another embedding model would rank at random: refuse instead."""
+        model, dimension = self._embedder.model_name, self._embedder.dimension
+        for name in collections:
+            spec = self._store.collection_spec(name)
+            if spec is None:
+                raise CollectionNotFound(f"no collection named {name!r}")
+            if spec.embedding_model != model or spec.dimension != dimension:
+                raise EmbeddingModelMismatch.between(name, spec.embedding_model, model)
+
     def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
         assert self._reranker is not None
         scores = self._reranker.score(question, [_titled(p) for p in passages])
@@ -111,10 +121,12 @@ class Retriever:
         call per collection; a neighbour that is itself a passage is not repeated."""
         shown = {p.chunk_id for p in passages}
         wanted: dict[str, list[str]] = defaultdict(list)
+        owner: dict[str, str] = {}  # a chunk between two passages is given once, to the first
         for p in passages:
             for n in range(max(p.number - reach, 0), p.number + reach + 1):
                 cid = chunk_id(p.document_id, n)
-                if cid not in shown:
+                if cid not in shown and cid not in owner:
+                    owner[cid] = p.chunk_id
                     wanted[p.collection].append(cid)
         found: dict[str, SearchHit] = {}
         for collection, ids in wanted.items():
@@ -123,8 +135,9 @@ class Retriever:
         def around(p: Passage, numbers: range) -> str:
             texts = []
             for n in numbers:
-                hit = found.get(chunk_id(p.document_id, n))
-                if hit is not None:
+                cid = chunk_id(p.document_id, n)
+                hit = found.get(cid)
+                if hit is not None and owner.get(cid) == p.chunk_id:
                     texts.append(hit.payload["text"])
             return "\n".join(texts)
 

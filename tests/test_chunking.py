@@ -185,3 +185,32 @@ def test_pdf_titles_that_are_file_names_or_terms_are_not_headings(chunker):
         ("8.10.4. Compiling and Building the Package", "NOTE Clean up before rebuilding"),
     ]
     assert "linux-libc-dev" in drafts[0].text and "debian-uefi-certs.pem" in drafts[0].text
+
+
+def test_a_page_footer_is_not_joined_with_the_next_page(chunker):
+    drafts = chunker.chunk(
+        [
+            _e("NarrativeText", "The policy applies to everyone.", page=1),
+            _e("Footer", "Company confidential", page=1),
+            _e("NarrativeText", "and contractors too, as section 2 says.", page=2),
+        ],
+        "pdf",
+        "Policy",
+    )
+
+    assert all("confidential and contractors" not in d.text for d in drafts)
+
+
+def test_titles_without_capitals_still_count_outside_pdfs(chunker):
+    drafts = chunker.chunk(
+        [
+            _e("Title", "数据保护政策"),
+            _e("NarrativeText", "内容。"),
+            _e("Title", "iOS setup"),
+            _e("NarrativeText", "Install the profile."),
+        ],
+        "docx",
+        "Guide",
+    )
+
+    assert [d.headings[-1] for d in drafts] == ["数据保护政策", "iOS setup"]

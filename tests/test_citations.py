@@ -73,3 +73,33 @@ def test_a_half_written_marker_at_the_end_of_a_cut_stream_is_dropped() -> None:
     text = shown.feed("Leave is 25 days [") + shown.feed("2") + shown.flush()
 
     assert text == "Leave is 25 days "
+
+
+def test_odd_marker_forms_are_checked_too() -> None:
+    cited = cite(
+        "Rotation is every 90 days [1-3]. Leave is 25 days [^2]. Both apply [1 2].", PASSAGES
+    )
+
+    assert (
+        cited.text == "Rotation is every 90 days [1][2]. Leave is 25 days [2]. Both apply [1][2]."
+    )
+    shown = MarkerFilter(sources=2)
+    text = shown.feed("See [[9]] now, [see [7]] and [1–2].") + shown.flush()
+    assert text == "See [] now, [see ] and [1][2]."
+
+
+def test_a_marker_the_model_wrote_is_not_labelled_as_matched_by_citadel() -> None:
+    cited = cite(
+        "Report a lost device within one hour [1]. A lost device is reported within one hour.",
+        PASSAGES,
+    )
+
+    assert cited.text.endswith("within one hour [1].")
+    assert [(c.number, c.aligned) for c in cited.citations] == [(1, False)]
+
+
+def test_a_marker_after_the_last_sentence_stays_with_it() -> None:
+    cited = cite("Staff in Lyon get 25 days of paid annual leave. [2]", PASSAGES)
+
+    assert cited.text == "Staff in Lyon get 25 days of paid annual leave. [2]"
+    assert [(c.number, c.aligned) for c in cited.citations] == [(2, False)]

@@ -62,6 +62,7 @@ def test_ingest_json_reports_every_file_and_the_totals(ingested):
         "chunk",
         "embed",
         "store",
+        "optimize",
     }
 
 
@@ -84,6 +85,7 @@ def test_documents_and_collections_list_what_is_indexed(ingested):
         "ingested_at",
         "root",
         "collection",
+        "chunking",
     } == set(pdf)
 
     collections = json.loads(citadel(data, "collections", "--json").stdout)["collections"]

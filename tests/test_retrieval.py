@@ -140,3 +140,13 @@ def test_cross_encoder_reranks_and_gives_the_evidence(indexed, embedder, tmp_pat
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert result.evidence.score == pytest.approx(scores[0])
+
+
+def test_a_collection_built_with_another_model_is_refused(indexed, embedder) -> None:
+    from rag.errors import EmbeddingModelMismatch
+    from rag.types import CollectionSpec
+
+    indexed.ensure_collection("other-model", CollectionSpec("some-other-model", 384))
+
+    with pytest.raises(EmbeddingModelMismatch, match="some-other-model"):
+        retriever(indexed, embedder).retrieve("anything at all?", ["docs", "other-model"])

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from rag.answering import Answer, Delta
@@ -17,7 +16,7 @@ from rag.errors import CitadelError
 from rag.settings import Settings, load_settings
 from rag.types import Message, SearchFilter
 from rag.wiring import Services
-from ui.render import answer_json, print_eval, print_passages, print_sources, retrieval_json
+from ui.render import answer_json, print_eval, print_passages, print_sources, retrieval_json, shown
 
 app = typer.Typer(
     add_completion=False,
@@ -31,7 +30,7 @@ def _console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Piped into a file or grep: wide lines, so names are never folded or cut.
     width = None if stream.isatty() else 240
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=True, width=width)
 
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
@@ -131,7 +130,7 @@ def documents(collection: CollectionOpt = "default", as_json: JsonOpt = False) -
         table.add_column(name, no_wrap=True)
     for d in docs:
         table.add_row(
-            escape(d.source),
+            shown(d.source),
             d.file_type,
             str(d.pages or ""),
             str(d.chunks),
@@ -174,7 +173,7 @@ def remove(
         )
         return
     for d, n in removed:
-        _console().print(f"removed {escape(d.source)} ({n} chunks)")
+        _console().print(f"removed {shown(d.source)} ({n} chunks)")
 
 
 @app.command()
@@ -204,7 +203,7 @@ def collections(as_json: JsonOpt = False) -> None:
             str(r["name"]),
             str(r["documents"]),
             str(r["chunks"]),
-            escape(str(r["embedding_model"])),
+            shown(str(r["embedding_model"])),
             str(r["dimension"]),
         )
     _console().print(table)
@@ -223,8 +222,12 @@ PathOpt = Annotated[str | None, typer.Option("--path", help="Only documents unde
 def _filter(types: list[str] | None, path: str | None) -> SearchFilter | None:
     if not types and not path:
         return None
+    folder = (path or "").replace("\\", "/").strip()
+    while folder.startswith("./"):
+        folder = folder[2:]
     return SearchFilter(
-        file_types=tuple(t.lower().lstrip(".") for t in types or ()), source_prefix=path
+        file_types=tuple(t.lower().lstrip(".") for t in types or ()),
+        source_prefix=folder.strip("/") or None,
     )
 
 
@@ -232,7 +235,10 @@ def _filter(types: list[str] | None, path: str | None) -> SearchFilter | None:
 def search(
     question: Annotated[str, typer.Argument(help="What to look for.")],
     collection: CollectionsOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 6,
+    top_k: Annotated[
+        int | None,
+        typer.Option("--top-k", "-k", min=1, max=100, help="Passages (default: retrieval.top_k)."),
+    ] = None,
     file_type: TypeOpt = None,
     path: PathOpt = None,
     as_json: JsonOpt = False,
@@ -267,10 +273,12 @@ def _answer(
     """Stream one answer to the terminal (or print it as JSON); return it."""
     out, err = _console(), _console(stderr=True)
     answer: Answer | None = None
+    streamed = False
     for event in services.answers.ask(question, collections, history, search_filter):
         if isinstance(event, Delta):
+            streamed = True
             if not as_json:
-                out.print(escape(event.text), end="")
+                out.print(shown(event.text), end="")
                 out.file.flush()
         else:
             answer = event
@@ -278,12 +286,12 @@ def _answer(
     if as_json:
         print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
         return answer
-    if answer.refused and not answer.citations:
-        out.print(escape(answer.text), end="")
+    if not streamed:  # decided without the model (refusal on weak evidence)
+        out.print(shown(answer.text), end="")
     out.print()
     if answer.notice:
         style = "yellow" if answer.search_mode or answer.refused else "red"
-        err.print(f"[{style}]{escape(answer.notice)}[/]")
+        err.print(f"[{style}]{shown(answer.notice)}[/]")
     print_sources(out, answer)
     return answer
 
@@ -338,7 +346,7 @@ def chat(
                     False,
                 )
             except CitadelError as exc:
-                _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
+                _console(stderr=True).print(f"[red]error:[/] {shown(str(exc))}")
                 continue
             history += [Message("user", question), Message("assistant", answer.text)]
     finally:
@@ -363,6 +371,12 @@ def evaluate_command(
 
     items = evaluation.load_questions(questions)
     collections = collection or ["default"]
+    results_file = None
+    if out is not None:
+        try:  # before the run: a long evaluation must not end on "cannot write"
+            results_file = out.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise CitadelError(f"cannot write the results to {out}: {exc}") from exc
     services = _services()
     try:
         documents = [
@@ -380,7 +394,7 @@ def evaluate_command(
 
         def progress(n: int, total: int, item: evaluation.QaItem) -> None:
             if err.is_terminal or n == total or n % 10 == 0:
-                err.print(f"[dim]{n}/{total} {escape(item.id)}[/]")
+                err.print(f"[dim]{n}/{total} {shown(item.id)}[/]")
 
         services.retriever.retrieve("warm-up", collections)  # load the model before timing
         outcomes = evaluation.evaluate(
@@ -388,10 +402,11 @@ def evaluate_command(
         )
     finally:
         services.close()
-    if out is not None:
-        with out.open("w", encoding="utf-8") as fh:
+    if results_file is not None:
+        with results_file:
             for item in items:
-                fh.write(json.dumps(outcomes[item.id].to_json(), ensure_ascii=False) + "\n")
+                line = json.dumps(outcomes[item.id].to_json(), ensure_ascii=False)
+                results_file.write(line + "\n")
     result = evaluation.report(items, outcomes)
     result["refusal_sweep"] = evaluation.refusal_sweep(items, outcomes)
     result["min_evidence"] = _State.settings.retrieval.min_evidence if _State.settings else None
@@ -417,7 +432,7 @@ def _print_summary(report: dict[str, Any]) -> None:
         table.add_column("reason", overflow="fold")
         for f in problems:
             style = "red" if f["status"] == "failed" else "yellow"
-            table.add_row(f"[{style}]{f['status']}[/]", escape(f["source"]), escape(f["reason"]))
+            table.add_row(f"[{style}]{f['status']}[/]", shown(f["source"]), shown(f["reason"]))
         _console().print(table)
 
 
@@ -425,5 +440,5 @@ def main() -> None:
     try:
         app()
     except CitadelError as exc:
-        _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
+        _console(stderr=True).print(f"[red]error:[/] {shown(str(exc))}")
         sys.exit(2)

@@ -10,9 +10,15 @@ from rich.markup import escape
 
 from rag.answering import Answer
 from rag.retrieval import Retrieval
+from rag.text import printable
 from rag.types import Passage
 
 SNIPPET_CHARS = 240
+
+
+def shown(text: str) -> str:
+    """Untrusted text for a rich console: control characters removed, markup escaped."""
+    return escape(printable(text))
 
 
 def passage_json(p: Passage, rank: int) -> dict[str, Any]:
@@ -81,10 +87,10 @@ def _shorten(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 def print_passages(out: Console, passages: list[Passage], numbered: bool = True) -> None:
     for i, p in enumerate(passages, start=1):
-        where = escape(p.source) + (f", {escape(p.location)}" if p.location else "")
+        where = shown(p.source) + (f", {shown(p.location)}" if p.location else "")
         label = f"[bold][{i}][/] " if numbered else "- "
         out.print(f"{label}{where}  [dim]({p.collection}, score {p.score:.3f})[/]")
-        out.print(f"    {escape(_shorten(p.text))}", style="dim")
+        out.print(f"    {shown(_shorten(p.text))}", style="dim")
 
 
 def print_sources(out: Console, answer: Answer) -> None:
@@ -100,12 +106,12 @@ def print_sources(out: Console, answer: Answer) -> None:
         out.print("\n[bold]Sources:[/]")
     for c in answer.citations:
         p = c.passage
-        where = escape(p.source) + (f", {escape(p.location)}" if p.location else "")
+        where = shown(p.source) + (f", {shown(p.location)}" if p.location else "")
         placed = " [dim](matched by Citadel)[/]" if c.aligned else ""
         out.print(f"[bold][{c.number}][/] {where}{placed}")
-        out.print(f'    "{escape(_shorten(c.snippet))}"', style="dim")
+        out.print(f'    "{shown(_shorten(c.snippet))}"', style="dim")
     for sentence in answer.unsupported:
-        out.print(f"[yellow]unsupported by the sources:[/] {escape(_shorten(sentence))}")
+        out.print(f"[yellow]unsupported by the sources:[/] {shown(_shorten(sentence))}")
 
 
 def _fmt(value: Any) -> str:
@@ -143,8 +149,16 @@ def print_eval(out: Console, result: dict[str, Any]) -> None:
     rows += [(f"kind: {k}", v) for k, v in result["by_kind"].items()]
     rows += [(f"source: {k}", v) for k, v in result["by_group"].items()]
     for label, figures in rows:
-        table.add_row(escape(label), *(_fmt(figures.get(name)) for name in EVAL_COLUMNS))
+        table.add_row(shown(label), *(_fmt(figures.get(name)) for name in EVAL_COLUMNS))
     out.print(table)
+    overall = result["overall"]
+    if overall.get("not_generated"):
+        out.print(
+            f"[yellow]{overall['not_generated']} answer(s) were not generated (search mode: "
+            "no model reachable or configured); answer-contains counts only generated ones.[/]"
+        )
+    if overall.get("errors"):
+        out.print(f"[red]{overall['errors']} question(s) could not be run (see the list below).[/]")
     sweep = Table(title="Refusal threshold (CITADEL_RETRIEVAL__MIN_EVIDENCE)")
     for name in ("threshold", "refusal recall", "false refusals"):
         sweep.add_column(name, justify="right")
@@ -160,5 +174,5 @@ def print_eval(out: Console, result: dict[str, Any]) -> None:
         out.print("[bold]To read:[/]")
     for f in result["failures"]:
         top = ", ".join(f["top"])
-        out.print(f"  {escape(f['id'])} ({f['kind']}): {escape('; '.join(f['problems']))}")
-        out.print(f"    [dim]top: {escape(top)}[/]")
+        out.print(f"  {shown(f['id'])} ({shown(f['kind'])}): {shown('; '.join(f['problems']))}")
+        out.print(f"    [dim]top: {shown(top)}[/]")

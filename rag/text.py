@@ -1,0 +1,16 @@
+"""Untrusted text (documents, file names, model output) made safe to display on a terminal.
+
+rich escapes its own markup, but control characters pass through: an ESC in a document
+could clear the screen, hide text or forge a link; bidirectional overrides could reorder
+what is read. They are removed; tabs and newlines stay.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    return _CONTROLS.sub("", text)
