@@ -175,7 +175,8 @@ class AnswerService:
         notices = []
         if failure is not None:
             waited = time.monotonic() - started
-            notices.append(f"The answer is incomplete: {failure} (after {waited:.0f} s).")
+            after = f" (after {waited:.0f} s)" if waited >= 1 else ""
+            notices.append(f"The answer is incomplete: {failure}{after}.")
         if usage is not None and usage.done_reason == "length":
             notices.append(
                 f"The answer reached its length limit ({s.max_answer_tokens} tokens, "
