@@ -16,12 +16,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def citadel(
-    data_dir: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    data_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "ui", "--data-dir", str(data_dir), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=600,
@@ -264,52 +269,69 @@ def test_ask_without_a_model_server_answers_in_search_mode(ingested) -> None:
     assert "Closest documents" in unanswerable.stdout
 
 
-def test_eval_scores_a_question_set_and_writes_results(ingested, tmp_path: Path) -> None:
-    docs, data, _ = ingested
-    qa = tmp_path / "qa.jsonl"
-    rows = [
-        {
-            "id": "q1",
-            "question": "How many days of paid annual leave do employees get?",
-            "answers": ["25 days"],
-            "sources": ["handbook.md"],
-            "page": None,
-            "kind": "numeric",
-            "note": "unknown fields are ignored",
-        },
-        {
-            "id": "q2",
-            "question": "How soon must a lost laptop be reported?",
-            "answers": ["one hour"],
-            "sources": ["policies/information-security-policy.pdf"],
-            "page": 2,
-            "kind": "fact",
-        },
-        {
-            "id": "q3",
-            "question": "Which zpool command creates a mirrored ZFS pool?",
-            "answers": [],
-            "sources": [],
-            "page": None,
-            "kind": "unanswerable",
-        },
-    ]
-    qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    out = tmp_path / "results.jsonl"
+# Three labelled questions on the samples: one answered by the handbook, one by a PDF page,
+# one the samples do not answer. An unknown field must be ignored.
+QUESTIONS = [
+    {
+        "id": "q1",
+        "question": "How many days of paid annual leave do employees get?",
+        "answers": ["25 days"],
+        "sources": ["handbook.md"],
+        "page": None,
+        "kind": "numeric",
+        "note": "unknown fields are ignored",
+    },
+    {
+        "id": "q2",
+        "question": "How soon must a lost laptop be reported?",
+        "answers": ["one hour"],
+        "sources": ["policies/information-security-policy.pdf"],
+        "page": 2,
+        "kind": "fact",
+    },
+    {
+        "id": "q3",
+        "question": "Which zpool command creates a mirrored ZFS pool?",
+        "answers": [],
+        "sources": [],
+        "page": None,
+        "kind": "unanswerable",
+    },
+]
 
-    result = citadel(
+
+def _question_set(folder: Path) -> Path:
+    path = folder / "qa.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in QUESTIONS) + "\n", encoding="utf-8")
+    return path
+
+
+def _eval_json(
+    data: Path, qa: Path, root: Path, out: Path, *flags: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`citadel eval` of the samples collection, figures as JSON, lines written to `out`."""
+    return citadel(
         data,
         "eval",
         str(qa),
         "--root",
-        str(docs),
+        str(root),
         "-c",
         "hr",
-        "--no-generate",
         "--out",
         str(out),
         "--json",
+        *flags,
+        env=env,
     )
+
+
+def test_eval_scores_a_question_set_and_writes_results(ingested, tmp_path: Path) -> None:
+    docs, data, _ = ingested
+    qa = _question_set(tmp_path)
+    out = tmp_path / "results.jsonl"
+
+    result = _eval_json(data, qa, docs, out, "--no-generate")
 
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)["overall"]
@@ -342,17 +364,13 @@ def test_eval_refuses_a_root_that_was_not_ingested(ingested, tmp_path: Path) -> 
 
 def test_chat_keeps_the_conversation_for_follow_up_questions(ingested) -> None:
     _, data, _ = ingested
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-    full_env["CITADEL_LLM__HOST"] = "http://127.0.0.1:9"  # no model: search mode, no rewrite
-
-    result = subprocess.run(
-        [sys.executable, "-m", "ui", "--data-dir", str(data), "chat", "-c", "hr"],
-        input="How many days of annual leave do employees get?\nand how many carry over?\n",
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=full_env,
-        cwd=REPO,
+    result = citadel(
+        data,
+        "chat",
+        "-c",
+        "hr",
+        env={"CITADEL_LLM__HOST": "http://127.0.0.1:9"},  # no model: search mode, no rewrite
+        stdin="How many days of annual leave do employees get?\nand how many carry over?\n",
     )
 
     assert result.returncode == 0, result.stderr
@@ -367,47 +385,13 @@ def test_eval_with_a_model_measures_the_answers(ingested, tmp_path: Path) -> Non
     from tests.fake_ollama import FakeOllama, Script
 
     docs, data, _ = ingested
-    qa = tmp_path / "qa.jsonl"
-    rows = [
-        {
-            "id": "right",
-            "question": "How many days of paid annual leave do employees get?",
-            "answers": ["25 days"],
-            "sources": ["handbook.md"],
-        },
-        {
-            "id": "wrong",
-            "question": "How soon must a lost laptop be reported?",
-            "answers": ["one hour"],
-            "sources": ["policies/information-security-policy.pdf"],
-            "page": 2,
-        },
-        {
-            "id": "none",
-            "question": "Which zpool command creates a mirrored ZFS pool?",
-            "answers": [],
-            "sources": [],
-        },
-    ]
-    qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    qa = _question_set(tmp_path)
     out = tmp_path / "results.jsonl"
 
     with FakeOllama() as server:
         server.enqueue(Script(tokens=["Employees get ", "25 days ", "of leave [1]."]))
         server.enqueue(Script(tokens=["Report it ", "to your manager [1]."]))
-        result = citadel(
-            data,
-            "eval",
-            str(qa),
-            "--root",
-            str(docs),
-            "-c",
-            "hr",
-            "--out",
-            str(out),
-            "--json",
-            env={"CITADEL_LLM__HOST": server.url},
-        )
+        result = _eval_json(data, qa, docs, out, env={"CITADEL_LLM__HOST": server.url})
         chat_requests = len(server.requests)
 
     assert result.returncode == 0, result.stderr
@@ -416,5 +400,5 @@ def test_eval_with_a_model_measures_the_answers(ingested, tmp_path: Path) -> Non
     assert figures["refusal_recall"] == 1.0
     assert chat_requests == 2  # the unanswerable question never reached the model
     lines = {json.loads(x)["id"]: json.loads(x) for x in out.read_text().splitlines()}
-    assert lines["right"]["answer"] == "Employees get 25 days of leave [1]."
-    assert lines["none"]["refused"] is True
+    assert lines["q1"]["answer"] == "Employees get 25 days of leave [1]."
+    assert lines["q3"]["refused"] is True

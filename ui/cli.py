@@ -219,6 +219,13 @@ TypeOpt = Annotated[
 PathOpt = Annotated[str | None, typer.Option("--path", help="Only documents under this folder.")]
 
 
+def _scope(
+    collections: list[str] | None, types: list[str] | None, path: str | None
+) -> tuple[list[str], SearchFilter | None]:
+    """What a command searches: the collections given (or `default`) and its filter."""
+    return collections or ["default"], _filter(types, path)
+
+
 def _filter(types: list[str] | None, path: str | None) -> SearchFilter | None:
     if not types and not path:
         return None
@@ -244,11 +251,10 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the ranked passages for a question, without a model: the answers' retrieval."""
+    collections, search_filter = _scope(collection, file_type, path)
     services = _services()
     try:
-        retrieval = services.retriever.retrieve(
-            question, collection or ["default"], _filter(file_type, path), top_k
-        )
+        retrieval = services.retriever.retrieve(question, collections, search_filter, top_k)
     finally:
         services.close()
     if as_json:
@@ -305,11 +311,10 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the documents, streamed, with numbered sources."""
+    collections, search_filter = _scope(collection, file_type, path)
     services = _services()
     try:
-        _answer(
-            services, question, collection or ["default"], [], _filter(file_type, path), as_json
-        )
+        _answer(services, question, collections, [], search_filter, as_json)
     finally:
         services.close()
 
@@ -321,6 +326,7 @@ def chat(
     path: PathOpt = None,
 ) -> None:
     """A conversation: follow-up questions are understood with the history. Ctrl-D ends."""
+    collections, search_filter = _scope(collection, file_type, path)
     services = _services()
     history: list[Message] = []
     out = _console()
@@ -337,14 +343,7 @@ def chat(
             if question in {"/exit", "/quit"}:
                 break
             try:
-                answer = _answer(
-                    services,
-                    question,
-                    collection or ["default"],
-                    history,
-                    _filter(file_type, path),
-                    False,
-                )
+                answer = _answer(services, question, collections, history, search_filter, False)
             except CitadelError as exc:
                 _console(stderr=True).print(f"[red]error:[/] {shown(str(exc))}")
                 continue
@@ -370,7 +369,7 @@ def evaluate_command(
     from rag import evaluation
 
     items = evaluation.load_questions(questions)
-    collections = collection or ["default"]
+    collections, _ = _scope(collection, None, None)
     results_file = None
     if out is not None:
         try:  # before the run: a long evaluation must not end on "cannot write"
