@@ -75,6 +75,20 @@ class OllamaGenerator:
                 return int(value)
         return None
 
+    def check(self) -> None:
+        """Raise a GeneratorError unless the server answers and has the model (readiness)."""
+        with self._translated_errors():
+            listed = self._client.list()
+        names = {m.model for m in listed.models if m.model}
+        if self.model not in names and f"{self.model}:latest" not in names:
+            raise self._not_pulled()
+
+    def _not_pulled(self) -> ModelNotFound:
+        return ModelNotFound(
+            f"the model {self.model!r} is not available on the Ollama server at "
+            f"{self._settings.host}: run `ollama pull {self.model}` there"
+        )
+
     def context_limit(self) -> int:
         """The largest num_ctx to ask for: the model's own length, capped by the settings."""
         own = self._model_context_length
@@ -107,17 +121,14 @@ class OllamaGenerator:
     # -- error translation --------------------------------------------------------------
     @contextmanager
     def _translated_errors(self) -> Iterator[None]:
-        host, model = self._settings.host, self.model
+        host = self._settings.host
         try:
             yield
         except GeneratorError:
             raise
         except ollama.ResponseError as exc:
             if exc.status_code == 404 or "not found" in str(exc.error).lower():
-                raise ModelNotFound(
-                    f"the model {model!r} is not available on the Ollama server at {host}: "
-                    f"run `ollama pull {model}` there"
-                ) from exc
+                raise self._not_pulled() from exc
             raise GenerationFailed(f"the Ollama server reported an error: {exc.error}") from exc
         except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise GeneratorUnavailable(f"no Ollama server answers at {host}") from exc

@@ -115,6 +115,10 @@ class Generator(Protocol):
     @property
     def model(self) -> str: ...
 
+    def check(self) -> None:
+        """Raise a GeneratorError unless the server answers and has the model."""
+        ...
+
     def context_limit(self) -> int:
         """Largest context (prompt + answer, in the model's tokens) to ask for."""
         ...

@@ -122,6 +122,36 @@ class LlmSettings(BaseModel):
     idle_timeout_s: float = Field(30.0, gt=0, description="Longest pause within the stream.")
 
 
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address `citadel serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the web UI and the APIs.")
+    auth: bool = Field(
+        True,
+        description="Require a login (UI) or an API key (APIs). Can be turned off only on a "
+        "loopback address, where the local user is the administrator.",
+    )
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest file accepted by an upload.")
+    uploads_per_minute: int = Field(
+        30, ge=1, description="Files one user may upload per minute (then 429)."
+    )
+    requests_per_minute: int = Field(
+        120, ge=1, description="Searches and questions one user may send per minute (then 429)."
+    )
+    login_attempts: int = Field(
+        5, ge=1, description="Failed logins of one account before it is locked for a while."
+    )
+    login_lockout_s: float = Field(300.0, gt=0, description="How long that lock lasts.")
+    link_ttl_s: float = Field(
+        3600.0, gt=0, description="Lifetime of the signed links that open a cited file."
+    )
+    url: str | None = Field(
+        None,
+        description="A running Citadel server the CLI talks to (ingest, search, ask) instead "
+        "of opening the data directory itself.",
+    )
+    api_key: SecretStr | None = Field(None, description="API key the CLI sends to `url`.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITADEL_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -133,6 +163,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LlmSettings = LlmSettings()
+    server: ServerSettings = ServerSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -149,6 +180,16 @@ class Settings(BaseSettings):
     @property
     def edge_path(self) -> Path:
         return self.data_dir / "qdrant-edge"
+
+    @property
+    def metadata_path(self) -> Path:
+        """Users, teams, API keys, audit log and feedback (SQLite)."""
+        return self.data_dir / "citadel.sqlite3"
+
+    @property
+    def uploads_path(self) -> Path:
+        """Files uploaded through the server, one folder per collection."""
+        return self.data_dir / "uploads"
 
 
 def load_settings(

@@ -14,3 +14,9 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]
 
 def printable(text: str) -> str:
     return _CONTROLS.sub("", text)
+
+
+def shorten(text: str, limit: int) -> str:
+    """Whitespace collapsed, cut at a word boundary with an ellipsis beyond `limit`."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"

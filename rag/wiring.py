@@ -41,6 +41,8 @@ class Services:
     """Lazily built adapters: listing documents must not pay for loading the embedder."""
 
     settings: Settings
+    # A loaded embedder may be handed in (tests share one; loading costs ~10 s).
+    preloaded_embedder: Embedder | None = None
     _store: VectorStore | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -54,7 +56,11 @@ class Services:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return SentenceTransformerEmbedder(self.settings.embedding)
+        return self.preloaded_embedder or SentenceTransformerEmbedder(self.settings.embedding)
+
+    @property
+    def embedder_loaded(self) -> bool:
+        return "embedder" in self.__dict__ or self.preloaded_embedder is not None
 
     @cached_property
     def sparse(self) -> SparseEncoder:

@@ -237,9 +237,15 @@ class RateLimiter:
 
     _SWEEP_KEYS = 1024  # beyond this many keys, forget the ones with nothing in the window
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        what: str = "uploads",
+    ) -> None:
         if per_minute < 1:
             raise ValueError("per_minute must be at least 1")
+        self._what = what  # named in the message: "too many <what>"
         self._per_minute = per_minute
         self._clock = clock
         self._lock = threading.Lock()
@@ -252,7 +258,7 @@ class RateLimiter:
         if cost > self._per_minute:
             raise RateLimited(
                 WINDOW_S,
-                f"{cost} uploads at once are more than the {self._per_minute} allowed per "
+                f"{cost} {self._what} at once are more than the {self._per_minute} allowed per "
                 "minute: send fewer at a time",
             )
         with self._lock:
@@ -264,7 +270,10 @@ class RateLimiter:
             used = sum(units for _, units in spent)
             excess = used + cost - self._per_minute
             if excess > 0:
-                raise RateLimited(_wait_for(spent, excess, now))
+                wait = _wait_for(spent, excess, now)
+                raise RateLimited(
+                    wait, f"too many {self._what}: try again in {max(1, math.ceil(wait))} s"
+                )
             spent.append((now, cost))
 
     def _sweep(self, now: float) -> None:
