@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,7 +17,19 @@ from rag.errors import CitadelError
 from rag.settings import Settings, load_settings
 from rag.types import Message, SearchFilter
 from rag.wiring import Services
-from ui.render import answer_json, print_eval, print_passages, print_sources, retrieval_json, shown
+from ui.cli_admin import register as register_admin_commands
+from ui.render import (
+    answer_json,
+    passage_from_json,
+    print_eval,
+    print_passages,
+    print_sources,
+    retrieval_json,
+    shown,
+)
+
+if TYPE_CHECKING:
+    from ui.remote import RemoteCitadel
 
 app = typer.Typer(
     add_completion=False,
@@ -41,9 +54,28 @@ class _State:
     settings: Settings | None = None
 
 
-def _services() -> Services:
+def current_settings() -> Settings:
     assert _State.settings is not None
-    return Services(_State.settings)
+    return _State.settings
+
+
+def console() -> Console:
+    return _console()
+
+
+def _services() -> Services:
+    return Services(current_settings())
+
+
+def _remote() -> RemoteCitadel | None:
+    """The running server to go through, when `server.url` is configured."""
+    server = current_settings().server
+    if not server.url:
+        return None
+    from ui.remote import RemoteCitadel
+
+    key = server.api_key.get_secret_value() if server.api_key else None
+    return RemoteCitadel(server.url, key)
 
 
 @app.callback()
@@ -64,6 +96,9 @@ def _ingest(paths: list[Path], collection: str, prune: bool, as_json: bool, quie
     from ingest.pipeline import IngestPipeline
     from ingest.progress import progress_for
 
+    if (remote := _remote()) is not None:
+        _ingest_remote(remote, paths, collection, prune, as_json, quiet)
+        return
     services = _services()
     try:
         pipeline = IngestPipeline(
@@ -81,6 +116,38 @@ def _ingest(paths: list[Path], collection: str, prune: bool, as_json: bool, quie
     else:
         _print_summary(report.to_json())
     if report.counts()["failed"]:
+        raise typer.Exit(1)
+
+
+def _ingest_remote(
+    remote: RemoteCitadel,
+    paths: list[Path],
+    collection: str,
+    prune: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    if prune:
+        raise CitadelError("--prune (sync) works on the data directory, not through a server")
+    err = _console(stderr=True)
+
+    def on_file(outcome: dict[str, str]) -> None:
+        if not quiet and not as_json:
+            reason = f": {shown(outcome['reason'])}" if outcome.get("reason") else ""
+            err.print(f"{outcome['status']:>9} {shown(outcome['source'])}{reason}")
+
+    max_bytes = int(current_settings().server.max_upload_mb * 2**20)
+    try:
+        outcomes = remote.upload(paths, collection, max_bytes, on_file)
+    finally:
+        remote.close()
+    failed = sum(o["status"] == "failed" for o in outcomes)
+    if as_json:
+        print(json.dumps({"collection": collection, "files": outcomes}, ensure_ascii=False))
+    else:
+        counts = Counter(o["status"] for o in outcomes)
+        _console().print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    if failed:
         raise typer.Exit(1)
 
 
@@ -252,6 +319,16 @@ def search(
 ) -> None:
     """Show the ranked passages for a question, without a model: the answers' retrieval."""
     collections, search_filter = _scope(collection, file_type, path)
+    if (remote := _remote()) is not None:
+        try:
+            found = remote.search(question, collections, search_filter, top_k)
+        finally:
+            remote.close()
+        if as_json:
+            print(json.dumps(found, ensure_ascii=False, indent=2))
+        else:
+            print_passages(_console(), [passage_from_json(p) for p in found["passages"]])
+        return
     services = _services()
     try:
         retrieval = services.retriever.retrieve(question, collections, search_filter, top_k)
@@ -269,7 +346,7 @@ def search(
 
 
 def _answer(
-    services: Services,
+    source: Services | RemoteCitadel,
     question: str,
     collections: list[str],
     history: list[Message],
@@ -280,7 +357,8 @@ def _answer(
     out, err = _console(), _console(stderr=True)
     answer: Answer | None = None
     streamed = False
-    for event in services.answers.ask(question, collections, history, search_filter):
+    asking = source.answers.ask if isinstance(source, Services) else source.ask
+    for event in asking(question, collections, history, search_filter):
         if isinstance(event, Delta):
             streamed = True
             if not as_json:
@@ -312,11 +390,11 @@ def ask(
 ) -> None:
     """Answer a question from the documents, streamed, with numbered sources."""
     collections, search_filter = _scope(collection, file_type, path)
-    services = _services()
+    source = _remote() or _services()
     try:
-        _answer(services, question, collections, [], search_filter, as_json)
+        _answer(source, question, collections, [], search_filter, as_json)
     finally:
-        services.close()
+        source.close()
 
 
 @app.command()
@@ -327,7 +405,7 @@ def chat(
 ) -> None:
     """A conversation: follow-up questions are understood with the history. Ctrl-D ends."""
     collections, search_filter = _scope(collection, file_type, path)
-    services = _services()
+    services = _remote() or _services()
     history: list[Message] = []
     out = _console()
     out.print("[dim]Ask a question; follow-ups may refer to earlier answers. Ctrl-D to quit.[/]")
@@ -433,6 +511,9 @@ def _print_summary(report: dict[str, Any]) -> None:
             style = "red" if f["status"] == "failed" else "yellow"
             table.add_row(f"[{style}]{f['status']}[/]", shown(f["source"]), shown(f["reason"]))
         _console().print(table)
+
+
+register_admin_commands(app)
 
 
 def main() -> None:

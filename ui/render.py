@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from rag.answering import Answer
+from rag.citations import Citation
 from rag.retrieval import Retrieval
-from rag.text import printable
+from rag.text import printable, shorten
 from rag.types import Passage
 
 SNIPPET_CHARS = 240
@@ -24,6 +25,8 @@ def shown(text: str) -> str:
 def passage_json(p: Passage, rank: int) -> dict[str, Any]:
     return {
         "rank": rank,
+        "chunk_id": p.chunk_id,
+        "number": p.number,
         "score": round(p.score, 6),
         "dense_score": None if p.dense_score is None else round(p.dense_score, 6),
         "collection": p.collection,
@@ -80,9 +83,54 @@ def answer_json(a: Answer) -> dict[str, Any]:
     }
 
 
-def _shorten(text: str, limit: int = SNIPPET_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+def passage_from_json(data: dict[str, Any]) -> Passage:
+    """The inverse of passage_json (the CLI reads a server's answers with it)."""
+    return Passage(
+        chunk_id=data["chunk_id"],
+        collection=data["collection"],
+        document_id=data["document_id"],
+        source=data["source"],
+        file_type=data["file_type"],
+        title=data["title"],
+        headings=tuple(data["headings"]),
+        pages=tuple(data["pages"]),
+        number=data["number"],
+        text=data["text"],
+        score=data["score"],
+        dense_score=data["dense_score"],
+        slide=data["slide"],
+        sheet=data["sheet"],
+    )
+
+
+def answer_from_json(data: dict[str, Any]) -> Answer:
+    """The inverse of answer_json."""
+    return Answer(
+        question=data["question"],
+        standalone_question=data["standalone_question"],
+        text=data["answer"],
+        citations=[
+            Citation(c["n"], passage_from_json(c), c["snippet"], c["aligned"])
+            for c in data["citations"]
+        ],
+        passages=[passage_from_json(p) for p in data["passages"]],
+        refused=data["refused"],
+        search_mode=data["search_mode"],
+        notice=data["notice"],
+        dropped_passages=data["dropped_passages"],
+        truncated=data["truncated"],
+        incomplete=data["incomplete"],
+        unsupported=data["unsupported"],
+        evidence=data["evidence"],
+        model=data["model"],
+        num_ctx=data["num_ctx"],
+        prompt_tokens=data["prompt_tokens"],
+        retrieval_ms=data["retrieval_ms"],
+    )
+
+
+def _shorten(text: str) -> str:
+    return shorten(text, SNIPPET_CHARS)
 
 
 def print_passages(out: Console, passages: list[Passage], numbered: bool = True) -> None:

@@ -1,0 +1,108 @@
+"""A real Citadel server for tests: uvicorn on 127.0.0.1 (free port) in a background
+thread, serving `create_app(workspace)` over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from rag.settings import Settings
+from rag.wiring import Services
+from ui.server import create_app
+from ui.workspace import Workspace
+
+PASSWORD = "correct horse battery"  # every test user's password (>= 10 characters)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_settings(data_dir: Path, llm_host: str | None = None, **server: Any) -> Settings:
+    """Settings for a test server: its own data directory; the model server at `llm_host`
+    (None: a closed port, i.e. search mode)."""
+    llm: dict[str, Any] = {
+        "host": llm_host or f"http://127.0.0.1:{free_port()}",
+        "first_token_timeout_s": 10,
+        "idle_timeout_s": 5,
+        "connect_timeout_s": 1,
+    }
+    return Settings(data_dir=data_dir, llm=llm, server=server)  # type: ignore[arg-type]
+
+
+class LiveServer:
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(workspace), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("the test server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def workspace_with(settings: Settings, embedder: Any = None) -> Workspace:
+    """A workspace that reuses the session's embedder (loading it costs ~10 s)."""
+    return Workspace(settings, Services(settings, preloaded_embedder=embedder))
+
+
+def add_user(
+    workspace: Workspace, name: str, teams: tuple[str, ...] = (), admin: bool = False
+) -> str:
+    """A user in `teams` (created if needed); returns an API key for them."""
+    for team in teams:
+        if not workspace.accounts.team_exists(team):
+            workspace.accounts.add_team(team)
+    workspace.accounts.add_user(name, PASSWORD, "admin" if admin else "member")
+    for team in teams:
+        workspace.accounts.add_member(team, name)
+    return workspace.accounts.create_key(name, "tests")
+
+
+def upload_and_wait(workspace: Workspace, user: str, collection: str, files: list[Path]) -> None:
+    """Ingest copies of `files` into `collection` through the upload path; fails loudly."""
+    import shutil
+    import tempfile
+
+    caller = workspace.caller_named(user)
+    assert caller is not None
+    staged = []
+    for f in files:
+        temp = Path(tempfile.mkstemp()[1])
+        shutil.copyfile(f, temp)
+        staged.append((f.name, temp))
+    result = workspace.upload(caller, collection, staged)
+    assert not result.rejected, result.rejected
+    assert result.job is not None
+    assert workspace.jobs.wait(result.job, 300), "ingestion did not finish"
+    assert result.job.state == "done", result.job.to_json()
+    failed = [f for f in result.job.files if f.status == "failed"]
+    assert not failed, [f.to_json() for f in failed]

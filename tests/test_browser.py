@@ -1,0 +1,483 @@
+"""The web UI in a real browser (Debian's chromium, driven by Playwright) against the real
+server: uploads, streamed answers, citations that open the cited page, team isolation,
+hostile documents kept inert, and not one request leaving the machine.
+
+One server (real embedder, real store, the fake Ollama over real HTTP) serves the module.
+On failure, screenshots are saved under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from rag.settings import LlmSettings, ServerSettings, Settings
+from rag.wiring import Services
+from tests.fake_ollama import FakeOllama, Script
+from ui.server import create_app
+from ui.web import WebApp
+from ui.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+PDF = REPO / "samples" / "policies" / "information-security-policy.pdf"
+PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-12", "root": "root-password-1"}
+LAPTOP = "How quickly must a lost or stolen laptop be reported?"
+WAIT_MS = 120_000  # ingestion and answers on a busy 2-core machine
+PWNED = "window.__pwned=1"
+HOSTILE_TITLE = f'<img src=x onerror="{PWNED}"> Zephyr garage rules'
+HOSTILE_HTML = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Zephyr</title>
+<script>{PWNED}</script></head>
+<body>
+<h1>&lt;img src=x onerror="{PWNED}"&gt; Zephyr garage rules</h1>
+<p>The Zephyr parking garage opens at 06:45 every weekday. &lt;script&gt;{PWNED}&lt;/script&gt;
+Visitors park on level minus two &lt;img src=x onerror="{PWNED}"&gt; near the lifts.</p>
+<p>![t](http://evil.example/t.png) Bicycles go in the cage by the north ramp &amp; staff
+use badge 7 &lt;b&gt;only&lt;/b&gt;.</p>
+<img src="http://evil.example/real.png" onerror="{PWNED}">
+</body></html>
+"""
+
+# Never skipped: a missing browser would silently drop the UI's tests. .ci/run installs it.
+assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
+
+
+@dataclass
+class Site:
+    url: str
+    workspace: Workspace
+    fake: FakeOllama
+
+
+@dataclass
+class Visit:
+    """One user's browser session, with every URL it requested."""
+
+    context: BrowserContext
+    page: Page
+    requests: list[str] = field(default_factory=list)
+
+    def outside_requests(self, base: str) -> list[str]:
+        allowed = urlsplit(base).netloc
+        return [
+            u
+            for u in self.requests
+            if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).netloc != allowed
+        ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Site]:
+    base = tmp_path_factory.mktemp("web")
+    fake = FakeOllama().start()
+    settings = Settings(
+        data_dir=base / "data",
+        llm=LlmSettings(host=fake.url),
+        server=ServerSettings(auth=True),
+    )
+    workspace = Workspace(settings, Services(settings, preloaded_embedder=embedder))
+    accounts = workspace.accounts
+    for team in ("hr", "eng"):
+        accounts.add_team(team)
+    for user, team in (("alice", "hr"), ("bob", "eng")):
+        accounts.add_user(user, PASSWORDS[user])
+        accounts.add_member(team, user)
+    accounts.add_user("root", PASSWORDS["root"], role="admin")
+    workspace.catalog.assign("hr-docs", "hr")
+    workspace.catalog.assign("eng-docs", "eng")
+    root = accounts.caller("root")
+    assert root is not None
+    workspace.set_starters(root, "hr-docs", [LAPTOP])
+    # bob's team has a document of its own (the upload is moved away: give it a copy).
+    copy = base / "handbook.md"
+    shutil.copy(REPO / "samples" / "handbook.md", copy)
+    bob = accounts.caller("bob")
+    assert bob is not None
+    job = workspace.upload(bob, "eng-docs", [("handbook.md", copy)]).job
+    assert job is not None and workspace.jobs.wait(job, 300) and job.state == "done", job
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(workspace),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="citadel-test-server", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    try:
+        yield Site(url, workspace, fake)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        workspace.close()
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def shots() -> list[Page]:
+    """The test's pages, screenshotted by `screenshots_on_failure` if it fails."""
+    return []
+
+
+def _save(name: str, pages: list[Page]) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    for i, page in enumerate(pages):
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(ARTIFACTS / f"{name}-{i}.png"), full_page=True)
+
+
+@contextlib.contextmanager
+def screenshots_on_failure(name: str, pages: list[Page]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _save(name, pages)
+        raise
+
+
+def login(browser: Browser, site: Site, user: str, pages: list[Page]) -> Visit:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    visit = Visit(context, page)
+    context.on("request", lambda r: visit.requests.append(r.url))
+    context.on("websocket", lambda ws: visit.requests.append(ws.url))
+    pages.append(page)
+    page.goto(site.url + "/")
+    page.locator("input[data-testid='textbox']").fill(user)
+    page.locator("input[type='password']").fill(PASSWORDS[user])
+    page.get_by_role("button", name="Login").click()
+    page.locator("#citadel-question textarea").wait_for()
+    expect(page.locator("#citadel-user")).to_contain_text(f"Signed in as {user}")
+    return visit
+
+
+def options(page: Page, elem_id: str) -> list[str]:
+    """The choices a dropdown offers (opened, read, closed)."""
+    page.locator(f"#{elem_id} input").click()
+    listed = page.locator(f"#{elem_id} [role='option']")
+    listed.first.wait_for()
+    names = [t.replace("✓", "").strip() for t in listed.all_inner_texts()]
+    page.keyboard.press("Escape")
+    return names
+
+
+def choose(page: Page, elem_id: str, choice: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id} [role='option']", has_text=choice).click()
+
+
+def upload(page: Page, path: Path) -> Page:
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#citadel-upload input[type='file']").set_input_files(str(path))
+    done = page.locator("#citadel-upload-status .citadel-progress[data-state='done']")
+    done.wait_for(timeout=WAIT_MS)
+    row = done.locator("tr[data-status]", has_text=path.name)
+    expect(row).to_have_attribute("data-status", "added")
+    return page
+
+
+def ask(page: Page, question: str) -> None:
+    page.get_by_role("tab", name="Ask").click()
+    page.locator("#citadel-question textarea").fill(question)
+    page.locator("#citadel-send").click()
+
+
+def wait_for_answer(page: Page, turn: int) -> None:
+    answer = page.locator(f"#citadel-conversation .citadel-turn[data-turn='{turn}'] .citadel-a")
+    answer.wait_for(timeout=WAIT_MS)
+    expect(answer.locator(".citadel-streaming")).to_have_count(0, timeout=WAIT_MS)
+
+
+def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("journey", shots):
+        alice = login(browser, site, "alice", shots)
+        page = alice.page
+        assert options(page, "citadel-collections") == ["hr-docs"]
+
+        upload(page, PDF)
+        expect(page.locator("#citadel-library")).to_contain_text(PDF.name)
+
+        site.fake.enqueue(
+            Script(
+                tokens=["A lost or stolen device ", "must be reported ", "within one hour [1]."],
+                delay_between_s=0.5,
+            )
+        )
+        page.get_by_role("tab", name="Ask").click()
+        page.locator("#citadel-starters").get_by_text(LAPTOP).click()  # a suggested question
+        streaming = page.locator("#citadel-conversation .citadel-streaming")
+        expect(streaming).to_contain_text("A lost or stolen device", timeout=WAIT_MS)
+        wait_for_answer(page, 1)
+        conversation = page.locator("#citadel-conversation")
+        expect(conversation).to_contain_text(LAPTOP)
+        expect(conversation).to_contain_text("must be reported within one hour")
+        marker = conversation.locator(".citadel-text a.citadel-cite[data-n='1']")
+        expect(marker).to_have_text("[1]")
+        expect(page.locator("#citadel-send")).to_be_enabled()
+
+        marker.click()
+        source = page.locator("#citadel-source-panel .citadel-src-shown")
+        expect(source).to_contain_text(PDF.name)
+        expect(source.locator(".citadel-src-where")).to_contain_text("page 2")
+        expect(source.locator("mark")).to_contain_text("reported within one hour")
+        link = source.locator("a.citadel-open")
+        expect(link).to_have_text("Open the document at page 2")
+        expect(link).to_have_attribute("target", "_blank")
+        expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
+        href = link.get_attribute("href") or ""
+        assert re.fullmatch(r"/files/[\w-]+\?u=[\w-]+&e=\d+&s=[\w-]+#page=2", href), href
+        opened = alice.context.request.get(site.url + href.split("#")[0])
+        assert opened.status == 200
+        assert opened.headers["content-type"].startswith("application/pdf")
+        assert opened.body().startswith(b"%PDF-")
+
+        page.get_by_text("Rate an answer").click()
+        page.locator("#citadel-feedback-comment textarea").fill("exactly what I needed")
+        page.locator("#citadel-thumbs-up").click()
+        expect(page.locator("#citadel-feedback-status")).to_contain_text("Thank you")
+        entries = [e for e in site.workspace.feedback.entries() if e.actor == "alice"]
+        assert [(e.rating, e.comment) for e in entries] == [(1, "exactly what I needed")]
+        assert entries[0].sources[0]["source"] == PDF.name
+
+        # A follow-up carries the conversation; with the model failing, search mode.
+        site.fake.enqueue(Script(tokens=[LAPTOP]))  # the follow-up, condensed with the history
+        site.fake.enqueue(Script(tokens=[], status=500))
+        ask(page, "And whom do I tell?")
+        wait_for_answer(page, 2)
+        condense = site.fake.requests[-2]["messages"][-1]["content"]
+        assert LAPTOP in condense and "must be reported within one hour" in condense
+        second = conversation.locator(".citadel-turn[data-turn='2']")
+        banner = second.locator(".citadel-banner-search")
+        expect(banner).to_contain_text("Ollama server reported an error")
+        expect(banner).to_contain_text("start Ollama")
+        second.locator("ol.citadel-sources a.citadel-cite[data-n='1']").click()
+        expect(source.locator(".citadel-src-n")).to_have_text("[1]")
+        expect(source.locator(".citadel-src-text")).not_to_be_empty()
+
+        assert alice.outside_requests(site.url) == []
+
+        # bob, of another team, in his own browser session.
+        bob = login(browser, site, "bob", shots)
+        page = bob.page
+        assert options(page, "citadel-collections") == ["eng-docs"]
+        expect(page.get_by_text(LAPTOP)).to_have_count(0)  # hr-docs' suggested question
+        expect(page.get_by_role("tab", name="Administration")).not_to_be_visible()
+        ask(page, LAPTOP)
+        wait_for_answer(page, 1)
+        page.get_by_role("tab", name="Documents").click()
+        assert options(page, "citadel-doc-collection") == ["eng-docs"]
+        expect(page.locator("#citadel-library")).to_contain_text("handbook.md")
+        content = page.content()
+        assert PDF.name not in content and "hr-docs" not in content
+        assert "within one hour" not in content
+
+        # A signed link is alice's: rewritten for bob, it opens nothing.
+        as_bob = base64.urlsafe_b64encode(b"bob").decode().rstrip("=")
+        forged = re.sub(r"u=[\w-]+", f"u={as_bob}", href.split("#")[0])
+        assert bob.context.request.get(site.url + forged).status == 404
+        assert bob.outside_requests(site.url) == []
+        for visit in (alice, bob):
+            visit.context.close()
+
+
+def test_a_hostile_document_stays_inert_from_upload_to_source_panel(
+    site: Site, browser: Browser, shots: list[Page], tmp_path: Path
+):
+    hostile = tmp_path / "zephyr-garage.html"
+    hostile.write_text(HOSTILE_HTML, encoding="utf-8")
+    with screenshots_on_failure("hostile", shots):
+        alice = login(browser, site, "alice", shots)
+        page = alice.page
+        upload(page, hostile)
+        library = page.locator("#citadel-library")
+        expect(library).to_contain_text(HOSTILE_TITLE)  # shown as text
+
+        site.fake.enqueue(
+            Script(
+                tokens=[
+                    "The Zephyr garage opens at 06:45 [1]. ",
+                    f"<script>{PWNED}</script> ",
+                    f'<img src=x onerror="{PWNED}"> ',
+                    "![m](http://evil.example/model.png)",
+                ],
+                delay_between_s=0.2,
+            )
+        )
+        ask(page, "When does the Zephyr parking garage open?")
+        wait_for_answer(page, 1)
+        conversation = page.locator("#citadel-conversation")
+        expect(conversation).to_contain_text(f"<script>{PWNED}</script>")
+        expect(conversation).to_contain_text("![m](http://evil.example/model.png)")
+        conversation.locator(".citadel-text a.citadel-cite[data-n='1']").first.click()
+
+        source = page.locator("#citadel-source-panel .citadel-src-shown")
+        expect(source).to_contain_text("zephyr-garage.html")
+        text = source.locator(".citadel-src-text")
+        expect(text).to_contain_text(f"<script>{PWNED}</script>")
+        expect(text).to_contain_text(f'<img src=x onerror="{PWNED}">')
+        expect(text).to_contain_text("![t](http://evil.example/t.png)")
+        mark = source.locator("mark")
+        expect(mark).to_have_count(1)
+        assert mark.inner_text().strip() in text.inner_text()  # cut out of the escaped text
+
+        for area in ("#citadel-conversation", "#citadel-source-panel", "#citadel-library"):
+            for tag in ("img", "script", "iframe", "svg image"):
+                assert page.locator(f"{area} {tag}").count() == 0, (area, tag)
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+
+        href = source.locator("a.citadel-open").get_attribute("href") or ""
+        served = alice.context.request.get(site.url + href.split("#")[0])
+        assert served.status == 200
+        assert served.headers["content-disposition"].startswith("attachment")
+        assert "sandbox" in served.headers["content-security-policy"]
+
+        # Re-ingest, then delete it (two steps) from the library.
+        page.get_by_role("tab", name="Documents").click()
+        choose(page, "citadel-doc-select", hostile.name)
+        page.locator("#citadel-doc-reingest").click()
+        status = page.locator("#citadel-doc-status")
+        status.locator(".citadel-progress[data-state='done']").wait_for(timeout=WAIT_MS)
+        expect(status.locator("tr[data-status]")).to_have_attribute("data-status", "added")
+        choose(page, "citadel-doc-select", hostile.name)
+        page.locator("#citadel-doc-delete").click()
+        expect(status).to_contain_text("cannot be undone")
+        page.locator("#citadel-doc-delete-confirm").click()
+        expect(status).to_contain_text(f"Deleted {hostile.name}")
+        expect(library).not_to_contain_text(hostile.name)
+        expect(library).to_contain_text(PDF.name)
+
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert alice.outside_requests(site.url) == []
+        assert not [u for u in alice.requests if "evil.example" in u]
+        alice.context.close()
+
+
+def test_an_administrator_edits_suggested_questions_and_exports_feedback(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("admin", shots):
+        root = login(browser, site, "root", shots)
+        page = root.page
+        assert set(options(page, "citadel-collections")) >= {"hr-docs", "eng-docs"}
+        page.get_by_text("Suggested questions (administrators)").click()
+        editor = page.locator("#citadel-starters-editor textarea")
+        choose(page, "citadel-starters-collection", "hr-docs")
+        expect(editor).to_have_value(LAPTOP)
+        editor.fill(f"{LAPTOP}\nWhere do visitors park?")
+        page.locator("#citadel-starters-save").click()
+        expect(page.locator("#citadel-starters-status")).to_contain_text("Saved 2")
+        expect(page.locator("#citadel-starters")).to_contain_text("Where do visitors park?")
+
+        page.get_by_role("tab", name="Administration").click()
+        page.locator("#citadel-export-feedback").click()
+        expect(page.locator("#citadel-export-status")).to_contain_text("exported")
+        download = page.locator("#citadel-export-file a").first
+        download.wait_for()
+        href = download.get_attribute("href") or ""
+        exported = root.context.request.get(href if "://" in href else site.url + href)
+        assert exported.status == 200
+        for line in exported.text().splitlines():
+            assert json.loads(line)["question"]
+        assert root.outside_requests(site.url) == []
+        root.context.close()
+
+
+@dataclass
+class FakeRequest:
+    """What the handlers read of gr.Request: the logged-in user and the client."""
+
+    username: str | None
+    client: None = None
+
+
+def test_handlers_recheck_every_permission_and_explain_errors(site: Site, tmp_path: Path):
+    web = WebApp(site.workspace)
+    alice, ghost, root = FakeRequest("alice"), FakeRequest("ghost"), FakeRequest("root")
+
+    def final(events: Iterator[tuple[Any, ...]]) -> str:
+        return str(list(events)[-1][0])
+
+    # Unknown (removed, disabled) users get an explanation, nothing else.
+    assert "disabled or was removed" in final(web.ask("q", ["hr-docs"], [], ghost))
+    assert "disabled or was removed" in str(web.on_load(ghost)[0])
+    # The picker is a convenience: another team's collection is refused by the workspace.
+    refused = final(web.ask(LAPTOP, ["eng-docs"], [], alice))
+    assert "citadel-banner-error" in refused and "no such collection" in refused
+    assert "Traceback" not in refused
+    assert "Choose at least one collection" in final(web.ask(LAPTOP, [], [], alice))
+    # Administrators only, checked by the workspace whatever the UI shows.
+    saved = web.save_starters("hr-docs", "Q?", ["hr-docs"], alice)
+    assert "only administrators" in str(saved[0])
+    assert web.export(alice)[0] is None
+    assert "only administrators" in str(web.export(alice)[1])
+    assert web.export(root)[0] is not None
+    rated = web._rater(1)("not-an-answer-id", "", alice)
+    assert "no such answer" in str(rated[0])
+    # Library of a collection that is not alice's: nothing, not an error page.
+    rows, _, failures = web.library("eng-docs", "", "Name", alice)
+    assert rows == [] and failures == []
+    # An upload that is refused says why, per file; files outside Gradio's folder stay.
+    fake_pdf = tmp_path / "report.pdf"
+    fake_pdf.write_bytes(b"MZ\x90\x00 not a pdf at all")
+    steps = list(web.upload([str(fake_pdf)], "hr-docs", "", "Name", alice))
+    assert 'data-status="rejected"' in steps[-1][0] and "report.pdf" in steps[-1][0]
+    assert fake_pdf.exists()

@@ -1,0 +1,58 @@
+"""Administration from the command line: the first admin, teams, collections, the audit
+log, and a server that refuses to be exposed without authentication."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_cli import citadel
+
+pytestmark = pytest.mark.slow
+
+
+def test_first_admin_teams_and_collections_from_the_cli(tmp_path):
+    data = tmp_path / "data"
+    added = citadel(
+        data, "users", "add", "alice", "--admin", "--password-stdin", stdin="a long enough pw\n"
+    )
+    assert added.returncode == 0, added.stderr
+    assert citadel(data, "teams", "add", "hr").returncode == 0
+    assert (
+        citadel(
+            data, "users", "add", "bob", "-t", "hr", "--password-stdin", stdin="another long pw\n"
+        ).returncode
+        == 0
+    )
+    assert citadel(data, "assign", "hr-docs", "--team", "hr").returncode == 0
+    listed = json.loads(citadel(data, "users", "list", "--json").stdout)
+    assert listed == [
+        {"name": "alice", "role": "admin", "teams": [], "disabled": False},
+        {"name": "bob", "role": "member", "teams": ["hr"], "disabled": False},
+    ]
+    weak = citadel(data, "users", "add", "carol", "--password-stdin", stdin="short\n")
+    assert weak.returncode == 2 and "too short" in weak.stderr
+    key = citadel(data, "users", "key", "bob", "--label", "n8n").stdout.strip()
+    assert key.startswith("ctl_")
+    starters = citadel(data, "starters", "hr-docs", "How many days of leave?")
+    assert "How many days of leave?" in starters.stdout
+    audit = citadel(data, "audit", "--json")
+    entries = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert any(e["action"] == "admin" and e["collection"] == "hr-docs" for e in entries)
+
+
+def test_serve_refuses_a_public_address_without_authentication(tmp_path):
+    everywhere = "0.0.0.0"  # noqa: S104 (the address under test)
+    refused = citadel(tmp_path / "data", "serve", "--host", everywhere, "--no-auth")
+    assert refused.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without authentication" in refused.stderr
+    env = {"CITADEL_SERVER__AUTH": "false"}
+    also = citadel(tmp_path / "data", "serve", "--host", "10.1.2.3", env=env)
+    assert also.returncode == 2 and "without authentication" in also.stderr
+
+
+def test_serve_with_authentication_needs_a_first_admin(tmp_path):
+    result = citadel(tmp_path / "data", "serve", "--port", "1")
+    assert result.returncode == 2
+    assert "citadel users add NAME --admin" in result.stderr

@@ -1,0 +1,338 @@
+"""The web UI's HTML: document text, names and model output are inert, citations link only
+to real sources, highlights are cut out of escaped text safely."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from rag.answering import Answer
+from rag.citations import Citation
+from rag.types import Passage
+from ui.web_render import (
+    FileRow,
+    Turn,
+    answer_html,
+    cited_text,
+    conversation_html,
+    error_html,
+    esc,
+    highlight,
+    progress_html,
+    source_block,
+    streaming_html,
+    user_html,
+)
+
+HOSTILE = (
+    'Intro <script>alert(1)</script> then <img src=x onerror="alert(2)"> and '
+    "![x](http://evil.example/p.png) and [link](javascript:alert(3)) "
+    '<a href="http://evil.example/">click</a> <iframe src="http://evil.example/"></iframe> '
+    "<svg onload=alert(4)></svg> <style>body{display:none}</style> \x1b[2J\u202eevil"
+)
+# Our own markup: the only tags and attributes the renderer may produce.
+ALLOWED_TAGS = {
+    "a",
+    "blockquote",
+    "div",
+    "li",
+    "mark",
+    "ol",
+    "p",
+    "span",
+    "strong",
+    "ul",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+}
+ALLOWED_ATTRIBUTES = {
+    "class",
+    "href",
+    "role",
+    "title",
+    "hidden",
+    "target",
+    "rel",
+    "data-answer",
+    "data-n",
+    "data-turn",
+    "data-state",
+    "data-status",
+}
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags_of(markup: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Tags()
+    parser.feed(markup)
+    parser.close()
+    return parser.tags
+
+
+def assert_inert(markup: str) -> None:
+    """Only the renderer's own tags, no event handler, no outside URL, no script."""
+    lowered = markup.lower()
+    assert "<script" not in lowered and "<img" not in lowered and "<iframe" not in lowered
+    assert "<svg" not in lowered and "<style" not in lowered
+    for tag, attrs in tags_of(markup):
+        assert tag in ALLOWED_TAGS, tag
+        assert set(attrs) <= ALLOWED_ATTRIBUTES, attrs
+        href = attrs.get("href")
+        if href is not None:
+            assert href == "#" or href.startswith("/files/") or href == "logout", href
+    assert "\x1b" not in markup and "\u202e" not in markup
+
+
+def passage(text: str = HOSTILE, **fields: object) -> Passage:
+    values: dict[str, object] = {
+        "chunk_id": "c1",
+        "collection": "hr-docs",
+        "document_id": "doc-1",
+        "source": 'policies/<img src=x onerror="alert(5)">.pdf',
+        "file_type": "pdf",
+        "title": "<b>Title</b> & more",
+        "headings": ("<script>h</script>",),
+        "pages": (2, 3),
+        "number": 0,
+        "text": text,
+        "score": 0.9,
+    }
+    values.update(fields)
+    return Passage(**values)  # type: ignore[arg-type]
+
+
+def link_for(p: Passage) -> str:
+    return f"/files/{p.document_id}?u=YWxpY2U&e=1&s=sig#page={p.pages[0] if p.pages else 1}"
+
+
+def answer(text: str, citations: list[Citation], **fields: object) -> Answer:
+    values: dict[str, object] = {
+        "question": "q",
+        "standalone_question": "q",
+        "text": text,
+        "citations": citations,
+        "passages": [c.passage for c in citations],
+    }
+    values.update(fields)
+    return Answer(**values)  # type: ignore[arg-type]
+
+
+# -- escaping ------------------------------------------------------------------------------
+
+
+def test_esc_escapes_markup_quotes_and_drops_control_characters():
+    assert esc('<a href="x">\'&') == "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;"
+    assert esc("a\x1b[2Jb\u202ec\nd\te") == "a[2Jbc\nd\te"
+
+
+def test_a_hostile_passage_renders_as_text_in_its_source_block():
+    p = passage()
+    block = source_block("ans-1", 1, p, "then <img src=x", link_for(p))
+
+    assert_inert(block)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in block
+    assert "![x](http://evil.example/p.png)" in block  # shown as typed, never an image
+    assert "&lt;b&gt;Title&lt;/b&gt; &amp; more" in block
+    assert "policies/&lt;img src=x onerror=&quot;alert(5)&quot;&gt;.pdf" in block
+    assert "<mark class='citadel-mark'>then &lt;img src=x</mark>" in block
+    assert 'href="/files/doc-1?u=YWxpY2U&amp;e=1&amp;s=sig#page=2"' in block
+    assert 'target="_blank" rel="noopener noreferrer"' in block
+    assert "Open the document at page 2" in block
+    assert "page" in block and "pages 2-3" in block
+
+
+def test_a_hostile_answer_stays_inert_in_every_mode():
+    p = passage()
+    cited = answer(
+        f"{HOSTILE} [1] and [2] and [7].",
+        [Citation(1, p, "Intro", False), Citation(2, passage(chunk_id="c2"), "then", False)],
+        unsupported=[HOSTILE],
+        notice=HOSTILE,
+        incomplete=True,
+    )
+    search = answer(
+        "",
+        [Citation(1, p, HOSTILE[:60], False)],
+        search_mode=True,
+        notice=f"Search mode: {HOSTILE}",
+    )
+    refused = answer("I could not find this in your documents.", [], refused=True)
+    refused = Answer(**{**refused.__dict__, "passages": [p, passage(document_id="doc-2")]})
+    for a in (cited, search, refused):
+        markup = answer_html('a"><script>', a, link_for)
+        assert_inert(markup)
+        assert 'data-answer="a&quot;&gt;&lt;script&gt;"' in markup
+
+
+def test_streamed_text_is_escaped_and_markers_are_not_links_yet():
+    markup = streaming_html("<img src=x onerror=alert(1)> so [1]")
+    assert_inert(markup)
+    assert "citadel-cite" not in markup
+    assert "&lt;img src=x onerror=alert(1)&gt; so [1]" in markup
+
+
+def test_conversation_questions_and_errors_are_escaped():
+    markup = conversation_html(
+        [
+            Turn("<script>alert(1)</script>?", error_html("<img src=x onerror=alert(2)>")),
+            Turn("![x](http://evil.example/p.png)", streaming_html("")),
+        ]
+    )
+    assert_inert(markup)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;?" in markup
+    assert "citadel-banner-error" in markup
+
+
+def test_progress_table_and_user_line_escape_names():
+    rows = [
+        FileRow('<img src=x onerror="alert(1)">.pdf', "failed", 0, "<script>x</script>"),
+        FileRow("ok.md", "added", 3),
+    ]
+    markup = progress_html(rows, "done", "Done <b>", "<i>message</i>")
+    assert_inert(markup)
+    assert 'data-state="done"' in markup and 'data-status="added"' in markup
+    assert_inert(user_html("<img src=x>", False, ["<b>team</b>"], auth=True))
+
+
+# -- citation markers ----------------------------------------------------------------------
+
+
+def test_markers_become_links_only_for_real_citations():
+    markup = cited_text("A [1], B [2], C [3] [x] [12] [1, 2] [-1]", "ans", [1, 3])
+
+    links = re.findall(r'<a class="citadel-cite"[^>]*data-n="(\d+)"[^>]*>\[(\d+)\]</a>', markup)
+    assert links == [("1", "1"), ("3", "3")]
+    assert "B [2]," in markup and "[12]" in markup and "[1, 2]" in markup
+    assert_inert(markup)
+
+
+def test_marker_links_carry_the_answer_id_escaped():
+    markup = cited_text("<b>x</b> [1]", 'id"onclick="alert(1)', [1])
+    assert 'data-answer="id&quot;onclick=&quot;alert(1)"' in markup
+    assert markup.startswith("&lt;b&gt;x&lt;/b&gt; ")
+    assert_inert(markup)
+
+
+def test_a_cited_answer_has_one_hidden_block_per_citation_and_a_sources_list():
+    p1, p2 = passage("First passage.", chunk_id="c1"), passage("Second one.", chunk_id="c2")
+    markup = answer_html(
+        "ans",
+        answer("One [1]. Two [2].", [Citation(1, p1, "First", False), Citation(2, p2, "", True)]),
+        link_for,
+    )
+    blocks = [attrs for tag, attrs in tags_of(markup) if attrs.get("class") == "citadel-src"]
+    assert [(b["data-answer"], b["data-n"], "hidden" in b) for b in blocks] == [
+        ("ans", "1", True),
+        ("ans", "2", True),
+    ]
+    assert markup.count('class="citadel-cite"') == 4  # two in the text, two in the list
+    assert "citadel-banner" not in markup
+
+
+# -- highlighting --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "snippet", "marked"),
+    [
+        (
+            "Cats & dogs <3 are fine. Next.",
+            "Cats & dogs <3 are fine.",
+            "Cats &amp; dogs &lt;3 are fine.",
+        ),
+        ("a <b>bold</b> claim here", "<b>bold</b> claim", "&lt;b&gt;bold&lt;/b&gt; claim"),
+        ("Spread\nover   lines & more", "Spread over lines &", "Spread\nover   lines &amp;"),
+        (
+            "Long sentence that was cut short by the snippet",
+            "Long sentence that…",
+            "Long sentence that",
+        ),
+        ("quote \" and ' marks", "\" and '", "&quot; and &#x27;"),
+    ],
+)
+def test_highlight_marks_the_snippet_inside_escaped_text(text, snippet, marked):
+    markup = highlight(text, snippet)
+    assert f"<mark class='citadel-mark'>{marked}</mark>" in markup
+    assert markup.replace(f"<mark class='citadel-mark'>{marked}</mark>", marked) == esc(text)
+
+
+@pytest.mark.parametrize("snippet", ["", "…", "not in the text", "amp", "lt;"])
+def test_highlight_without_a_match_is_just_the_escaped_text(snippet):
+    # "amp" and "lt;" are in the escaped text only: the search runs on the raw text.
+    assert highlight("a & b < c", snippet) == esc("a & b < c")
+
+
+def test_highlight_cannot_be_steered_into_markup():
+    text = "x <scr<mark>ipt> y"
+    markup = highlight(text, "<mark>")
+    assert markup == "x &lt;scr<mark class='citadel-mark'>&lt;mark&gt;</mark>ipt&gt; y"
+    assert_inert(markup)
+
+
+# -- banners -------------------------------------------------------------------------------
+
+
+def test_search_mode_banner_says_what_happened_and_what_to_do_and_lists_passages():
+    p = passage("The best passage text.")
+    markup = answer_html(
+        "ans",
+        answer(
+            "",
+            [Citation(1, p, "The best passage text.", False)],
+            search_mode=True,
+            notice="Search mode: no Ollama server answers at http://127.0.0.1:11434.",
+        ),
+        link_for,
+    )
+    assert 'class="citadel-banner citadel-banner-search"' in markup
+    assert "no Ollama server answers" in markup and "start Ollama" in markup
+    assert "administrator" in markup and "best passages" in markup
+    assert 'data-n="1"' in markup and 'class="citadel-src"' in markup
+
+
+def test_refusal_banner_suggests_rephrasing_and_lists_the_closest_documents():
+    a, b = passage(document_id="d1", source="a.pdf"), passage(document_id="d2", source="b.md")
+    refused = answer("I could not find this in your documents.", [], refused=True)
+    # The answer service gives a refusal one passage per document (the closest ones).
+    refused = Answer(**{**refused.__dict__, "passages": [a, b]})
+    markup = answer_html("ans", refused, link_for)
+    assert 'class="citadel-banner citadel-banner-refused"' in markup
+    assert "Not found in your documents" in markup and "rephras" in markup
+    assert "collections" in markup
+    assert markup.count(">a.pdf</a>") == 1 and markup.count(">b.md</a>") == 1
+
+
+def test_incomplete_and_truncated_answers_get_a_notice_banner():
+    p = passage("Text.")
+    cut = answer(
+        "Partial [1]",
+        [Citation(1, p, "Text.", False)],
+        incomplete=True,
+        notice="The answer is incomplete: the Ollama server stopped responding.",
+    )
+    markup = answer_html("ans", cut, link_for)
+    assert "citadel-banner-incomplete" in markup and "stopped responding" in markup
+    dropped = answer("Fine [1]", [Citation(1, p, "Text.", False)], notice="2 passages left out.")
+    assert "citadel-banner-notice" in answer_html("ans", dropped, link_for)
+
+
+def test_open_link_label_depends_on_the_file_type():
+    assert "Open the document at page 4" in source_block(
+        "a", 1, passage(pages=(4,)), "", "/files/x#page=4"
+    )
+    md = passage(file_type="md", pages=(), source="notes.md")
+    assert "Download the original file" in source_block("a", 1, md, "", "/files/x")

@@ -1,0 +1,176 @@
+"""The team server: one process serving the REST API (/api), the OpenAI-compatible API
+(/v1), signed file links (/files), health probes and the Gradio web UI at /.
+
+The server owns the embedded store: uploads and questions go through it, so nothing else
+needs to open the data directory while it runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from rag.errors import CitadelError, ConfigurationError
+from ui.accounts import Caller, LoginLocked
+from ui.uploads import RateLimited, UploadRejected
+from ui.workspace import LOCAL_ADMIN, Forbidden, NotFound, NothingToSearch, Workspace
+
+# Files opened from a citation are shown by the browser only when it cannot run them:
+# a PDF inline, anything else (HTML uploaded by someone!) as a download, in a sandbox.
+_INLINE_TYPES = {"pdf": "application/pdf", "txt": "text/plain; charset=utf-8"}
+
+
+def client_of(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def bearer_caller(workspace: Workspace, request: Request) -> Caller:
+    """The caller of an API request: an API key (`Authorization: Bearer ...`), or the local
+    administrator when authentication is off."""
+    if not workspace.settings.server.auth:
+        return LOCAL_ADMIN
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    caller = (
+        workspace.accounts.caller_for_key(secret.strip()) if scheme.lower() == "bearer" else None
+    )
+    if caller is None:
+        raise HTTPException(
+            401,
+            "a valid API key is required (Authorization: Bearer ...)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return caller
+
+
+def current_caller(request: Request) -> Caller:
+    """FastAPI dependency: the caller of this request (the app's workspace decides)."""
+    return bearer_caller(request.app.state.workspace, request)
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, NotFound):
+            return _error(404, str(exc))
+        if isinstance(exc, Forbidden):
+            return _error(403, str(exc))
+        if isinstance(exc, RateLimited | LoginLocked):
+            retry = getattr(exc, "retry_after_s", 60.0)
+            return _error(429, str(exc), {"Retry-After": str(max(1, int(retry + 0.999)))})
+        if isinstance(exc, UploadRejected):
+            return _error(422, str(exc))
+        if isinstance(exc, NothingToSearch):
+            return _error(409, str(exc))
+        return _error(400, str(exc))
+
+    app.add_exception_handler(CitadelError, handle)
+
+
+def create_app(workspace: Workspace) -> FastAPI:
+    from ui.api import api_router
+    from ui.openai_api import openai_router
+    from ui.web import mount_web
+
+    app = FastAPI(
+        title="Citadel",
+        description="Private document question answering: answers with verifiable citations.",
+        version="0.1.0",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.workspace = workspace
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process serves requests."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Readiness of the store, the embedder and the model server, each on its own. Ready
+        (200) when the store and the embedder are; without the model server, answers are
+        given in search mode."""
+        report = workspace.readiness()
+        ready = report["store"]["ok"] and report["embedder"]["ok"]
+        return JSONResponse({"ready": ready, **report}, status_code=200 if ready else 503)
+
+    @app.get("/files/{document_id}", tags=["files"], include_in_schema=False)
+    def open_file(document_id: str, u: str, e: str, s: str, request: Request) -> Response:
+        """A cited file, through the signed link the UI shows to one user."""
+        path, record = workspace.open_link(document_id, u, e, s, client_of(request))
+        return file_response(path, record.file_type, record.source)
+
+    app.include_router(api_router(workspace), prefix="/api")
+    app.include_router(openai_router(workspace), prefix="/v1")
+    mount_web(app, workspace)
+    return app
+
+
+def file_response(path: Any, file_type: str, source: str) -> FileResponse:
+    media = _INLINE_TYPES.get(file_type)
+    name = source.rsplit("/", 1)[-1]
+    response = FileResponse(
+        path,
+        media_type=media or "application/octet-stream",
+        filename=name,
+        content_disposition_type="inline" if media else "attachment",
+    )
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` resolves to is a loopback one."""
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def check_bind(host: str, auth: bool) -> None:
+    if not auth and not is_loopback(host):
+        raise ConfigurationError(
+            f"refusing to serve on {host} without authentication: anyone who can reach it "
+            "would read every document. Keep authentication on (the default), or bind to "
+            "127.0.0.1."
+        )
+
+
+def serve(workspace: Workspace, host: str, port: int) -> None:
+    import uvicorn
+
+    check_bind(host, workspace.settings.server.auth)
+    app = create_app(workspace)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -1,0 +1,411 @@
+"""HTML of the web UI's conversation, sources and progress tables.
+
+Everything shown here that came from a document, a file name or the model is untrusted:
+it is escaped before it reaches the page, piece by piece, and only this module's own
+markup (citation links, <mark>, banners) is ever added around the escaped text. Nothing
+here is Markdown: a document's `![x](http://evil/p.png)` stays a line of text, never an
+image fetched from outside.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from rag.answering import Answer
+from rag.text import printable, shorten
+from rag.types import Passage
+
+# What the answer service leaves in a checked answer: [n] markers, one number each.
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_ELLIPSIS = "…"
+LEAD_CHARS = 220  # a passage's preview in lists
+CLOSEST_DOCUMENTS = 3
+
+LinkFor = Callable[[Passage], str]
+
+
+def esc(text: object) -> str:
+    """Untrusted text as inert HTML (also safe inside a quoted attribute)."""
+    return html.escape(printable(str(text)), quote=True)
+
+
+# -- citations -----------------------------------------------------------------------------
+
+
+def cite_link(answer_id: str, number: int, label: str | None = None) -> str:
+    """A clickable [n]: the page's script opens the matching hidden source block."""
+    text = esc(label) if label is not None else f"[{number}]"
+    return (
+        f'<a class="citadel-cite" href="#" role="button" data-answer="{esc(answer_id)}" '
+        f'data-n="{number}" title="Show source {number}">{text}</a>'
+    )
+
+
+def cited_text(text: str, answer_id: str, numbers: Iterable[int]) -> str:
+    """The answer text escaped, each [n] of a real citation turned into a link; any other
+    bracket stays plain text."""
+    valid = set(numbers)
+    out: list[str] = []
+    position = 0
+    for match in _MARKER.finditer(text):
+        number = int(match.group(1))
+        if number not in valid:
+            continue
+        out.append(esc(text[position : match.start()]))
+        out.append(cite_link(answer_id, number))
+        position = match.end()
+    out.append(esc(text[position:]))
+    return "".join(out)
+
+
+def _find(text: str, snippet: str) -> tuple[int, int] | None:
+    """Where the snippet lies in the text: exactly, or with any whitespace between words."""
+    wanted = snippet.strip().removesuffix(_ELLIPSIS).strip()
+    if not wanted:
+        return None
+    start = text.find(wanted)
+    if start >= 0:
+        return start, start + len(wanted)
+    words = wanted.split()
+    if not words:
+        return None
+    match = re.search(r"\s+".join(re.escape(w) for w in words), text)
+    return (match.start(), match.end()) if match else None
+
+
+def highlight(text: str, snippet: str) -> str:
+    """The passage escaped, with the cited words in <mark>. The text is cut at the match
+    and each piece escaped on its own, so no markup can come from either string."""
+    span = _find(text, snippet)
+    if span is None:
+        return esc(text)
+    start, end = span
+    return (
+        f"{esc(text[:start])}<mark class='citadel-mark'>{esc(text[start:end])}</mark>"
+        f"{esc(text[end:])}"
+    )
+
+
+def where(passage: Passage) -> str:
+    """'handbook.md, Leave' or 'policy.pdf, page 2', escaped."""
+    location = passage.location
+    return esc(passage.source) + (f", {esc(location)}" if location else "")
+
+
+def open_label(passage: Passage) -> str:
+    if passage.file_type == "pdf" and passage.pages:
+        return f"Open the document at page {passage.pages[0]}"
+    if passage.file_type in ("pdf", "txt"):
+        return "Open the document"
+    return "Download the original file"
+
+
+def source_block(answer_id: str, number: int, passage: Passage, snippet: str, link: str) -> str:
+    """A hidden, fully escaped source, copied into the source panel when [n] is clicked."""
+    title = ""
+    if passage.title and passage.title not in (passage.source, passage.source.rsplit("/", 1)[-1]):
+        title = f'<div class="citadel-src-title">{esc(passage.title)}</div>'
+    headings = ""
+    if passage.headings and (passage.pages or passage.slide is not None or passage.sheet):
+        # Without pages, slides or sheets the location already is the section trail.
+        trail = esc(" > ".join(passage.headings))
+        headings = f'<div class="citadel-src-section">Section: {trail}</div>'
+    location = esc(passage.location) if passage.location else "whole document"
+    return (
+        f'<div class="citadel-src" hidden data-answer="{esc(answer_id)}" data-n="{number}">'
+        f'<div class="citadel-src-head"><span class="citadel-src-n">[{number}]</span> '
+        f'<span class="citadel-src-doc">{esc(passage.source)}</span></div>'
+        f"{title}"
+        f'<div class="citadel-src-where">{location}'
+        f' <span class="citadel-src-collection">({esc(passage.collection)})</span></div>'
+        f"{headings}"
+        f'<blockquote class="citadel-src-text">{highlight(passage.text, snippet)}</blockquote>'
+        f'<a class="citadel-open" href="{esc(link)}" target="_blank" rel="noopener noreferrer">'
+        f"{esc(open_label(passage))}</a>"
+        "</div>"
+    )
+
+
+# -- banners -------------------------------------------------------------------------------
+
+
+def banner(kind: str, title: str, body: str = "") -> str:
+    """kind: search, refused, incomplete, notice or error. `body` is HTML already escaped."""
+    role = "alert" if kind == "error" else "status"
+    return (
+        f'<div class="citadel-banner citadel-banner-{esc(kind)}" role="{role}">'
+        f"<strong>{esc(title)}</strong>"
+        f"{f'<div>{body}</div>' if body else ''}</div>"
+    )
+
+
+def error_html(message: str) -> str:
+    return banner("error", "Could not answer", esc(message))
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    number: int
+    passage: Passage
+    snippet: str
+
+
+def _source_list(answer_id: str, sources: Sequence[Source], previews: bool) -> str:
+    items = []
+    for s in sources:
+        preview = (
+            f'<div class="citadel-preview">'
+            f"{esc(shorten(s.snippet or s.passage.text, LEAD_CHARS))}</div>"
+            if previews
+            else ""
+        )
+        items.append(f"<li>{cite_link(answer_id, s.number)} {where(s.passage)}{preview}</li>")
+    return f'<ol class="citadel-sources">{"".join(items)}</ol>'
+
+
+def _blocks(answer_id: str, sources: Sequence[Source], link_for: LinkFor) -> str:
+    return "".join(
+        source_block(answer_id, s.number, s.passage, s.snippet, link_for(s.passage))
+        for s in sources
+    )
+
+
+def answer_html(answer_id: str, answer: Answer, link_for: LinkFor) -> str:
+    """The assistant's part of a turn: banners, the checked text with clickable markers,
+    the sources, and the hidden source blocks the markers open."""
+    parts: list[str] = []
+    if answer.search_mode:
+        sources = [Source(c.number, c.passage, c.snippet) for c in answer.citations]
+        why = (answer.notice or "The model server is not available.").removeprefix("Search mode: ")
+        parts.append(
+            banner(
+                "search",
+                "Search mode: no answer could be written",
+                f"{esc(why)} To get written answers, start Ollama (or ask your administrator to "
+                "check the model server). Meanwhile, the best passages from your documents are "
+                "listed below: click a number to read one.",
+            )
+        )
+        parts.append(_source_list(answer_id, sources, previews=True) if sources else "")
+        if not sources:
+            parts.append('<p class="citadel-muted">No passage matched the question.</p>')
+        parts.append(_blocks(answer_id, sources, link_for))
+        return "".join(parts)
+    if answer.refused:
+        # A refusal's passages are already the closest documents, one passage each.
+        shown = answer.passages[:CLOSEST_DOCUMENTS]
+        closest = [Source(i, p, "") for i, p in enumerate(shown, start=1)]
+        listing = ""
+        if closest:
+            items = "".join(
+                f"<li>{cite_link(answer_id, s.number, s.passage.source)}"
+                f"{', ' + esc(s.passage.location) if s.passage.location else ''}</li>"
+                for s in closest
+            )
+            listing = f'<div>Closest documents:</div><ul class="citadel-closest">{items}</ul>'
+        parts.append(
+            banner(
+                "refused",
+                "Not found in your documents",
+                "The documents you can search do not seem to answer this. Try rephrasing the "
+                "question, or check that the right collections are chosen above." + listing,
+            )
+        )
+        parts.append(_blocks(answer_id, closest, link_for))
+        return "".join(parts)
+    if answer.notice:
+        kind = "incomplete" if answer.incomplete or answer.truncated else "notice"
+        parts.append(banner(kind, "Note", esc(answer.notice)))
+    numbers = [c.number for c in answer.citations]
+    parts.append(f'<div class="citadel-text">{cited_text(answer.text, answer_id, numbers)}</div>')
+    if answer.unsupported:
+        items = "".join(f"<li>{esc(shorten(s, LEAD_CHARS))}</li>" for s in answer.unsupported)
+        parts.append(
+            '<div class="citadel-unsupported">Not supported by the sources (check before '
+            f"relying on it):<ul>{items}</ul></div>"
+        )
+    sources = [Source(c.number, c.passage, c.snippet) for c in answer.citations]
+    if sources:
+        parts.append('<div class="citadel-sources-title">Sources</div>')
+        parts.append(_source_list(answer_id, sources, previews=False))
+    parts.append(_blocks(answer_id, sources, link_for))
+    return "".join(parts)
+
+
+def streaming_html(text: str) -> str:
+    """The answer as the model writes it: plain escaped text (markers are linked once the
+    answer is checked)."""
+    body = esc(text) if text else '<span class="citadel-muted">Searching your documents…</span>'
+    cursor = '<span class="citadel-cursor">▍</span>'
+    return f'<div class="citadel-text citadel-streaming">{body}{cursor}</div>'
+
+
+# -- the conversation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question and what was shown for it (answer HTML rendered once, server-side)."""
+
+    question: str
+    html: str
+    answer_id: str | None = None
+    answer_text: str = ""  # the checked answer, sent back as history for follow-ups
+
+
+def conversation_html(turns: Sequence[Turn]) -> str:
+    if not turns:
+        return (
+            '<div class="citadel-chat"><div class="citadel-empty">Ask a question about your '
+            "documents. Answers cite their sources: click a [n] to read the passage.</div></div>"
+        )
+    rows = []
+    for i, turn in enumerate(turns, start=1):
+        rows.append(
+            f'<div class="citadel-turn" data-turn="{i}">'
+            f'<div class="citadel-q"><span class="citadel-who">You</span>'
+            f'<div class="citadel-text">{esc(turn.question)}</div></div>'
+            f'<div class="citadel-a"><span class="citadel-who">Citadel'
+            f"{f' · answer {i}' if turn.answer_id else ''}</span>{turn.html}</div>"
+            "</div>"
+        )
+    return f'<div class="citadel-chat">{"".join(rows)}</div>'
+
+
+def source_panel_html() -> str:
+    return (
+        '<div class="citadel-source-body"><p class="citadel-muted">Click a [n] in an answer '
+        "to see the passage it cites, with the cited words highlighted.</p></div>"
+    )
+
+
+# -- documents -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileRow:
+    name: str
+    status: str
+    chunks: int = 0
+    reason: str = ""
+
+
+def progress_html(rows: Sequence[FileRow], state: str, label: str, message: str = "") -> str:
+    """Per-file progress of an upload or re-ingestion, escaped. `state` is the job's
+    (queued, running, done, failed; `rejected` when nothing was accepted)."""
+    body = "".join(
+        f'<tr class="citadel-status-{esc(r.status)}" data-status="{esc(r.status)}">'
+        f'<td class="citadel-file-name">{esc(r.name)}</td>'
+        f'<td class="citadel-file-status">{esc(r.status)}</td>'
+        f"<td>{r.chunks or ''}</td><td>{esc(r.reason)}</td></tr>"
+        for r in rows
+    )
+    note = f'<p class="citadel-muted">{esc(message)}</p>' if message else ""
+    return (
+        f'<div class="citadel-progress" data-state="{esc(state)}">'
+        f'<p class="citadel-job-state">{esc(label)}</p>{note}'
+        "<table><thead><tr><th>File</th><th>Status</th><th>Chunks</th><th>Reason</th></tr>"
+        f"</thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def message_html(kind: str, text: str) -> str:
+    """A one-line confirmation (`ok`) or problem (`error`)."""
+    return f'<p class="citadel-msg citadel-msg-{esc(kind)}">{esc(text)}</p>'
+
+
+def user_html(name: str, admin: bool, teams: Iterable[str], auth: bool) -> str:
+    role = "administrator" if admin else "member"
+    team_list = ", ".join(sorted(teams))
+    logout = '<a class="citadel-logout" href="logout">Log out</a>' if auth else ""
+    return (
+        f'<div class="citadel-user">Signed in as <strong>{esc(name)}</strong> ({role}'
+        f"{', teams: ' + esc(team_list) if team_list else ''}) {logout}</div>"
+    )
+
+
+CSS = """
+.citadel-chat { display: flex; flex-direction: column; gap: 14px; }
+.citadel-empty, .citadel-muted { color: var(--body-text-color-subdued); }
+.citadel-turn { display: flex; flex-direction: column; gap: 6px; }
+.citadel-q, .citadel-a { border-radius: 10px; padding: 10px 12px; }
+.citadel-q { background: var(--background-fill-secondary); align-self: flex-end;
+  max-width: 85%; }
+.citadel-a { border: 1px solid var(--border-color-primary); }
+.citadel-who { display: block; font-size: 0.8em; font-weight: 600;
+  color: var(--body-text-color-subdued); margin-bottom: 4px; }
+.citadel-text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.citadel-cursor { animation: citadel-blink 1s steps(2) infinite; }
+@keyframes citadel-blink { 50% { opacity: 0; } }
+a.citadel-cite { font-weight: 600; text-decoration: none; cursor: pointer;
+  color: var(--color-accent); padding: 0; margin: 0; }
+a.citadel-cite:hover, a.citadel-cite.citadel-active { text-decoration: underline; }
+.citadel-sources-title { margin-top: 8px; font-weight: 600; font-size: 0.9em; }
+.citadel-sources, .citadel-closest { margin: 4px 0 0 0; padding-left: 1.2em; font-size: 0.9em;
+  list-style: none; }
+.citadel-preview { color: var(--body-text-color-subdued); font-size: 0.9em; margin: 2px 0 6px; }
+.citadel-unsupported { margin-top: 8px; font-size: 0.85em; color: var(--body-text-color-subdued); }
+.citadel-src[hidden] { display: none !important; }
+.citadel-src-head { font-weight: 600; }
+.citadel-src-title, .citadel-src-where, .citadel-src-section { font-size: 0.9em;
+  color: var(--body-text-color-subdued); }
+.citadel-src-text { white-space: pre-wrap; overflow-wrap: anywhere; margin: 8px 0;
+  padding: 8px 10px; border-left: 3px solid var(--color-accent);
+  background: var(--background-fill-secondary); max-height: 420px; overflow-y: auto; }
+mark.citadel-mark { background: #ffe27a; color: #1f1f1f; padding: 0 1px; }
+.citadel-banner { border-radius: 8px; padding: 8px 12px; margin-bottom: 8px;
+  border: 1px solid; color: #1f1f1f; }
+.citadel-banner div { margin-top: 4px; }
+.citadel-banner a.citadel-cite { color: #0b4fa8; }
+.citadel-banner-search { background: #fff4d6; border-color: #e0a800; }
+.citadel-banner-refused { background: #eef2f7; border-color: #8a9bb4; }
+.citadel-banner-incomplete, .citadel-banner-notice { background: #fff8e5; border-color: #d9a400; }
+.citadel-banner-error { background: #fde8e8; border-color: #d64545; }
+.citadel-msg-ok { color: #2e7d32; }
+.citadel-msg-error { color: #c62828; }
+.citadel-msg-warn { color: #b26a00; font-weight: 600; }
+.citadel-progress table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
+.citadel-progress th, .citadel-progress td { text-align: left; padding: 3px 6px;
+  border-bottom: 1px solid var(--border-color-primary); overflow-wrap: anywhere; }
+.citadel-job-state { font-weight: 600; margin: 0 0 4px; }
+.citadel-status-failed .citadel-file-status, .citadel-status-rejected .citadel-file-status,
+.citadel-status-skipped .citadel-file-status { color: #c62828; }
+.citadel-status-added .citadel-file-status, .citadel-status-updated .citadel-file-status
+ { color: #2e7d32; }
+.citadel-user { font-size: 0.9em; text-align: right; }
+"""
+
+# Runs once when the conversation component mounts (gr.HTML's js_on_load): one delegated
+# listener opens the source of a clicked [n]. It copies a hidden block the server already
+# escaped by cloning DOM nodes; no string ever goes through innerHTML here.
+SOURCE_CLICK_JS = """
+element.addEventListener('click', (event) => {
+  const link = event.target.closest ? event.target.closest('a.citadel-cite') : null;
+  if (!link || !element.contains(link)) return;
+  event.preventDefault();
+  const answer = link.dataset.answer;
+  const n = link.dataset.n;
+  let source = null;
+  for (const block of element.querySelectorAll('div.citadel-src')) {
+    if (block.dataset.answer === answer && block.dataset.n === n) { source = block; break; }
+  }
+  const panel = document.getElementById('citadel-source-panel');
+  if (!source || !panel) return;
+  const body = panel.querySelector('.citadel-source-body') || panel;
+  const copy = source.cloneNode(true);
+  copy.removeAttribute('hidden');
+  copy.classList.add('citadel-src-shown');
+  body.replaceChildren(copy);
+  for (const active of element.querySelectorAll('a.citadel-cite.citadel-active')) {
+    active.classList.remove('citadel-active');
+  }
+  link.classList.add('citadel-active');
+  panel.scrollIntoView({block: 'nearest'});
+});
+"""
