@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 DATA_DIR ?= data
+DEMO_PORT ?= 8000
 # Serving and benchmarks: one BLAS thread, so numpy does not fight torch for the two cores.
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 2
@@ -50,6 +51,9 @@ demo: install
 	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ask "How many days of paid annual leave do employees get, and how many can be carried over?" --collection demo
 	@echo; echo "== A question they do not answer:"
 	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ask "Which zpool command creates a mirrored ZFS pool?" --collection demo
+	$(VENV)/bin/citadel --data-dir $(DATA_DIR) starters demo "How many days of paid annual leave do we get?" "What must I do if my laptop is lost or stolen?" "When is the office closed at the end of the year?"
+	@echo; echo "== The web UI: open http://127.0.0.1:$(DEMO_PORT)/ (local demo: no login, loopback only; Ctrl-C stops it)"
+	$(VENV)/bin/citadel --data-dir $(DATA_DIR) serve --no-auth --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
