@@ -38,17 +38,20 @@ def _display(relative: str) -> str:
     return relative.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def discover(paths: list[Path], max_bytes: int) -> Discovery:
-    """Walk `paths` (files or folders, recursively, hidden entries skipped)."""
+def discover(paths: list[Path], max_bytes: int, root: Path | None = None) -> Discovery:
+    """Walk `paths` (files or folders, recursively, hidden entries skipped). A file's
+    identity is relative to its folder, or to `root` when given (re-ingesting one file of
+    an ingested tree keeps its place in the tree)."""
     found = Discovery([], [])
     seen: set[Path] = set()
     for given in paths:
         root_path = given.absolute()
         if root_path.is_dir():
-            root = root_path.resolve()
-            _walk(root, root, found, seen, max_bytes)
+            folder = root_path.resolve()
+            _walk(folder, folder, found, seen, max_bytes)
         else:
-            _consider(root_path, root_path.parent.resolve(), found, seen, max_bytes)
+            base = root.resolve() if root is not None else root_path.parent.resolve()
+            _consider(root_path, base, found, seen, max_bytes)
     found.candidates.sort(key=lambda c: c.source)
     return found
 

@@ -85,7 +85,11 @@ class IngestPipeline:
         self._progress = progress or SilentProgress()
         self._chunker: Chunker | None = None  # built on first use: it needs the model loaded
 
-    def run(self, paths: list[Path], collection: str, prune: bool = False) -> IngestReport:
+    def run(
+        self, paths: list[Path], collection: str, prune: bool = False, root: Path | None = None
+    ) -> IngestReport:
+        """Ingest `paths` into `collection`; `root`: what single files' sources are
+        relative to (default: their own folder)."""
         missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
         if missing:
             raise CitadelError(f"no such file or folder: {', '.join(missing)}")
@@ -96,7 +100,7 @@ class IngestPipeline:
             raise EmbeddingModelMismatch.between(
                 collection, existing.embedding_model, self._embedder.model_name
             )
-        found = discover(paths, int(self._settings.max_file_mb * 2**20))
+        found = discover(paths, int(self._settings.max_file_mb * 2**20), root)
         for rejected in found.rejected:
             report.add(
                 FileOutcome(

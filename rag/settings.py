@@ -141,6 +141,12 @@ class ServerSettings(BaseModel):
         5, ge=1, description="Failed logins of one account before it is locked for a while."
     )
     login_lockout_s: float = Field(300.0, gt=0, description="How long that lock lasts.")
+    session_ttl_s: float = Field(
+        8 * 3600.0, gt=0, description="How long a web login lasts (a password change ends it)."
+    )
+    logins_per_minute: int = Field(
+        20, ge=1, description="Login attempts accepted per client address per minute."
+    )
     link_ttl_s: float = Field(
         3600.0, gt=0, description="Lifetime of the signed links that open a cited file."
     )

@@ -199,10 +199,10 @@ def login(browser: Browser, site: Site, user: str, pages: list[Page]) -> Visit:
     context.on("request", lambda r: visit.requests.append(r.url))
     context.on("websocket", lambda ws: visit.requests.append(ws.url))
     pages.append(page)
-    page.goto(site.url + "/")
-    page.locator("input[data-testid='textbox']").fill(user)
-    page.locator("input[type='password']").fill(PASSWORDS[user])
-    page.get_by_role("button", name="Login").click()
+    page.goto(site.url + "/")  # redirected to Citadel's login form
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(PASSWORDS[user])
+    page.get_by_role("button", name="Log in").click()
     page.locator("#citadel-question textarea").wait_for()
     expect(page.locator("#citadel-user")).to_contain_text(f"Signed in as {user}")
     return visit

@@ -130,10 +130,14 @@ def test_ask_streams_server_sent_events_and_ends_with_the_checked_answer(live, f
     assert answer["answer"] == "Employees get 25 days of paid leave [1]."
     (citation,) = answer["citations"]
     assert citation["source"] == "handbook.md" and citation["link"].startswith("/files/")
-    # The signed link opens the file for the user it was made for.
-    with live.client() as anonymous:
-        opened = anonymous.get(citation["link"])
+    # The signed link opens the file for the user it was made for, and for nobody else:
+    # a forwarded link is worth nothing without alice's session or key.
+    with live.client(live.keys["alice"]) as alice:
+        opened = alice.get(citation["link"])
     assert opened.status_code == 200 and b"25 days" in opened.content
+    with live.client() as anonymous, live.client(live.keys["bob"]) as bob:
+        assert anonymous.get(citation["link"]).status_code == 404
+        assert bob.get(citation["link"]).status_code == 404
 
 
 def test_pdf_citation_link_opens_the_page(live, fake, hr_library):
@@ -150,7 +154,8 @@ def test_pdf_citation_link_opens_the_page(live, fake, hr_library):
         opened = alice.get(link.split("#")[0])
     assert opened.headers["content-type"] == "application/pdf"
     assert opened.headers["content-disposition"].startswith("inline")
-    assert "sandbox" in opened.headers["content-security-policy"]
+    # No sandbox for PDFs: browsers refuse to run their PDF viewer in one.
+    assert "content-security-policy" not in opened.headers
     assert opened.content.startswith(b"%PDF-")
 
 
@@ -297,3 +302,60 @@ def test_the_cli_goes_through_a_running_server_when_one_is_configured(live, tmp_
     foreign = citadel(unused, "search", "leave", "-c", "hr-docs", env=env)
     assert foreign.returncode == 2 and "no such collection" in foreign.stderr
     assert not unused.exists()
+
+
+def test_web_login_sets_a_session_that_a_password_change_ends(live):
+    from tests.live_server import PASSWORD
+
+    with httpx.Client(base_url=live.url, timeout=30) as browser:
+        first = browser.get("/")
+        assert first.status_code == 303 and first.headers["location"] == "/login"
+        assert browser.get("/config").status_code == 401  # Gradio's API: session required
+        wrong = browser.post("/login", data={"username": "alice", "password": "not it at all"})
+        assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
+        ok = browser.post("/login", data={"username": "alice", "password": PASSWORD})
+        assert ok.status_code == 303 and "citadel_session" in browser.cookies
+        cookie = ok.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert browser.get("/").status_code == 200
+        assert browser.get("/config").status_code == 200
+        live.workspace.accounts.set_password("alice", PASSWORD + "!")  # ends the session
+        try:
+            assert browser.get("/").status_code == 303
+        finally:
+            live.workspace.accounts.set_password("alice", PASSWORD)
+    entries = live.workspace.audit.entries(10, actor="alice")
+    assert {"login", "login_failed"} <= {e.action for e in entries}
+    assert all(e.client == "127.0.0.1" for e in entries if e.action.startswith("login"))
+
+
+def test_refused_accesses_are_audited_and_oversized_bodies_refused_unread(live, hr_library):
+    alice_doc = live.workspace.documents(live.workspace.caller_named("alice"), "hr-docs")[0].id
+    with live.client(live.keys["bob"]) as bob:
+        assert bob.get(f"/api/documents/{alice_doc}").status_code == 404
+        question = "x" * (2 << 20)  # a 2 MB JSON body: refused by its declared size
+        huge = bob.post("/api/search", json={"question": question})
+        assert huge.status_code == 413 and "too large" in huge.json()["detail"]
+    (denied,) = live.workspace.audit.entries(1, actor="bob", action="denied")
+    assert denied.detail["path"] == f"/api/documents/{alice_doc}"
+
+
+def test_reingesting_a_file_of_an_ingested_tree_keeps_its_identity(live, tmp_path):
+    from ingest.pipeline import IngestPipeline
+
+    tree = tmp_path / "tree"
+    (tree / "policies").mkdir(parents=True)
+    (tree / "policies" / "remote.md").write_text("# Remote work\n\nTwo remote days a week.\n")
+    services = live.workspace.services
+    IngestPipeline(
+        services.store, services.embedder, services.sparse, live.workspace.settings.ingest
+    ).run([tree], "eng-docs")
+    bob = live.workspace.caller_named("bob")
+    (before,) = [
+        d for d in live.workspace.documents(bob, "eng-docs") if d.source.endswith("remote.md")
+    ]
+    assert before.source == "policies/remote.md"
+    job = live.workspace.reingest(bob, before.id)
+    assert live.workspace.jobs.wait(job, 120) and job.files[0].status == "added"
+    after = [d for d in live.workspace.documents(bob, "eng-docs") if d.source.endswith("remote.md")]
+    assert [(d.id, d.source) for d in after] == [(before.id, "policies/remote.md")]

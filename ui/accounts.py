@@ -155,6 +155,16 @@ class Accounts:
         teams = frozenset(r["team"] for r in rows if r["team"])
         return Caller(rows[0]["name"], rows[0]["role"] == "admin", teams)
 
+    def session_fingerprint(self, name: str) -> str | None:
+        """Changes whenever the user's password does (sessions are bound to it); None for
+        an unknown or disabled user."""
+        rows = self._db.query(
+            "SELECT password_hash FROM users WHERE name = ? AND disabled = 0", (name,)
+        )
+        if not rows:
+            return None
+        return hashlib.sha256(rows[0]["password_hash"].encode()).hexdigest()[:32]
+
     # -- login ---------------------------------------------------------------------------
     def login(self, name: str, password: str, clock: float | None = None) -> Caller | None:
         """The caller if the password is right; None otherwise. Raises LoginLocked after

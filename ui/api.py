@@ -15,14 +15,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from rag.answering import Delta
+from rag.errors import CitadelError
 from rag.types import DocumentRecord, Message, SearchFilter
-from ui.accounts import Caller
+from ui.accounts import AccountError, Caller
 from ui.render import answer_json, retrieval_json
-from ui.server import CallerDep, client_of, file_response
+from ui.server import MAX_FILES_PER_UPLOAD, CallerDep, client_of, file_response
 from ui.uploads import UploadRejected
 from ui.workspace import Answered, Forbidden, Workspace
 
-MAX_FILES_PER_UPLOAD = 50
 MAX_QUESTION_CHARS = 4000  # the retriever's own limit (settings) applies after this one
 _COPY_CHUNK = 1 << 20
 
@@ -199,13 +199,14 @@ def api_router(workspace: Workspace) -> APIRouter:
             for upload in files:
                 name = upload.filename or ""
                 with tempfile.NamedTemporaryFile(dir=incoming, delete=False) as out:
+                    staged.append((name, Path(out.name)))  # removed in `finally` whatever happens
                     size = _copy_limited(upload, out, limit)
                 if size > limit:
+                    staged.pop()
                     Path(out.name).unlink()
                     mb = workspace.settings.server.max_upload_mb
                     too_big.append((name, f"file too large: the limit is {mb:g} MB"))
                     continue
-                staged.append((name, Path(out.name)))
             result = workspace.upload(caller, collection, staged, client_of(request))
         finally:
             for _, temp in staged:
@@ -252,7 +253,19 @@ def api_router(workspace: Workspace) -> APIRouter:
         )
         return retrieval_json(result)
 
-    @router.post("/ask", tags=["questions"], response_model=None)
+    @router.post(
+        "/ask",
+        tags=["questions"],
+        response_model=None,
+        responses={
+            200: {
+                "description": "The answer (JSON), or with `stream: true` server-sent events: "
+                "`delta` ({text}) while the model writes, then `answer` (the checked answer, "
+                "as the JSON response), or `error` ({detail}) if it fails mid-way.",
+                "content": {"application/json": {}, "text/event-stream": {}},
+            }
+        },
+    )
     def ask(body: AskRequest, caller: CallerDep, request: Request) -> Response:
         """An answer with citations. With `stream: true`, server-sent events: `delta`
         ({"text"}) as the model writes, then `answer` (the checked answer, the one to show)."""
@@ -270,11 +283,14 @@ def api_router(workspace: Workspace) -> APIRouter:
             return JSONResponse(answered_json(workspace, caller, final))
 
         def stream() -> Iterator[str]:
-            for event in events:
-                if isinstance(event, Delta):
-                    yield sse("delta", {"text": event.text})
-                else:
-                    yield sse("answer", answered_json(workspace, caller, event))
+            try:
+                for event in events:
+                    if isinstance(event, Delta):
+                        yield sse("delta", {"text": event.text})
+                    else:
+                        yield sse("answer", answered_json(workspace, caller, event))
+            except CitadelError as exc:  # after the 200: the client reads it as an event
+                yield sse("error", {"detail": str(exc)})
 
         return StreamingResponse(
             stream(),
@@ -328,6 +344,9 @@ def api_router(workspace: Workspace) -> APIRouter:
     @router.post("/users", tags=["admin"], status_code=201)
     def add_user(body: UserRequest, caller: CallerDep, request: Request) -> dict[str, Any]:
         admin(caller, "add users")
+        unknown = [t for t in body.teams if not workspace.accounts.team_exists(t)]
+        if unknown:  # checked first: no user is created half-way
+            raise AccountError(f"no team {unknown[0]!r}")
         workspace.accounts.add_user(body.name, body.password, body.role)
         for team in body.teams:
             workspace.accounts.add_member(team, body.name)

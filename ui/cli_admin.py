@@ -4,6 +4,7 @@ allows it while the server runs)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -63,6 +64,12 @@ def _metadata() -> Iterator[_Metadata]:
         )
     finally:
         db.close()
+
+
+def _cli_actor() -> str:
+    """Who runs an administration command: the operating-system account, as the audit log
+    shows it (the CLI has no Citadel login)."""
+    return f"cli:{getpass.getuser()}"
 
 
 def _password(from_stdin: bool) -> str:
@@ -139,6 +146,7 @@ def users_add(
         meta.accounts.add_user(name, password, "admin" if admin else "member")
         for t in team or []:
             meta.accounts.add_member(t, name)
+        meta.audit.record(_cli_actor(), "admin", op="user_add", user=name, admin=admin)
     _console().print(f"added {'administrator' if admin else 'user'} {shown(name)}")
 
 
@@ -169,6 +177,7 @@ def users_passwd(
     """Set a user's password."""
     with _metadata() as meta:
         meta.accounts.set_password(name, _password(password_stdin))
+        meta.audit.record(_cli_actor(), "admin", op="user_passwd", user=name)
     _console().print(f"password of {shown(name)} changed")
 
 
@@ -176,6 +185,7 @@ def users_passwd(
 def users_remove(name: str) -> None:
     with _metadata() as meta:
         meta.accounts.remove_user(name)
+        meta.audit.record(_cli_actor(), "admin", op="user_remove", user=name)
     _console().print(f"removed {shown(name)}")
 
 
@@ -186,6 +196,7 @@ def users_key(
     """Create an API key for a user (printed once)."""
     with _metadata() as meta:
         secret = meta.accounts.create_key(name, label)
+        meta.audit.record(_cli_actor(), "admin", op="key_create", user=name)
     print(secret)
 
 
@@ -194,6 +205,7 @@ def users_key(
 def teams_add(name: str) -> None:
     with _metadata() as meta:
         meta.accounts.add_team(name)
+        meta.audit.record(_cli_actor(), "admin", op="team_add", team=name)
     _console().print(f"added team {shown(name)}")
 
 
@@ -218,6 +230,8 @@ def teams_member(
     """Put a user in a team (or take them out)."""
     with _metadata() as meta:
         (meta.accounts.remove_member if remove else meta.accounts.add_member)(team, user)
+        op = "member_remove" if remove else "member_add"
+        meta.audit.record(_cli_actor(), "admin", op=op, team=team, user=user)
     _console().print(f"{shown(user)} {'left' if remove else 'joined'} {shown(team)}")
 
 
@@ -233,7 +247,7 @@ def assign(
 
     with _metadata() as meta:
         meta.catalog.assign(validate_collection_name(collection), team)
-        meta.audit.record("cli", "admin", collection, op="assign_collection", team=team)
+        meta.audit.record(_cli_actor(), "admin", collection, op="assign_collection", team=team)
     _console().print(f"{shown(collection)} belongs to {shown(team or 'administrators only')}")
 
 

@@ -104,7 +104,10 @@ class Database:
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._migrate()
-        path.chmod(0o600)  # password hashes and the audit log: owner only
+        # Password hashes and the audit log: owner only, the WAL files included.
+        for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if part.exists():
+                part.chmod(0o600)
 
     def _migrate(self) -> None:
         with self.transaction() as conn:

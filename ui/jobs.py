@@ -46,6 +46,7 @@ class Job:
     created: float = field(default_factory=time.time)
     finished: float | None = None
     paths: list[Path] = field(default_factory=list)
+    root: Path | None = None  # what the files' sources are relative to (re-ingestion)
 
     @property
     def finished_ok(self) -> bool:
@@ -74,7 +75,9 @@ class JobQueue:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, owner: str, collection: str, kind: str, paths: list[Path]) -> Job:
+    def submit(
+        self, owner: str, collection: str, kind: str, paths: list[Path], root: Path | None = None
+    ) -> Job:
         job = Job(
             id=secrets.token_urlsafe(12),
             owner=owner,
@@ -82,6 +85,7 @@ class JobQueue:
             kind=kind,
             files=[FileProgress(p.name) for p in paths],
             paths=paths,
+            root=root,
         )
         with self._lock:
             self._jobs[job.id] = job

@@ -18,7 +18,9 @@ from rag.errors import CitadelError
 from rag.types import Message, SearchFilter
 from ui.render import answer_from_json
 
-FILES_PER_REQUEST = 20
+FILES_PER_REQUEST = 10  # well under the server's default uploads_per_minute (30)
+UPLOAD_RETRIES = 30
+MAX_WAIT_S = 60.0
 
 
 class RemoteCitadel:
@@ -51,6 +53,25 @@ class RemoteCitadel:
         if response.status_code == 401:
             detail = "the server wants a valid API key: set CITADEL_SERVER__API_KEY"
         raise CitadelError(f"server: {detail} (HTTP {response.status_code})")
+
+    def _post_files(self, collection: str, paths: list[Path]) -> dict[str, Any]:
+        """One upload request; when the server's per-user rate limit answers 429, wait
+        as long as it says and send again (a big folder goes through, just slower)."""
+        for _ in range(UPLOAD_RETRIES):
+            with ExitStack() as stack:
+                files = [("files", (p.name, stack.enter_context(p.open("rb")))) for p in paths]
+                try:
+                    response = self._http.post(
+                        f"/api/collections/{collection}/documents", files=files
+                    )
+                except httpx.HTTPError as exc:
+                    raise CitadelError(f"no Citadel server answers at {self._url}: {exc}") from exc
+            if response.status_code != 429:
+                self._check(response)
+                return dict(response.json())
+            time.sleep(_retry_after(response))
+        self._check(response)
+        raise AssertionError("unreachable: _check raised on the 429")
 
     def collections(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/api/collections").json())
@@ -125,14 +146,7 @@ class RemoteCitadel:
         names = list(by_name)
         for start in range(0, len(names), FILES_PER_REQUEST):
             batch = names[start : start + FILES_PER_REQUEST]
-            with ExitStack() as stack:
-                files = [
-                    ("files", (name, stack.enter_context(by_name[name].open("rb"))))
-                    for name in batch
-                ]
-                body = self._call(
-                    "POST", f"/api/collections/{collection}/documents", files=files
-                ).json()
+            body = self._post_files(collection, [by_name[name] for name in batch])
             for rejected in body["rejected"]:
                 outcomes.append(
                     {"source": rejected["name"], "status": "failed", "reason": rejected["reason"]}
@@ -153,6 +167,11 @@ class RemoteCitadel:
                 )
                 on_file(outcomes[-1])
         return outcomes
+
+
+def _retry_after(response: httpx.Response) -> float:
+    value = response.headers.get("retry-after", "")
+    return min(float(value), MAX_WAIT_S) if value.isdigit() else 5.0
 
 
 def _filter(search_filter: SearchFilter | None) -> dict[str, Any]:

@@ -13,12 +13,17 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
-from rag.errors import CitadelError, ConfigurationError
+from rag.errors import CitadelError, ConfigurationError, StoreUnavailable
 from ui.accounts import Caller, LoginLocked
+from ui.login import session_caller
 from ui.uploads import RateLimited, UploadRejected
 from ui.workspace import LOCAL_ADMIN, Forbidden, NotFound, NothingToSearch, Workspace
+
+MAX_JSON_BYTES = 1 << 20  # questions, histories, admin requests
+MAX_FILES_PER_UPLOAD = 50
 
 # Files opened from a citation are shown by the browser only when it cannot run them:
 # a PDF inline, anything else (HTML uploaded by someone!) as a download, in a sandbox.
@@ -29,16 +34,20 @@ def client_of(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def key_caller(workspace: Workspace, request: Request) -> Caller | None:
+    """The owner of the request's API key (`Authorization: Bearer ...`), if valid."""
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return workspace.accounts.caller_for_key(secret.strip())
+
+
 def bearer_caller(workspace: Workspace, request: Request) -> Caller:
-    """The caller of an API request: an API key (`Authorization: Bearer ...`), or the local
-    administrator when authentication is off."""
+    """The caller of an API request: an API key, or the local administrator when
+    authentication is off."""
     if not workspace.settings.server.auth:
         return LOCAL_ADMIN
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    caller = (
-        workspace.accounts.caller_for_key(secret.strip()) if scheme.lower() == "bearer" else None
-    )
+    caller = key_caller(workspace, request)
     if caller is None:
         raise HTTPException(
             401,
@@ -60,12 +69,25 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
+def _audit_denied(request: Request, exc: Exception) -> None:
+    """A refused access is worth a line in the audit log: probing leaves a trace."""
+    workspace: Workspace = request.app.state.workspace
+    caller = key_caller(workspace, request) or session_caller(workspace, request)
+    workspace.audit.record(
+        caller.name if caller else "anonymous",
+        "denied",
+        client=client_of(request),
+        method=request.method,
+        path=request.url.path[:300],
+        reason=type(exc).__name__,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def handle(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, NotFound):
-            return _error(404, str(exc))
-        if isinstance(exc, Forbidden):
-            return _error(403, str(exc))
+        if isinstance(exc, NotFound | Forbidden):
+            await run_in_threadpool(_audit_denied, request, exc)
+            return _error(404 if isinstance(exc, NotFound) else 403, str(exc))
         if isinstance(exc, RateLimited | LoginLocked):
             retry = getattr(exc, "retry_after_s", 60.0)
             return _error(429, str(exc), {"Retry-After": str(max(1, int(retry + 0.999)))})
@@ -73,6 +95,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return _error(422, str(exc))
         if isinstance(exc, NothingToSearch):
             return _error(409, str(exc))
+        if isinstance(exc, StoreUnavailable):
+            return _error(503, str(exc))
         return _error(400, str(exc))
 
     app.add_exception_handler(CitadelError, handle)
@@ -80,6 +104,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(workspace: Workspace) -> FastAPI:
     from ui.api import api_router
+    from ui.login import login_router
     from ui.openai_api import openai_router
     from ui.web import mount_web
 
@@ -94,10 +119,28 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.state.workspace = workspace
     install_error_handlers(app)
 
+    auth = workspace.settings.server.auth
+    upload_limit = int(workspace.settings.server.max_upload_mb * 2**20)
+
     @app.middleware("http")
-    async def security_headers(
+    async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        # Bodies are refused by their declared size before anything is read or spooled to
+        # disk: an upload may carry up to MAX_FILES_PER_UPLOAD files, anything else is JSON.
+        if request.method in ("POST", "PUT", "PATCH"):
+            path = request.url.path
+            uploading = path.endswith("/documents") or "/gradio_api/upload" in path
+            limit = upload_limit * MAX_FILES_PER_UPLOAD + 2**20 if uploading else MAX_JSON_BYTES
+            declared = request.headers.get("content-length")
+            if declared is None and uploading:
+                return _error(411, "uploads must declare their size (Content-Length)")
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                return _error(413, f"request too large: at most {limit // 2**20} MB")
+        # The web UI's page: the login form first when nobody is signed in.
+        web_page = request.url.path == "/" and request.method == "GET"
+        if auth and web_page and session_caller(workspace, request) is None:
+            return RedirectResponse("/login", status_code=303)
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -120,10 +163,13 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     @app.get("/files/{document_id}", tags=["files"], include_in_schema=False)
     def open_file(document_id: str, u: str, e: str, s: str, request: Request) -> Response:
-        """A cited file, through the signed link the UI shows to one user."""
-        path, record = workspace.open_link(document_id, u, e, s, client_of(request))
+        """A cited file, through the signed link the UI shows to one user: opened by that
+        user's browser session (or API key) only."""
+        viewer = session_caller(workspace, request) or key_caller(workspace, request)
+        path, record = workspace.open_link(document_id, u, e, s, viewer, client_of(request))
         return file_response(path, record.file_type, record.source)
 
+    app.include_router(login_router(workspace))
     app.include_router(api_router(workspace), prefix="/api")
     app.include_router(openai_router(workspace), prefix="/v1")
     mount_web(app, workspace)
@@ -139,7 +185,10 @@ def file_response(path: Any, file_type: str, source: str) -> FileResponse:
         filename=name,
         content_disposition_type="inline" if media else "attachment",
     )
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    # Browsers refuse to run their PDF viewer in a sandboxed document; a PDF cannot run
+    # script in it anyway. Everything else downloads, and is sandboxed should it render.
+    if media != "application/pdf":
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from gradio.utils import get_upload_folder
 
 from rag.answering import Delta
 from rag.errors import CitadelError
 from rag.types import DocumentRecord, Message
-from ui.accounts import Caller, LoginLocked
+from ui.accounts import Caller
 from ui.jobs import Job
+from ui.sessions import COOKIE
 from ui.web_render import (
     CSS,
     SOURCE_CLICK_JS,
@@ -77,12 +78,8 @@ def mount_web(app: FastAPI, workspace: Workspace) -> None:
         app,
         blocks,
         path="/",
-        auth=web.authenticate if server.auth else None,
-        auth_message=(
-            "Sign in with your Citadel account. After "
-            f"{server.login_attempts} failed attempts an account is locked for "
-            f"{max(1, int(server.login_lockout_s // 60))} min."
-        ),
+        # Citadel's own login (/login, ui/login.py) sets the session Gradio reads here.
+        auth_dependency=web.session_user if server.auth else None,
         ssr_mode=False,
         footer_links=[],
         run_history=False,
@@ -104,14 +101,9 @@ class WebApp:
         self.auth = workspace.settings.server.auth
 
     # -- who -----------------------------------------------------------------------------
-    def authenticate(self, username: str, password: str) -> bool:
-        try:
-            return self.workspace.login(username, password) is not None
-        except LoginLocked:  # too many failures: refused even with the right password
-            return False
-        except CitadelError:
-            log.exception("login of %r failed", username)
-            return False
+    def session_user(self, request: Request) -> str | None:
+        """The signed-in user of a request to the UI (None: Gradio answers 401)."""
+        return self.workspace.sessions.user(request.cookies.get(COOKIE))
 
     def caller(self, request: gr.Request | None) -> Caller | None:
         if not self.auth:

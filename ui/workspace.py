@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import os
 import secrets
 import shutil
@@ -39,6 +40,7 @@ from ui.catalog import Catalog
 from ui.database import Database, now_iso
 from ui.feedback import FeedbackStore, SourceRef
 from ui.jobs import Job, JobQueue
+from ui.sessions import Sessions
 from ui.uploads import RateLimiter, UploadRejected, check_upload, printable, safe_filename
 
 KEPT_ANSWERS = 5000
@@ -110,7 +112,10 @@ class Workspace:
         self.jobs = JobQueue(self._run_job)
         self._upload_limit = RateLimiter(s.uploads_per_minute)
         self._query_limit = RateLimiter(s.requests_per_minute, what="questions and searches")
+        # Uploads being received when the server last stopped will never be finished.
+        shutil.rmtree(settings.uploads_path / ".incoming", ignore_errors=True)
         self._link_key = _secret_key(settings.data_dir / "server.key")
+        self.sessions = Sessions(self._link_key, s.session_ttl_s, self.accounts.session_fingerprint)
         self._write_lock = threading.Lock()  # one writer at a time on the store
         self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent answers, for feedback
         self._kept_lock = threading.Lock()
@@ -227,11 +232,14 @@ class Workspace:
         search_filter: SearchFilter | None = None,
         client: str | None = None,
     ) -> Iterator[Delta | Answered]:
-        """Deltas, then one Answered. Checks happen before the first event, so a refused
-        request raises here, not in the middle of a stream."""
+        """Deltas, then one Answered. The work up to the first event (checks, retrieval,
+        the model's first token) happens here, so a refused or failing request raises now,
+        not in the middle of a stream that has already answered 200."""
         self._query_limit.check(caller.name)
         names = self._searchable(caller, collections)
-        return self._answer_events(caller, question, names, history, search_filter, client)
+        events = self._answer_events(caller, question, names, history, search_filter, client)
+        first = next(events)
+        return itertools.chain([first], events)
 
     def _answer_events(
         self,
@@ -242,26 +250,30 @@ class Workspace:
         search_filter: SearchFilter | None,
         client: str | None,
     ) -> Iterator[Delta | Answered]:
-        for event in self.services.answers.ask(question, names, history, search_filter):
-            if isinstance(event, Answer):
-                answered = Answered(secrets.token_urlsafe(12), event, names)
-                with self._kept_lock:
-                    self._kept[answered.id] = _Kept(caller.name, answered)
-                    while len(self._kept) > KEPT_ANSWERS:
-                        self._kept.popitem(last=False)
-                self.audit.record(
-                    caller.name,
-                    "ask",
-                    ",".join(names),
-                    client,
-                    question=question,
-                    refused=event.refused,
-                    search_mode=event.search_mode,
-                    shown=_shown([c.passage for c in event.citations] or event.passages),
-                )
-                yield answered
-            else:
-                yield event
+        answer: Answer | None = None
+        try:
+            for event in self.services.answers.ask(question, names, history, search_filter):
+                if isinstance(event, Answer):
+                    answer = event
+                    answered = Answered(secrets.token_urlsafe(12), event, names)
+                    with self._kept_lock:
+                        self._kept[answered.id] = _Kept(caller.name, answered)
+                        while len(self._kept) > KEPT_ANSWERS:
+                            self._kept.popitem(last=False)
+                    yield answered
+                else:
+                    yield event
+        finally:
+            # Recorded however the answer ends: a client that disconnects mid-stream still
+            # asked, and may have read part of it.
+            detail: dict[str, Any] = {"question": question, "completed": answer is not None}
+            if answer is not None:
+                detail |= {
+                    "refused": answer.refused,
+                    "search_mode": answer.search_mode,
+                    "shown": _shown([c.passage for c in answer.citations] or answer.passages),
+                }
+            self.audit.record(caller.name, "ask", ",".join(names), client, **detail)
 
     def documents(self, caller: Caller, collection: str) -> list[DocumentRecord]:
         (name,) = self.resolve(caller, [collection])
@@ -302,15 +314,27 @@ class Workspace:
         return f"/files/{passage.document_id}?u={user}&e={expires}&s={token}{anchor}"
 
     def open_link(
-        self, document_id: str, user: str, expires: str, signature: str, client: str | None
+        self,
+        document_id: str,
+        user: str,
+        expires: str,
+        signature: str,
+        viewer: Caller | None,
+        client: str | None,
     ) -> tuple[Path, DocumentRecord]:
+        """The file of a signed link, for the user it was made for only: with
+        authentication on, `viewer` (from the browser session or an API key) must be that
+        user, so a forwarded or leaked link opens nothing; their access is checked again."""
         try:
             name = base64.urlsafe_b64decode(user + "=" * (-len(user) % 4)).decode()
             deadline = int(expires)
         except ValueError as exc:
             raise NotFound("no such file") from exc
         expected = self._sign(f"{name}\n{document_id}\n{deadline}")
-        if not hmac.compare_digest(expected, signature) or deadline < time.time():
+        authentic = hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+        if not authentic or deadline < time.time():
+            raise NotFound("no such file")
+        if self.settings.server.auth and (viewer is None or viewer.name != name):
             raise NotFound("no such file")
         caller = self.caller_named(name)
         if caller is None:
@@ -406,7 +430,9 @@ class Workspace:
     def reingest(self, caller: Caller, document_id: str, client: str | None = None) -> Job:
         path, record = self.file(caller, document_id, client)
         self.audit.record(caller.name, "reingest", record.collection, client, source=record.source)
-        return self.jobs.submit(caller.name, record.collection, "reingest", [path])
+        return self.jobs.submit(
+            caller.name, record.collection, "reingest", [path], Path(record.root)
+        )
 
     def _run_job(self, job: Job, done: Callable[[FileOutcome], None]) -> None:
         services = self.services
@@ -426,7 +452,7 @@ class Workspace:
                 self._parser_pool(),
             )
             try:
-                report = pipeline.run(job.paths, job.collection)
+                report = pipeline.run(job.paths, job.collection, root=job.root)
             finally:
                 services.embedder.use_threads(_serving_threads())
         # Files decided without parsing (unchanged, same content as another, refused at
@@ -511,7 +537,9 @@ class Workspace:
         """The store, the embedder and the model server, each on its own."""
         report: dict[str, dict[str, Any]] = {}
         try:
-            report["store"] = {"ok": True, "collections": len(self.services.store.collections())}
+            self.services.store.collections()  # opens every shard: the store really works
+            # No count: /readyz answers anyone, and the number of collections is not theirs.
+            report["store"] = {"ok": True}
         except StoreError as exc:
             report["store"] = {"ok": False, "error": str(exc)}
         loaded = self.services.embedder_loaded
@@ -580,8 +608,9 @@ def _serving_threads() -> int:
 
 def _secret_key(path: Path) -> bytes:
     """The key that signs file links: made once per data directory, owner-readable only."""
-    if path.exists():
-        return path.read_bytes()
+    if path.exists() and len(key := path.read_bytes()) >= 32:
+        return key
+    path.unlink(missing_ok=True)  # empty or cut short: a weak key is worse than a new one
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,18 +49,25 @@ class EdgeStore(QdrantStore):
     def __init__(self, root: Path) -> None:
         self._root = root
         self._shards: dict[str, qe.EdgeShard] = {}
+        # A server opens shards from several request threads: two threads loading the same
+        # shard would lock each other out of its write-ahead log.
+        self._opening = threading.Lock()
 
     def _path(self, name: str) -> Path:
         return self._root / name
 
     def _shard(self, name: str) -> qe.EdgeShard:
         shard = self._shards.get(name)
-        if shard is None:
-            try:
-                shard = qe.EdgeShard.load(str(self._path(name)))
-            except Exception as exc:
-                raise self._unavailable(name, exc) from exc
-            self._shards[name] = shard
+        if shard is not None:
+            return shard
+        with self._opening:
+            shard = self._shards.get(name)
+            if shard is None:
+                try:
+                    shard = qe.EdgeShard.load(str(self._path(name)))
+                except Exception as exc:
+                    raise self._unavailable(name, exc) from exc
+                self._shards[name] = shard
         return shard
 
     def _unavailable(self, name: str, exc: Exception) -> StoreUnavailable:
@@ -96,6 +104,7 @@ class EdgeStore(QdrantStore):
             shard.flush()
             shard.close()
         except Exception as exc:
+            shutil.rmtree(building, ignore_errors=True)
             raise self._unavailable(name, exc) from exc
         building.rename(path)
         self._shard(name)
@@ -103,7 +112,12 @@ class EdgeStore(QdrantStore):
     def _names(self) -> list[str]:
         if not self._root.is_dir():
             return []
-        return [p.name for p in self._root.iterdir() if (p / _CONFIG_FILE).is_file()]
+        # Hidden folders are collections being built (`.name.creating`), not collections.
+        return [
+            p.name
+            for p in self._root.iterdir()
+            if not p.name.startswith(".") and (p / _CONFIG_FILE).is_file()
+        ]
 
     def _upsert(self, name: str, points: Sequence[PointData]) -> None:
         converted = []
