@@ -359,3 +359,18 @@ def test_reingesting_a_file_of_an_ingested_tree_keeps_its_identity(live, tmp_pat
     assert live.workspace.jobs.wait(job, 120) and job.files[0].status == "added"
     after = [d for d in live.workspace.documents(bob, "eng-docs") if d.source.endswith("remote.md")]
     assert [(d.id, d.source) for d in after] == [(before.id, "policies/remote.md")]
+
+
+def test_api_docs_are_served_without_any_outside_asset(live):
+    with live.client() as anonymous:
+        page = anonymous.get("/api/docs")
+        assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+        assert "cdn" not in page.text and "https://" not in page.text
+        asset = anonymous.get("/api/docs-assets/swagger-ui-bundle.js")
+        assert asset.status_code == 200 and len(asset.content) > 100_000
+        schema = anonymous.get("/api/openapi.json").json()
+    assert (
+        "/api/ask" in schema["paths"]
+        and "/api/collections/{collection}/documents" in schema["paths"]
+    )
+    assert "text/event-stream" in schema["paths"]["/api/ask"]["post"]["responses"]["200"]["content"]

@@ -14,7 +14,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from rag.errors import CitadelError, ConfigurationError, StoreUnavailable
 from ui.accounts import Caller, LoginLocked
@@ -112,7 +115,7 @@ def create_app(workspace: Workspace) -> FastAPI:
         title="Citadel",
         description="Private document question answering: answers with verifiable citations.",
         version="0.1.0",
-        docs_url="/api/docs",
+        docs_url=None,  # served below with local assets: FastAPI's default loads a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -146,6 +149,18 @@ def create_app(workspace: Workspace) -> FastAPI:
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
+
+    app.mount("/api/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="Citadel API",
+            swagger_js_url="/api/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/api/docs-assets/favicon-32x32.png",
+        )
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
