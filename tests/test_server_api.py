@@ -299,6 +299,10 @@ def test_the_cli_goes_through_a_running_server_when_one_is_configured(live, tmp_
     assert outcomes["broken.pdf"]["status"] == "failed" and outcomes["broken.pdf"]["reason"]
     found = citadel(unused, "search", "where do visitors park", "-c", "eng-docs", "--json", env=env)
     assert json.loads(found.stdout)["passages"][0]["source"] == "parking.md"
+    listed = citadel(unused, "documents", "-c", "eng-docs", "--json", env=env)
+    assert "parking.md" in [d["source"] for d in json.loads(listed.stdout)["documents"]]
+    mine = citadel(unused, "collections", "--json", env=env)
+    assert [c["name"] for c in json.loads(mine.stdout)["collections"]] == ["eng-docs"]
     foreign = citadel(unused, "search", "leave", "-c", "hr-docs", env=env)
     assert foreign.returncode == 2 and "no such collection" in foreign.stderr
     assert not unused.exists()

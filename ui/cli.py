@@ -177,32 +177,38 @@ def sync(
 @app.command()
 def documents(collection: CollectionOpt = "default", as_json: JsonOpt = False) -> None:
     """List the documents indexed in a collection."""
-    services = _services()
-    try:
-        docs = services.store.documents(collection)
-    finally:
-        services.close()
-    rows = [d.payload() | {"id": d.id} for d in docs]
-    for row in rows:
-        row.pop("kind")
-        row.pop("document_id")
+    if (remote := _remote()) is not None:
+        try:
+            rows = remote.documents(collection)
+        finally:
+            remote.close()
+    else:
+        services = _services()
+        try:
+            docs = services.store.documents(collection)
+        finally:
+            services.close()
+        rows = [d.payload() | {"id": d.id} for d in docs]
+        for row in rows:
+            row.pop("kind")
+            row.pop("document_id")
     if as_json:
         print(
             json.dumps({"collection": collection, "documents": rows}, ensure_ascii=False, indent=2)
         )
         return
-    table = Table(title=f"{len(docs)} document(s) in {collection!r}")
+    table = Table(title=f"{len(rows)} document(s) in {collection!r}")
     table.add_column("source", overflow="fold")  # wrap long names, never cut them
     for name in ("type", "pages", "chunks", "ingested at (UTC)", "sha256"):
         table.add_column(name, no_wrap=True)
-    for d in docs:
+    for d in rows:
         table.add_row(
-            shown(d.source),
-            d.file_type,
-            str(d.pages or ""),
-            str(d.chunks),
-            d.ingested_at[:16].replace("T", " "),
-            d.sha256[:12],
+            shown(d["source"]),
+            d["file_type"],
+            str(d["pages"] or ""),
+            str(d["chunks"]),
+            d["ingested_at"][:16].replace("T", " "),
+            d["sha256"][:12],
         )
     _console().print(table)
 
@@ -245,7 +251,23 @@ def remove(
 
 @app.command()
 def collections(as_json: JsonOpt = False) -> None:
-    """List collections with their counts and embedding model."""
+    """List collections with their counts and embedding model (through a server: the
+    collections your teams may read, with their team)."""
+    if (remote := _remote()) is not None:
+        try:
+            readable = remote.collections()
+        finally:
+            remote.close()
+        if as_json:
+            print(json.dumps({"collections": readable}, ensure_ascii=False, indent=2))
+            return
+        listing = Table("collection", "team", "documents", "chunks")
+        for c in readable:
+            listing.add_row(
+                shown(c["name"]), shown(c["team"] or "-"), str(c["documents"]), str(c["chunks"])
+            )
+        _console().print(listing)
+        return
     services = _services()
     try:
         infos = services.store.collections()
