@@ -11,7 +11,7 @@ DEMO_PORT ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test lint typecheck bench bench-corpus bench-retrieval bench-latency check clean
+.PHONY: install demo test lint typecheck bench bench-corpus bench-retrieval bench-latency bench-server check clean
 
 install: $(VENV)/.installed
 
@@ -87,6 +87,9 @@ bench-retrieval: bench-corpus
 
 bench-latency: install
 	$(PY) -m bench.latency $(BENCH_ARGS)
+
+bench-server: install
+	$(PY) -m bench.server $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
