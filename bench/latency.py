@@ -29,7 +29,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 import psutil
 
+from bench.environment import environment
 from rag.embedder import SentenceTransformerEmbedder, resolve_model_path
 from rag.ids import document_id
 from rag.offline import enforce_offline
@@ -628,26 +627,6 @@ def _size(text: str) -> int:
     return int(text)
 
 
-def _environment() -> dict[str, Any]:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
-        "qdrant_edge": version("qdrant-edge-py"),
-        "torch": version("torch"),
-        "sentence_transformers": version("sentence-transformers"),
-        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-    }
-
-
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'size':>9} {'index':>9} {'thr':>4} {'build s':>8} {'opt s':>6} {'disk MB':>8} "
@@ -696,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     enforce_offline()
 
     report: dict[str, Any] = {
-        "environment": _environment(),
+        "environment": environment("qdrant-edge-py", "torch", "sentence-transformers"),
         "retrieval_settings": RetrievalSettings().model_dump(),
         "embedding_model": PACKAGED_EMBEDDING_MODEL,
         "questions": args.queries,

@@ -47,7 +47,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -58,13 +57,14 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import psutil
+
+from bench.environment import environment
 
 REQUESTS_PER_MINUTE = 1_000_000
 USER = "bench"
@@ -607,25 +607,6 @@ def answer_tokens(n: int) -> list[str]:
     return [w if i == 0 else f" {w}" for i, w in enumerate(words)]
 
 
-def _environment() -> dict[str, Any]:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
-        "uvicorn": version("uvicorn"),
-        "fastapi": version("fastapi"),
-        "httpx": version("httpx"),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
 # -- report ------------------------------------------------------------------------------------
 def _cell(stats: dict[str, float] | None, key: str) -> str:
     return f"{stats[key]:.0f}" if stats else "-"
@@ -757,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     questions, questions_from = load_questions(args.questions, args.collection)
 
     report: dict[str, Any] = {
-        "environment": _environment(),
+        "environment": environment("uvicorn", "fastapi", "httpx"),
         "collection": args.collection,
         "questions": {"from": questions_from, "count": len(questions)},
         "settings": {
