@@ -1,12 +1,15 @@
-"""What a benchmark ran on, recorded with its results: figures mean little without it."""
+"""What every benchmark records: the machine it ran on (figures mean little without it),
+and the same summary of a latency distribution."""
 
 from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+import numpy as np
 import psutil
 
 
@@ -29,4 +32,16 @@ def environment(*packages: str) -> dict[str, Any]:
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         **{name: version(name) for name in packages},
+    }
+
+
+def percentiles(values: Sequence[float], digits: int) -> dict[str, float]:
+    """p50/p95/p99, mean and max of a non-empty series."""
+    a = np.asarray(values, dtype=np.float64)
+    return {
+        "p50": round(float(np.percentile(a, 50)), digits),
+        "p95": round(float(np.percentile(a, 95)), digits),
+        "p99": round(float(np.percentile(a, 99)), digits),
+        "mean": round(float(a.mean()), digits),
+        "max": round(float(a.max()), digits),
     }

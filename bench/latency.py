@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 import psutil
 
-from bench.environment import environment
+from bench.environment import environment, percentiles
 from rag.embedder import SentenceTransformerEmbedder, resolve_model_path
 from rag.ids import document_id
 from rag.offline import enforce_offline
@@ -512,14 +512,7 @@ def questions(n: int, seed: int) -> list[str]:
 
 # -- measuring ---------------------------------------------------------------------------------
 def _stats(values_ms: Sequence[float]) -> dict[str, float]:
-    a = np.asarray(values_ms, dtype=np.float64)
-    return {
-        "p50": round(float(np.percentile(a, 50)), 2),
-        "p95": round(float(np.percentile(a, 95)), 2),
-        "p99": round(float(np.percentile(a, 99)), 2),
-        "mean": round(float(a.mean()), 2),
-        "max": round(float(a.max()), 2),
-    }
+    return percentiles(values_ms, digits=2)
 
 
 def _rss_mb() -> float:

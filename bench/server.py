@@ -64,7 +64,7 @@ import httpx
 import numpy as np
 import psutil
 
-from bench.environment import environment
+from bench.environment import environment, percentiles
 
 REQUESTS_PER_MINUTE = 1_000_000
 USER = "bench"
@@ -323,30 +323,40 @@ def _http_error(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-async def request_search(client: httpx.AsyncClient, question: str, collection: str) -> Sample:
+async def _post_question(
+    client: httpx.AsyncClient,
+    path: str,
+    question: str,
+    collection: str,
+    read: Callable[[dict[str, Any]], tuple[str, float]],
+) -> Sample:
+    """One JSON question to `path`; `read` turns the body into (outcome, server-side ms)."""
     t = time.perf_counter()
-    response = await client.post(
-        "/api/search", json={"question": question, "collections": [collection]}
-    )
+    response = await client.post(path, json={"question": question, "collections": [collection]})
     latency = _ms(t)
     if response.status_code != 200:
         return Sample(latency, _http_error(response))
-    body = response.json()
-    outcome = "weak evidence" if body["weak_evidence"] else "passages"
-    return Sample(latency, outcome=outcome, server_ms=body["latency_ms"])
+    outcome, server_ms = read(response.json())
+    return Sample(latency, outcome=outcome, server_ms=server_ms)
+
+
+async def request_search(client: httpx.AsyncClient, question: str, collection: str) -> Sample:
+    return await _post_question(
+        client,
+        "/api/search",
+        question,
+        collection,
+        lambda b: ("weak evidence" if b["weak_evidence"] else "passages", b["latency_ms"]),
+    )
 
 
 async def request_ask(client: httpx.AsyncClient, question: str, collection: str) -> Sample:
-    t = time.perf_counter()
-    response = await client.post(
-        "/api/ask", json={"question": question, "collections": [collection]}
-    )
-    latency = _ms(t)
-    if response.status_code != 200:
-        return Sample(latency, _http_error(response))
-    body = response.json()
-    outcome = "refused" if body["refused"] else "search mode" if body["search_mode"] else "answer"
-    return Sample(latency, outcome=outcome, server_ms=body["retrieval_ms"])
+    def read(body: dict[str, Any]) -> tuple[str, float]:
+        refused, search_mode = body["refused"], body["search_mode"]
+        outcome = "refused" if refused else "search mode" if search_mode else "answer"
+        return outcome, body["retrieval_ms"]
+
+    return await _post_question(client, "/api/ask", question, collection, read)
 
 
 async def request_stream(client: httpx.AsyncClient, question: str, collection: str) -> Sample:
@@ -404,16 +414,7 @@ REQUESTS: dict[str, Request] = {
 
 # -- measuring ---------------------------------------------------------------------------------
 def _stats(values: Sequence[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    a = np.asarray(values, dtype=np.float64)
-    return {
-        "p50": round(float(np.percentile(a, 50)), 1),
-        "p95": round(float(np.percentile(a, 95)), 1),
-        "p99": round(float(np.percentile(a, 99)), 1),
-        "mean": round(float(a.mean()), 1),
-        "max": round(float(a.max()), 1),
-    }
+    return percentiles(values, digits=1) if values else None
 
 
 def _machine_busy_s() -> float:

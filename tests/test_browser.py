@@ -13,24 +13,19 @@ import contextlib
 import json
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from rag.settings import LlmSettings, ServerSettings, Settings
 from rag.wiring import Services
 from tests.fake_ollama import FakeOllama, Script
-from ui.server import create_app
+from tests.live_server import LiveServer
 from ui.web import WebApp
 from ui.workspace import Workspace
 
@@ -86,12 +81,6 @@ class Visit:
         ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Site]:
     base = tmp_path_factory.mktemp("web")
@@ -122,31 +111,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Site]:
     job = workspace.upload(bob, "eng-docs", [("handbook.md", copy)]).job
     assert job is not None and workspace.jobs.wait(job, 300) and job.state == "done", job
 
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(workspace),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="citadel-test-server", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
     try:
-        yield Site(url, workspace, fake)
+        with LiveServer(workspace) as server:
+            yield Site(server.url, workspace, fake)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         workspace.close()
         fake.stop()
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.live_server import free_port
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,20 +31,25 @@ sys.addaudithook(_hook)
 """
 
 
-def test_ingestion_makes_no_network_connection(tmp_path: Path):
+def _audited_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose Python processes log every connection attempt and name lookup
+    to the returned file; none of the developer's CITADEL_/offline switches leak in (the
+    code under test must set them itself)."""
     hook_dir = tmp_path / "hook"
     hook_dir.mkdir()
     (hook_dir / "sitecustomize.py").write_text(AUDIT_HOOK, encoding="utf-8")
     log = tmp_path / "net.log"
     log.touch()
+    prefixes = ("CITADEL_", "HF_", "TRANSFORMERS_", "SCARF", "DO_NOT_TRACK", "GRADIO")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(PYTHONPATH=f"{hook_dir}{os.pathsep}{REPO}", CITADEL_TEST_NETLOG=str(log))
+    return env, log
+
+
+def test_ingestion_makes_no_network_connection(tmp_path: Path):
+    env, log = _audited_env(tmp_path)
     docs = tmp_path / "docs"
     shutil.copytree(REPO / "samples", docs)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CITADEL_", "HF_", "TRANSFORMERS_", "SCARF", "DO_NOT_TRACK"))
-    }
-    env.update(PYTHONPATH=f"{hook_dir}{os.pathsep}{REPO}", CITADEL_TEST_NETLOG=str(log))
 
     # The hook itself works: a deliberate lookup from a process with the same environment is seen.
     probe = subprocess.run(
@@ -86,29 +93,13 @@ def test_the_server_and_its_web_ui_make_no_outside_connection(tmp_path: Path):
     """`citadel serve` (FastAPI, Gradio, the embedder) is started, its UI page and config
     are loaded, a question is asked: every connection it attempts is to loopback (the
     unreachable model server on 127.0.0.1), none to an analytics or model hub host."""
-    import socket
     import time
 
     import httpx
 
-    hook_dir = tmp_path / "hook"
-    hook_dir.mkdir()
-    (hook_dir / "sitecustomize.py").write_text(AUDIT_HOOK, encoding="utf-8")
-    log = tmp_path / "net.log"
-    log.touch()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CITADEL_", "HF_", "TRANSFORMERS_", "SCARF", "DO_NOT_TRACK", "GRADIO"))
-    }
-    env.update(
-        PYTHONPATH=f"{hook_dir}{os.pathsep}{REPO}",
-        CITADEL_TEST_NETLOG=str(log),
-        CITADEL_LLM__HOST="http://127.0.0.1:9",  # nothing listens: search mode
-    )
+    env, log = _audited_env(tmp_path)
+    port = free_port()
+    env["CITADEL_LLM__HOST"] = "http://127.0.0.1:9"  # nothing listens: search mode
     data = tmp_path / "data"
     ingest = subprocess.run(
         [sys.executable, "-m", "ui", "--data-dir", str(data), "ingest", str(REPO / "samples")],

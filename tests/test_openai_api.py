@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 from llama_index.core.chat_engine.condense_question import DEFAULT_TEMPLATE as CONDENSE_TEMPLATE
 
 from ingest.pipeline import IngestPipeline
@@ -25,13 +21,12 @@ from ingest.workers import ParserPool
 from rag.answering import REFUSAL_NOTICE
 from rag.embedder import SentenceTransformerEmbedder
 from rag.prompting import REFUSAL, SYSTEM_PROMPT
-from rag.settings import IngestSettings, LlmSettings, Settings
+from rag.settings import IngestSettings
 from tests.fake_ollama import FakeOllama, Script
-from ui.server import create_app
+from tests.live_server import LiveServer, add_user, server_settings, workspace_with
 from ui.workspace import Workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-PASSWORD = "correct horse battery staple"
 LEAVE_QUESTION = "How many days of paid annual leave do full-time employees get?"
 LEAVE_FACT = "Full-time employees receive 25 days of paid annual leave per calendar year"
 LEAVE_SOURCE = "handbook.md, Larkspur Analytics Employee Handbook > Leave"
@@ -72,45 +67,6 @@ class Served:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class _Running:
-    server: uvicorn.Server
-    thread: threading.Thread
-
-
-def _start(workspace: Workspace) -> tuple[str, _Running]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(workspace), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{port}", _Running(server, thread)
-
-
-def _stop(running: _Running) -> None:
-    running.server.should_exit = True
-    running.thread.join(10)
-
-
-def _workspace(base: Path, llm_host: str, embedder: SentenceTransformerEmbedder) -> Workspace:
-    workspace = Workspace(Settings(data_dir=base / "data", llm=LlmSettings(host=llm_host)))
-    # the session's embedder, loaded once
-    workspace.services.embedder = embedder  # type: ignore[misc]
-    return workspace
-
-
 def _ingest(workspace: Workspace, parsers: ParserPool, folder: Path, collection: str) -> None:
     services = workspace.services
     pipeline = IngestPipeline(
@@ -121,16 +77,10 @@ def _ingest(workspace: Workspace, parsers: ParserPool, folder: Path, collection:
 
 
 def _add_users(workspace: Workspace, members: dict[str, str | None]) -> dict[str, str]:
-    accounts = workspace.accounts
-    keys = {}
-    for user, team in members.items():
-        accounts.add_user(user, PASSWORD)
-        if team is not None:
-            if not accounts.team_exists(team):
-                accounts.add_team(team)
-            accounts.add_member(team, user)
-        keys[user] = accounts.create_key(user, "tests")
-    return keys
+    """Each user in their team (None: in no team); their API keys."""
+    return {
+        user: add_user(workspace, user, (team,) if team else ()) for user, team in members.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -154,15 +104,14 @@ def citadel(
     (base / "secret" / "plans.md").write_text(
         "# Sales plans\n\nThe 2027 sales target for the northern region is 40 million.\n"
     )
-    workspace = _workspace(base, fake.url, embedder)
+    workspace = workspace_with(server_settings(base / "data", llm_host=fake.url), embedder)
     keys = _add_users(workspace, {"alice": "eng", "bob": "sales", "carol": None, "dave": "eng"})
     for collection, team in (("larkspur", "eng"), ("empty", "eng"), ("secret", "sales")):
         workspace.catalog.assign(collection, team)
     _ingest(workspace, parsers, base / "docs", "larkspur")
     _ingest(workspace, parsers, base / "secret", "secret")
-    url, running = _start(workspace)
-    yield Served(url, workspace, keys)
-    _stop(running)
+    with LiveServer(workspace) as server:
+        yield Served(server.url, workspace, keys)
     workspace.close()
 
 
@@ -176,13 +125,12 @@ def offline(
     base = tmp_path_factory.mktemp("openai-offline")
     (base / "docs").mkdir()
     shutil.copy(SAMPLES / "handbook.md", base / "docs")
-    workspace = _workspace(base, f"http://127.0.0.1:{_free_port()}", embedder)
+    workspace = workspace_with(server_settings(base / "data"), embedder)  # model port closed
     keys = _add_users(workspace, {"alice": "eng"})
     workspace.catalog.assign("larkspur", "eng")
     _ingest(workspace, parsers, base / "docs", "larkspur")
-    url, running = _start(workspace)
-    yield Served(url, workspace, keys)
-    _stop(running)
+    with LiveServer(workspace) as server:
+        yield Served(server.url, workspace, keys)
     workspace.close()
 
 

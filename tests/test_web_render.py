@@ -336,3 +336,20 @@ def test_open_link_label_depends_on_the_file_type():
     )
     md = passage(file_type="md", pages=(), source="notes.md")
     assert "Download the original file" in source_block("a", 1, md, "", "/files/x")
+
+
+def test_no_ui_handler_is_published_as_a_public_gradio_api(tmp_path):
+    """Gradio publishes event handlers as API endpoints unless they are private: every
+    handler of the UI must be, or it could be called outside the page's flow."""
+    from rag.settings import Settings
+    from ui.web import WebApp
+    from ui.workspace import Workspace
+
+    workspace = Workspace(Settings(data_dir=tmp_path / "data"))
+    try:
+        handlers = WebApp(workspace).build().get_config_file()["dependencies"]
+    finally:
+        workspace.close()
+    assert len(handlers) > 20
+    public = [h["api_name"] for h in handlers if h.get("api_visibility") != "private"]
+    assert public == []

@@ -248,26 +248,22 @@ class WebApp:
 
         ask_inputs = [c["question"], c["collections"], turns]
         ask_outputs = [c["conversation"], turns, c["question"], c["send"], c["rate_answer"]]
+        # Asking is wired to three triggers (send, Enter, a starter question), the same way.
+        asking: dict[str, Any] = {
+            "fn": self.ask,
+            "inputs": ask_inputs,
+            "outputs": ask_outputs,
+            "api_visibility": "private",
+            "concurrency_limit": 16,
+        }
         for trigger in (c["send"].click, c["question"].submit):
-            trigger(
-                self.ask,
-                inputs=ask_inputs,
-                outputs=ask_outputs,
-                api_visibility="private",
-                concurrency_limit=16,
-            )
+            trigger(**asking)
         c["starters"].click(
             self.pick_starter,
             inputs=[c["starters"]],
             outputs=[c["question"]],
             api_visibility="private",
-        ).then(
-            self.ask,
-            inputs=ask_inputs,
-            outputs=ask_outputs,
-            api_visibility="private",
-            concurrency_limit=16,
-        )
+        ).then(**asking)
         c["clear"].click(
             self.new_conversation,
             outputs=[c["conversation"], turns, c["rate_answer"], c["rated"]],
