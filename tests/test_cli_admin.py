@@ -40,6 +40,12 @@ def test_first_admin_teams_and_collections_from_the_cli(tmp_path):
     audit = citadel(data, "audit", "--json")
     entries = [json.loads(line) for line in audit.stdout.splitlines()]
     assert any(e["action"] == "admin" and e["collection"] == "hr-docs" for e in entries)
+    added = [e["detail"] for e in entries if e["detail"].get("op") == "user_add"]
+    assert [(d["user"], d["role"]) for d in reversed(added)] == [
+        ("alice", "admin"),
+        ("bob", "member"),
+    ]
+    assert all(e["actor"].startswith("cli:") for e in entries if e["action"] == "admin")
 
 
 def test_serve_refuses_a_public_address_without_authentication(tmp_path):

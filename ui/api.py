@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 from rag.answering import Delta
 from rag.errors import CitadelError
 from rag.types import DocumentRecord, Message, SearchFilter
-from ui.accounts import AccountError, Caller
+from ui.accounts import Caller
+from ui.administration import Administration
 from ui.render import answer_json, retrieval_json
 from ui.server import MAX_FILES_PER_UPLOAD, CallerDep, client_of, file_response
 from ui.uploads import UploadRejected
@@ -117,6 +118,9 @@ def sse(event: str, data: dict[str, Any]) -> str:
 def api_router(workspace: Workspace) -> APIRouter:
     router = APIRouter()
 
+    def administration(caller: Caller, request: Request) -> Administration:
+        return Administration(workspace.accounts, workspace.audit, caller.name, client_of(request))
+
     def admin(caller: Caller, what: str) -> None:
         if not caller.admin:
             raise Forbidden(f"only administrators may {what}")
@@ -133,13 +137,12 @@ def api_router(workspace: Workspace) -> APIRouter:
     @router.post("/keys", tags=["account"], status_code=201)
     def create_key(body: KeyRequest, caller: CallerDep, request: Request) -> dict[str, str]:
         """A new API key for yourself; shown once."""
-        secret = workspace.accounts.create_key(caller.name, body.label)
-        workspace.audit.record(caller.name, "admin", client=client_of(request), op="key_create")
+        secret = administration(caller, request).create_key(caller.name, body.label)
         return {"key": secret, "prefix": secret[:12]}
 
     @router.delete("/keys/{prefix}", tags=["account"], status_code=204)
-    def revoke_key(prefix: str, caller: CallerDep) -> Response:
-        workspace.accounts.revoke_key(caller.name, prefix)
+    def revoke_key(prefix: str, caller: CallerDep, request: Request) -> Response:
+        administration(caller, request).revoke_key(caller.name, prefix)
         return Response(status_code=204)
 
     # -- collections ---------------------------------------------------------------------
@@ -344,24 +347,13 @@ def api_router(workspace: Workspace) -> APIRouter:
     @router.post("/users", tags=["admin"], status_code=201)
     def add_user(body: UserRequest, caller: CallerDep, request: Request) -> dict[str, Any]:
         admin(caller, "add users")
-        unknown = [t for t in body.teams if not workspace.accounts.team_exists(t)]
-        if unknown:  # checked first: no user is created half-way
-            raise AccountError(f"no team {unknown[0]!r}")
-        workspace.accounts.add_user(body.name, body.password, body.role)
-        for team in body.teams:
-            workspace.accounts.add_member(team, body.name)
-        workspace.audit.record(
-            caller.name, "admin", client=client_of(request), op="user_add", user=body.name
-        )
+        administration(caller, request).add_user(body.name, body.password, body.role, body.teams)
         return {"name": body.name, "role": body.role, "teams": body.teams}
 
     @router.delete("/users/{name}", tags=["admin"], status_code=204)
     def remove_user(name: str, caller: CallerDep, request: Request) -> Response:
         admin(caller, "remove users")
-        workspace.accounts.remove_user(name)
-        workspace.audit.record(
-            caller.name, "admin", client=client_of(request), op="user_remove", user=name
-        )
+        administration(caller, request).remove_user(name)
         return Response(status_code=204)
 
     @router.get("/teams", tags=["admin"])
@@ -372,33 +364,19 @@ def api_router(workspace: Workspace) -> APIRouter:
     @router.post("/teams", tags=["admin"], status_code=201)
     def add_team(body: TeamRequest, caller: CallerDep, request: Request) -> dict[str, str]:
         admin(caller, "add teams")
-        workspace.accounts.add_team(body.name)
-        workspace.audit.record(
-            caller.name, "admin", client=client_of(request), op="team_add", team=body.name
-        )
+        administration(caller, request).add_team(body.name)
         return {"name": body.name}
 
     @router.put("/teams/{team}/members/{user}", tags=["admin"], status_code=204)
     def add_member(team: str, user: str, caller: CallerDep, request: Request) -> Response:
         admin(caller, "change teams")
-        workspace.accounts.add_member(team, user)
-        workspace.audit.record(
-            caller.name, "admin", client=client_of(request), op="member_add", team=team, user=user
-        )
+        administration(caller, request).set_member(team, user)
         return Response(status_code=204)
 
     @router.delete("/teams/{team}/members/{user}", tags=["admin"], status_code=204)
     def remove_member(team: str, user: str, caller: CallerDep, request: Request) -> Response:
         admin(caller, "change teams")
-        workspace.accounts.remove_member(team, user)
-        workspace.audit.record(
-            caller.name,
-            "admin",
-            client=client_of(request),
-            op="member_remove",
-            team=team,
-            user=user,
-        )
+        administration(caller, request).set_member(team, user, member=False)
         return Response(status_code=204)
 
     return router

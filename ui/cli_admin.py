@@ -19,6 +19,7 @@ from rich.table import Table
 from rag.errors import CitadelError
 from rag.settings import Settings
 from ui.accounts import Accounts
+from ui.administration import Administration
 from ui.audit import AuditLog
 from ui.catalog import Catalog
 from ui.database import Database
@@ -43,6 +44,7 @@ def _console() -> Console:
 
 
 class _Metadata(NamedTuple):
+    admin: Administration  # changes to accounts, audited as cli:<os user>
     accounts: Accounts
     catalog: Catalog
     audit: AuditLog
@@ -56,10 +58,12 @@ def _metadata() -> Iterator[_Metadata]:
     db = Database(settings.metadata_path)
     s = settings.server
     try:
+        accounts, audit = Accounts(db, s.login_attempts, s.login_lockout_s), AuditLog(db)
         yield _Metadata(
-            Accounts(db, s.login_attempts, s.login_lockout_s),
+            Administration(accounts, audit, _cli_actor()),
+            accounts,
             Catalog(db),
-            AuditLog(db),
+            audit,
             FeedbackStore(db),
         )
     finally:
@@ -143,10 +147,7 @@ def users_add(
     """Add a user; asks for the password (at least 10 characters)."""
     with _metadata() as meta:
         password = _password(password_stdin)
-        meta.accounts.add_user(name, password, "admin" if admin else "member")
-        for t in team or []:
-            meta.accounts.add_member(t, name)
-        meta.audit.record(_cli_actor(), "admin", op="user_add", user=name, admin=admin)
+        meta.admin.add_user(name, password, "admin" if admin else "member", team or [])
     _console().print(f"added {'administrator' if admin else 'user'} {shown(name)}")
 
 
@@ -176,16 +177,14 @@ def users_passwd(
 ) -> None:
     """Set a user's password."""
     with _metadata() as meta:
-        meta.accounts.set_password(name, _password(password_stdin))
-        meta.audit.record(_cli_actor(), "admin", op="user_passwd", user=name)
+        meta.admin.set_password(name, _password(password_stdin))
     _console().print(f"password of {shown(name)} changed")
 
 
 @users_app.command("remove")
 def users_remove(name: str) -> None:
     with _metadata() as meta:
-        meta.accounts.remove_user(name)
-        meta.audit.record(_cli_actor(), "admin", op="user_remove", user=name)
+        meta.admin.remove_user(name)
     _console().print(f"removed {shown(name)}")
 
 
@@ -195,8 +194,7 @@ def users_key(
 ) -> None:
     """Create an API key for a user (printed once)."""
     with _metadata() as meta:
-        secret = meta.accounts.create_key(name, label)
-        meta.audit.record(_cli_actor(), "admin", op="key_create", user=name)
+        secret = meta.admin.create_key(name, label)
     print(secret)
 
 
@@ -204,8 +202,7 @@ def users_key(
 @teams_app.command("add")
 def teams_add(name: str) -> None:
     with _metadata() as meta:
-        meta.accounts.add_team(name)
-        meta.audit.record(_cli_actor(), "admin", op="team_add", team=name)
+        meta.admin.add_team(name)
     _console().print(f"added team {shown(name)}")
 
 
@@ -229,9 +226,7 @@ def teams_member(
 ) -> None:
     """Put a user in a team (or take them out)."""
     with _metadata() as meta:
-        (meta.accounts.remove_member if remove else meta.accounts.add_member)(team, user)
-        op = "member_remove" if remove else "member_add"
-        meta.audit.record(_cli_actor(), "admin", op=op, team=team, user=user)
+        meta.admin.set_member(team, user, member=not remove)
     _console().print(f"{shown(user)} {'left' if remove else 'joined'} {shown(team)}")
 
 
