@@ -24,9 +24,11 @@ from rag.ports import Generator
 from rag.prompting import REFUSAL, context_size, estimate_tokens, pack
 from rag.retrieval import Retrieval, Retriever
 from rag.settings import LlmSettings
+from rag.text import shorten
 from rag.types import Message, Passage, SearchFilter, Usage
 
 HISTORY_TURNS = 6  # messages of history used to rewrite a follow-up question
+HISTORY_CHARS = 2000  # of each of them: the subject is in their first lines, not in long answers
 REFUSAL_NOTICE = (
     "The documents you can search do not seem to cover this; the closest passages are listed."
 )
@@ -85,6 +87,8 @@ class AnswerService:
         search_filter: SearchFilter | None = None,
     ) -> Iterator[AnswerEvent]:
         """Deltas while the model writes, then exactly one Answer."""
+        # Checked before condensing: the follow-up goes into a prompt too.
+        self._retriever.check_question(question)
         standalone = self.condense(question, history)
         retrieval = self._retriever.retrieve(standalone, collections, search_filter)
         base = {
@@ -113,7 +117,11 @@ class AnswerService:
         """A follow-up ("and for replicas?") rewritten as a standalone question, with
         llama-index's condense-question prompt; without a model, the previous question is
         prepended so retrieval still sees the subject."""
-        turns = [m for m in history if m.role in ("user", "assistant")][-HISTORY_TURNS:]
+        turns = [
+            Message(m.role, shorten(m.content, HISTORY_CHARS))
+            for m in history
+            if m.role in ("user", "assistant")
+        ][-HISTORY_TURNS:]
         if not turns:
             return question
         if self._generator is not None:
@@ -134,7 +142,11 @@ class AnswerService:
             if rewritten:
                 return rewritten.splitlines()[0].strip().strip('"')
         previous = [m.content for m in turns if m.role == "user"]
-        return f"{previous[-1]} {question}" if previous else question
+        if not previous:
+            return question
+        # Within the retriever's limit: the question itself, then as much of the last one.
+        room = self._retriever.max_question_chars - len(question) - 1
+        return f"{previous[-1][:room]} {question}" if room > 0 else question
 
     def _generate(
         self, base: dict[str, object], retrieval: Retrieval, generator: Generator

@@ -59,7 +59,7 @@ class Retriever:
         search_filter: SearchFilter | None = None,
         top_k: int | None = None,
     ) -> Retrieval:
-        question = self._check(question)
+        question = self.check_question(question)
         self._check_models(collections)  # also loads the model: not part of the latency
         started = time.perf_counter()
         s = self._settings
@@ -89,7 +89,13 @@ class Retriever:
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _check(self, question: str) -> str:
+    @property
+    def max_question_chars(self) -> int:
+        return self._settings.max_query_chars
+
+    def check_question(self, question: str) -> str:
+        """The question with its whitespace collapsed, or InvalidQuestion (empty, too long):
+        callers check first when a question goes anywhere before retrieval."""
         question = " ".join(question.split())
         if not question:
             raise InvalidQuestion("the question is empty")

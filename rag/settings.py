@@ -150,6 +150,18 @@ class ServerSettings(BaseModel):
     link_ttl_s: float = Field(
         3600.0, gt=0, description="Lifetime of the signed links that open a cited file."
     )
+    trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses (or networks) of reverse proxies whose "
+        "X-Forwarded-For/-Proto headers are believed: the client address that the login "
+        "limits and the audit log see, and https for the session cookie's Secure flag.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Concurrent connections served (each open browser tab keeps one or "
+        "two); more are answered 503.",
+    )
     url: str | None = Field(
         None,
         description="A running Citadel server the CLI talks to (ingest, search, ask) instead "

@@ -14,7 +14,7 @@ import uvicorn
 
 from rag.settings import Settings
 from rag.wiring import Services
-from ui.server import create_app
+from ui.server import uvicorn_config
 from ui.workspace import Workspace
 
 PASSWORD = "correct horse battery"  # every test user's password (>= 10 characters)
@@ -43,9 +43,7 @@ class LiveServer:
         self.workspace = workspace
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(workspace), host="127.0.0.1", port=self.port, log_level="warning"
-        )
+        config = uvicorn_config(workspace, "127.0.0.1", self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

@@ -17,11 +17,18 @@ from llama_index.core.chat_engine.condense_question import DEFAULT_TEMPLATE as C
 
 from ingest.pipeline import IngestPipeline
 from ingest.workers import ParserPool
-from rag.answering import REFUSAL_NOTICE, Answer, AnswerEvent, AnswerService, Delta
+from rag.answering import (
+    HISTORY_CHARS,
+    REFUSAL_NOTICE,
+    Answer,
+    AnswerEvent,
+    AnswerService,
+    Delta,
+)
 from rag.embedder import SentenceTransformerEmbedder
 from rag.generation import OllamaGenerator
 from rag.prompting import CONTEXT_STEPS, REFUSAL, SYSTEM_PROMPT, estimate_tokens
-from rag.retrieval import Retriever
+from rag.retrieval import InvalidQuestion, Retriever
 from rag.settings import IngestSettings, LlmSettings, RetrievalSettings, Settings
 from rag.sparse import Bm25Encoder
 from rag.stores.edge import EdgeStore
@@ -531,6 +538,33 @@ def test_follow_up_is_rewritten_by_the_model_before_retrieval(
     assert (answer.citations[0].passage.source, answer.citations[0].passage.location) == (
         LEAVE_SOURCE
     )
+
+
+def test_a_follow_up_with_a_huge_history_sends_a_bounded_rewrite_prompt(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    fake.enqueue(Script(tokens=["How many days of annual leave can be carried over?"]))
+    fake.enqueue(Script(tokens=["Up to five unused days can be carried over [1]."]))
+    answers, _ = service(fake.url)
+    pasted = LEAVE_QUESTION + " " + "lorem ipsum " * 20_000  # a pasted document, 240 kB
+    history = [Message("user", pasted), Message("assistant", "Twenty-five days. " * 5_000)]
+
+    ask(answers, FOLLOW_UP, history=history)
+
+    condense, _ = chats(fake)
+    [prompt] = condense["messages"]
+    assert LEAVE_QUESTION in prompt["content"] and FOLLOW_UP in prompt["content"]
+    assert len(prompt["content"]) < 2 * HISTORY_CHARS + 2000  # not 330 kB
+
+
+def test_a_question_over_the_limit_is_refused_before_anything_is_sent(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    answers, _ = service(fake.url)
+    before = len(fake.requests)
+    with pytest.raises(InvalidQuestion, match="characters long"):
+        ask(answers, "why " * 1000, history=HISTORY)
+    assert len(fake.requests) == before  # not even the rewrite of the follow-up
 
 
 def test_follow_up_without_a_reachable_model_prepends_the_previous_question(

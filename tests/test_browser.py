@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.server
 import json
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from rag.wiring import Services
 from tests.fake_ollama import FakeOllama, Script
 from tests.live_server import LiveServer
 from ui.web import WebApp
+from ui.web_render import Turn
 from ui.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -379,6 +382,62 @@ def test_a_hostile_document_stays_inert_from_upload_to_source_panel(
         alice.context.close()
 
 
+@contextlib.contextmanager
+def other_site(html: str) -> Iterator[str]:
+    """A page on another port of the same host: another origin, but the same site, so a
+    SameSite=Lax cookie of Citadel's goes along with its requests (the worst case)."""
+    body = html.encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_another_sites_page_can_neither_read_nor_act_with_a_users_session(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    # bob's page tries to read alice's UI and to sign her browser into bob's account.
+    evil = f"""<!doctype html><html><body>
+<form id="f" method="post" action="{site.url}/login">
+<input name="username" value="bob"><input name="password" value="{PASSWORDS["bob"]}">
+</form></body></html>"""
+    with screenshots_on_failure("cross-site", shots), other_site(evil) as url:
+        alice = login(browser, site, "alice", shots)
+        page = alice.page
+        page.goto(url)
+        read = page.evaluate(
+            """async (site) => {
+                try { await fetch(site + '/config', {credentials: 'include'}); return 'read'; }
+                catch (e) { return 'blocked'; }
+            }""",
+            site.url,
+        )
+        assert read == "blocked"  # no CORS grant: the UI's data stays out of bob's page
+        logins = len(site.workspace.audit.entries(1000, actor="bob", action="login"))
+        page.locator("#f").evaluate("form => form.submit()")
+        expect(page.locator("body")).to_contain_text("cross-origin request refused")
+        assert len(site.workspace.audit.entries(1000, actor="bob", action="login")) == logins
+        page.goto(site.url + "/")  # alice is still alice
+        expect(page.locator("#citadel-user")).to_contain_text("Signed in as alice")
+        alice.context.close()
+
+
 def test_an_administrator_edits_suggested_questions_and_exports_feedback(
     site: Site, browser: Browser, shots: list[Page]
 ):
@@ -432,6 +491,18 @@ def test_handlers_recheck_every_permission_and_explain_errors(site: Site, tmp_pa
     assert "citadel-banner-error" in refused and "no such collection" in refused
     assert "Traceback" not in refused
     assert "Choose at least one collection" in final(web.ask(LAPTOP, [], [], alice))
+    # A conversation is its owner's, even if another browser presents its Gradio session.
+    theirs = [Turn("What is my salary band", "<p>Band 7</p>", "a1", "Band 7", "alice")]
+    shown, kept, *_ = list(web.ask("q", [], theirs, FakeRequest("bob")))[-1]
+    assert "salary" not in str(shown) and "Band 7" not in str(shown) and kept == []
+    shown, kept, *_ = list(web.ask("q", [], theirs, alice))[-1]
+    assert "What is my salary band" in str(shown) and "Band 7" in str(shown)
+    # The text box's length limit is the browser's; the server checks again, before the
+    # question reaches the audit log, the model or the store.
+    asked_before = len(site.workspace.audit.entries(1000, actor="alice", action="ask"))
+    too_long = final(web.ask("why " * 20_000, ["hr-docs"], [], alice))
+    assert "citadel-banner-error" in too_long and "characters long" in too_long
+    assert len(site.workspace.audit.entries(1000, actor="alice", action="ask")) == asked_before
     # Administrators only, checked by the workspace whatever the UI shows.
     saved = web.save_starters("hr-docs", "Q?", ["hr-docs"], alice)
     assert "only administrators" in str(saved[0])

@@ -333,6 +333,24 @@ def test_web_login_sets_a_session_that_a_password_change_ends(live):
     assert all(e.client == "127.0.0.1" for e in entries if e.action.startswith("login"))
 
 
+def test_logging_out_ends_the_session_on_the_server(live):
+    from tests.live_server import PASSWORD
+
+    with httpx.Client(base_url=live.url, timeout=30) as browser:
+        assert browser.post("/login", data={"username": "alice", "password": PASSWORD}).is_redirect
+        session = browser.cookies["citadel_session"]
+        # A link (or an <img> on another page) cannot log anyone out: only the button's POST.
+        assert browser.get("/logout").headers["location"] == "/"
+        assert browser.get("/").status_code == 200
+        out = browser.post("/logout")
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert "citadel_session" not in browser.cookies
+    # A copy of the cookie taken before (another tab, a stolen one) opens nothing now.
+    with httpx.Client(base_url=live.url, timeout=30, cookies={"citadel_session": session}) as copy:
+        assert copy.get("/").status_code == 303
+        assert copy.get("/config").status_code == 401
+
+
 def test_refused_accesses_are_audited_and_oversized_bodies_refused_unread(live, hr_library):
     alice_doc = live.workspace.documents(live.workspace.caller_named("alice"), "hr-docs")[0].id
     with live.client(live.keys["bob"]) as bob:

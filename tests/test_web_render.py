@@ -50,8 +50,13 @@ ALLOWED_TAGS = {
     "tr",
     "th",
     "td",
+    "form",  # the log-out button's, posting to /logout only (checked below)
+    "button",
 }
 ALLOWED_ATTRIBUTES = {
+    "method",
+    "action",
+    "type",
     "class",
     "href",
     "role",
@@ -93,7 +98,9 @@ def assert_inert(markup: str) -> None:
         assert set(attrs) <= ALLOWED_ATTRIBUTES, attrs
         href = attrs.get("href")
         if href is not None:
-            assert href == "#" or href.startswith("/files/") or href == "logout", href
+            assert href == "#" or href.startswith("/files/"), href
+        if tag == "form":
+            assert attrs == {"class": "citadel-logout", "method": "post", "action": "logout"}
     assert "\x1b" not in markup and "\u202e" not in markup
 
 
@@ -205,7 +212,11 @@ def test_progress_table_and_user_line_escape_names():
     markup = progress_html(rows, "done", "Done <b>", "<i>message</i>")
     assert_inert(markup)
     assert 'data-state="done"' in markup and 'data-status="added"' in markup
-    assert_inert(user_html("<img src=x>", False, ["<b>team</b>"], auth=True))
+    signed_in = user_html("<img src=x>", False, ["<b>team</b>"], auth=True)
+    assert_inert(signed_in)
+    assert "&lt;img src=x&gt;" in signed_in and "&lt;b&gt;team&lt;/b&gt;" in signed_in
+    assert 'method="post" action="logout"' in signed_in  # a link could be followed by anyone
+    assert "<form" not in user_html("local", True, [], auth=False)
 
 
 # -- citation markers ----------------------------------------------------------------------

@@ -165,6 +165,19 @@ class Accounts:
             return None
         return hashlib.sha256(rows[0]["password_hash"].encode()).hexdigest()[:32]
 
+    def end_session(self, session_id: str, expires: float) -> None:
+        """A logged-out session, remembered until it would have expired anyway."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM ended_sessions WHERE expires < ?", (time.time(),))
+            conn.execute(
+                "INSERT OR REPLACE INTO ended_sessions (id, expires) VALUES (?, ?)",
+                (session_id, expires),
+            )
+
+    def session_ended(self, session_id: str) -> bool:
+        rows = self._db.query("SELECT 1 FROM ended_sessions WHERE id = ?", (session_id,))
+        return bool(rows)
+
     # -- login ---------------------------------------------------------------------------
     def login(self, name: str, password: str, clock: float | None = None) -> Caller | None:
         """The caller if the password is right; None otherwise. Raises LoginLocked after

@@ -5,12 +5,11 @@ checks and audits; this module only translates HTTP."""
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -19,13 +18,33 @@ from rag.errors import CitadelError
 from rag.types import DocumentRecord, Message, SearchFilter
 from ui.accounts import Caller
 from ui.administration import Administration
+from ui.incoming import receive_files
 from ui.render import answer_json, retrieval_json
-from ui.server import MAX_FILES_PER_UPLOAD, CallerDep, client_of, file_response
-from ui.uploads import UploadRejected
-from ui.workspace import Answered, Forbidden, Workspace
+from ui.server import CallerDep, client_of, file_response
+from ui.uploads import MAX_FILES_PER_UPLOAD, printable
+from ui.workspace import MAX_QUESTION_CHARS, Answered, Forbidden, Workspace
 
-MAX_QUESTION_CHARS = 4000  # the retriever's own limit (settings) applies after this one
-_COPY_CHUNK = 1 << 20
+# The upload's body as the API docs show it (the route reads the multipart stream itself).
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "One or more documents.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 class SearchRequest(BaseModel):
@@ -181,43 +200,39 @@ def api_router(workspace: Workspace) -> APIRouter:
     def failures(collection: str, caller: CallerDep) -> list[dict[str, str]]:
         return workspace.failures(caller, collection)
 
-    @router.post("/collections/{collection}/documents", tags=["documents"], status_code=202)
-    def upload(
-        collection: str,
-        caller: CallerDep,
-        request: Request,
-        files: Annotated[list[UploadFile], File(description="One or more documents.")],
-    ) -> dict[str, Any]:
-        """Upload files; each is checked (size, type by content, name) and ingested in the
-        background. Poll `/api/jobs/{id}` for per-file progress."""
-        if len(files) > MAX_FILES_PER_UPLOAD:
-            raise UploadRejected(f"at most {MAX_FILES_PER_UPLOAD} files per upload")
-        workspace.resolve(caller, [collection])  # 404 before any byte is written
-        limit = int(workspace.settings.server.max_upload_mb * 2**20)
-        incoming = workspace.settings.uploads_path / ".incoming"
-        incoming.mkdir(parents=True, exist_ok=True)
-        staged: list[tuple[str, Path]] = []
-        too_big: list[tuple[str, str]] = []
+    @router.post(
+        "/collections/{collection}/documents",
+        tags=["documents"],
+        status_code=202,
+        openapi_extra=_UPLOAD_BODY,
+    )
+    async def upload(collection: str, caller: CallerDep, request: Request) -> dict[str, Any]:
+        """Upload files (multipart field `files`, one or more); each is checked (size, type
+        by content, name) and ingested in the background. Poll `/api/jobs/{id}` for
+        per-file progress."""
+        # The body is read only now, once the caller, the collection and their upload
+        # allowance are known (404 and 429 before a byte is written).
+        await run_in_threadpool(workspace.admit_upload, caller, collection)
+        server = workspace.settings.server
+        received = await receive_files(
+            request.headers.get("content-type", ""),
+            request.stream(),
+            workspace.settings.uploads_path / ".incoming",
+            int(server.max_upload_mb * 2**20),
+            MAX_FILES_PER_UPLOAD,
+        )
+        staged = [(r.name, r.path) for r in received if r.path is not None]
         try:
-            for upload in files:
-                name = upload.filename or ""
-                with tempfile.NamedTemporaryFile(dir=incoming, delete=False) as out:
-                    staged.append((name, Path(out.name)))  # removed in `finally` whatever happens
-                    size = _copy_limited(upload, out, limit)
-                if size > limit:
-                    staged.pop()
-                    Path(out.name).unlink()
-                    mb = workspace.settings.server.max_upload_mb
-                    too_big.append((name, f"file too large: the limit is {mb:g} MB"))
-                    continue
-            result = workspace.upload(caller, collection, staged, client_of(request))
+            result = await run_in_threadpool(
+                workspace.upload, caller, collection, staged, client_of(request)
+            )
         finally:
             for _, temp in staged:
                 temp.unlink(missing_ok=True)
-        rejected = too_big + result.rejected
+        refused = [(printable(r.name), r.reason) for r in received if r.path is None]
         return {
             "job": result.job.to_json() if result.job else None,
-            "rejected": [{"name": n, "reason": r} for n, r in rejected],
+            "rejected": [{"name": n, "reason": r} for n, r in refused + result.rejected],
         }
 
     @router.get("/jobs/{job_id}", tags=["documents"])
@@ -380,14 +395,3 @@ def api_router(workspace: Workspace) -> APIRouter:
         return Response(status_code=204)
 
     return router
-
-
-def _copy_limited(upload: UploadFile, out: Any, limit: int) -> int:
-    """Copy at most limit + 1 bytes: enough to know the file is too large, no more."""
-    size = 0
-    while chunk := upload.file.read(_COPY_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            return size
-        out.write(chunk)
-    return size

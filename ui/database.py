@@ -86,6 +86,12 @@ _MIGRATIONS = [
         PRIMARY KEY (collection, source)
     );
     """,
+    """
+    CREATE TABLE ended_sessions (
+        id TEXT PRIMARY KEY,
+        expires REAL NOT NULL
+    );
+    """,
 ]
 
 

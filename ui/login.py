@@ -1,5 +1,5 @@
-"""The web login: a plain form at /login that sets the signed session cookie, /logout that
-clears it. Passwords are checked in a worker thread (Argon2 takes a quarter of a second),
+"""The web login: a plain form at /login that sets the signed session cookie, a POST to
+/logout that ends it. Passwords are checked in a worker thread (Argon2 takes a quarter of a second),
 and attempts are limited per client address as well as per account."""
 
 from __future__ import annotations
@@ -106,10 +106,18 @@ def login_router(workspace: Workspace) -> APIRouter:
         )
         return response
 
-    @router.get("/logout")
-    def logout() -> Response:
+    @router.post("/logout")
+    def logout(request: Request) -> Response:
+        # A POST (from Citadel's own page: see SameOrigin), and ended on the server: a copy
+        # of the cookie taken before stops working too.
+        workspace.sessions.end(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
+
+    @router.get("/logout")
+    def logout_page() -> Response:
+        # A link elsewhere cannot log anyone out; the page's button posts.
+        return RedirectResponse("/", status_code=303)
 
     return router

@@ -8,6 +8,7 @@ needs to open the data directory while it runs.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -17,16 +18,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
 from rag.errors import CitadelError, ConfigurationError, StoreUnavailable
 from ui.accounts import Caller, LoginLocked
+from ui.http_guards import BodyLimit, SameOrigin
 from ui.login import session_caller
-from ui.uploads import RateLimited, UploadRejected
+from ui.uploads import MAX_FILES_PER_UPLOAD, RateLimited, RateLimiter, UploadRejected
 from ui.workspace import LOCAL_ADMIN, Forbidden, NotFound, NothingToSearch, Workspace
 
 MAX_JSON_BYTES = 1 << 20  # questions, histories, admin requests
-MAX_FILES_PER_UPLOAD = 50
+# The routes whose body is files: the REST upload and the web UI's (Gradio's own route).
+_UPLOAD_PATH = re.compile(r"/api/collections/[^/]+/documents|/gradio_api/upload")
 
 # Files opened from a citation are shown by the browser only when it cannot run them:
 # a PDF inline, anything else (HTML uploaded by someone!) as a download, in a sandbox.
@@ -72,24 +76,36 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
-def _audit_denied(request: Request, exc: Exception) -> None:
-    """A refused access is worth a line in the audit log: probing leaves a trace."""
-    workspace: Workspace = request.app.state.workspace
-    caller = key_caller(workspace, request) or session_caller(workspace, request)
-    workspace.audit.record(
-        caller.name if caller else "anonymous",
-        "denied",
-        client=client_of(request),
-        method=request.method,
-        path=request.url.path[:300],
-        reason=type(exc).__name__,
-    )
+# Refused accesses of callers nobody knows, recorded per client address and minute: enough
+# to see a probe, not so many that a stranger can flood the audit log with them.
+ANONYMOUS_DENIALS_PER_MINUTE = 30
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    anonymous_denials = RateLimiter(ANONYMOUS_DENIALS_PER_MINUTE, what="denied requests")
+
+    def audit_denied(request: Request, exc: Exception) -> None:
+        """A refused access is worth a line in the audit log: probing leaves a trace."""
+        workspace: Workspace = request.app.state.workspace
+        caller = key_caller(workspace, request) or session_caller(workspace, request)
+        client = client_of(request)
+        if caller is None:
+            try:
+                anonymous_denials.check(client or "unknown")
+            except RateLimited:
+                return
+        workspace.audit.record(
+            caller.name if caller else "anonymous",
+            "denied",
+            client=client,
+            method=request.method,
+            path=request.url.path[:300],
+            reason=type(exc).__name__,
+        )
+
     async def handle(request: Request, exc: Exception) -> Response:
         if isinstance(exc, NotFound | Forbidden):
-            await run_in_threadpool(_audit_denied, request, exc)
+            await run_in_threadpool(audit_denied, request, exc)
             return _error(404 if isinstance(exc, NotFound) else 403, str(exc))
         if isinstance(exc, RateLimited | LoginLocked):
             retry = getattr(exc, "retry_after_s", 60.0)
@@ -125,30 +141,34 @@ def create_app(workspace: Workspace) -> FastAPI:
     auth = workspace.settings.server.auth
     upload_limit = int(workspace.settings.server.max_upload_mb * 2**20)
 
+    def body_limit(method: str, path: str) -> int:
+        # An upload may carry up to MAX_FILES_PER_UPLOAD files; anything else is JSON or a form.
+        if method == "POST" and _UPLOAD_PATH.fullmatch(path):
+            return upload_limit * MAX_FILES_PER_UPLOAD + 2**20
+        return MAX_JSON_BYTES
+
     @app.middleware("http")
     async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        # Bodies are refused by their declared size before anything is read or spooled to
-        # disk: an upload may carry up to MAX_FILES_PER_UPLOAD files, anything else is JSON.
-        if request.method in ("POST", "PUT", "PATCH"):
-            path = request.url.path
-            uploading = path.endswith("/documents") or "/gradio_api/upload" in path
-            limit = upload_limit * MAX_FILES_PER_UPLOAD + 2**20 if uploading else MAX_JSON_BYTES
-            declared = request.headers.get("content-length")
-            if declared is None and uploading:
-                return _error(411, "uploads must declare their size (Content-Length)")
-            if declared is not None and (not declared.isdigit() or int(declared) > limit):
-                return _error(413, f"request too large: at most {limit // 2**20} MB")
         # The web UI's page: the login form first when nobody is signed in.
         web_page = request.url.path == "/" and request.method == "GET"
         if auth and web_page and session_caller(workspace, request) is None:
             return RedirectResponse("/login", status_code=303)
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # No address (a signed file link, say) leaves for another site. Not "no-referrer":
+        # under it browsers send `Origin: null` with the login form, which SameOrigin refuses.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
+
+    # Added last, so outermost: the body is counted before anything reads it, and another
+    # site's page is turned away before any route runs. A CORS policy of our own (no other
+    # origin may read a response) also keeps Gradio from adding its permissive one.
+    app.add_middleware(CORSMiddleware, allow_origins=[])
+    app.add_middleware(SameOrigin)
+    app.add_middleware(BodyLimit, limit_for=body_limit)
 
     app.mount("/api/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
@@ -232,9 +252,28 @@ def check_bind(host: str, auth: bool) -> None:
         )
 
 
+def uvicorn_config(workspace: Workspace, host: str, port: int, log_level: str = "info") -> Any:
+    """How `citadel serve` runs the app (the tests' live server uses the same)."""
+    import uvicorn
+
+    server = workspace.settings.server
+    return uvicorn.Config(
+        create_app(workspace),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        # The client address and scheme a trusted reverse proxy reports (X-Forwarded-*).
+        proxy_headers=True,
+        forwarded_allow_ips=server.trusted_proxies,
+        limit_concurrency=server.max_connections,
+        # Browsers keep their connections; idle ones are let go soon, not held for minutes.
+        timeout_keep_alive=15,
+    )
+
+
 def serve(workspace: Workspace, host: str, port: int) -> None:
     import uvicorn
 
     check_bind(host, workspace.settings.server.auth)
-    app = create_app(workspace)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.Server(uvicorn_config(workspace, host, port)).run()

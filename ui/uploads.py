@@ -27,6 +27,7 @@ from ingest.guards import Refused, check_file
 from rag.errors import CitadelError
 
 MAX_NAME_BYTES = 150
+MAX_FILES_PER_UPLOAD = 50  # files in one upload request (REST or web UI)
 _MAX_EXTENSION_BYTES = 16  # a longer "extension" is part of the name, not a file type
 _SHOWN_NAME_CHARS = 80
 _TEXT_HEAD_BYTES = 65536  # text must hold no NUL byte in its first 64 KiB
@@ -261,6 +262,14 @@ class RateLimiter:
                 f"{cost} {self._what} at once are more than the {self._per_minute} allowed per "
                 "minute: send fewer at a time",
             )
+        self._take(key, cost, spend=True)
+
+    def ensure_room(self, key: str) -> None:
+        """Raise RateLimited if `key` could not spend one unit now, spending nothing: lets a
+        request be turned away before its body is received."""
+        self._take(key, 1, spend=False)
+
+    def _take(self, key: str, cost: int, spend: bool) -> None:
         with self._lock:
             now = self._clock()
             if len(self._spent) > self._SWEEP_KEYS:
@@ -274,7 +283,8 @@ class RateLimiter:
                 raise RateLimited(
                     wait, f"too many {self._what}: try again in {max(1, math.ceil(wait))} s"
                 )
-            spent.append((now, cost))
+            if spend:
+                spent.append((now, cost))
 
     def _sweep(self, now: float) -> None:
         for key in list(self._spent):

@@ -31,6 +31,7 @@ from rag.types import DocumentRecord, Message
 from ui.accounts import Caller
 from ui.jobs import Job
 from ui.sessions import COOKIE
+from ui.uploads import MAX_FILES_PER_UPLOAD
 from ui.web_render import (
     CSS,
     SOURCE_CLICK_JS,
@@ -45,12 +46,10 @@ from ui.web_render import (
     streaming_html,
     user_html,
 )
-from ui.workspace import LOCAL_ADMIN, Answered, Workspace
+from ui.workspace import LOCAL_ADMIN, MAX_QUESTION_CHARS, Answered, Workspace
 
 log = logging.getLogger(__name__)
 
-MAX_FILES_PER_UPLOAD = 50
-MAX_QUESTION_CHARS = 4000
 MAX_TURNS_SHOWN = 50
 POLL_S = 0.5
 STREAM_REFRESH_S = 0.08  # re-render the streamed answer at most this often
@@ -452,9 +451,11 @@ class WebApp:
             return
         caller = self.caller(request)
         if caller is None:
-            shown = [*turns, Turn(question, error_html(NO_ACCOUNT))]
-            yield conversation_html(shown), turns, skip, skip, skip
+            yield conversation_html([Turn(question, error_html(NO_ACCOUNT))]), [], skip, skip, skip
             return
+        # The conversation lives in Gradio's session, which a browser names itself: only the
+        # turns of this user are ever shown or sent back as history.
+        turns = [t for t in turns if t.owner == caller.name]
         if not collections:
             failed = Turn(question, error_html("Choose at least one collection to search."))
             yield conversation_html([*turns, failed]), turns, skip, skip, skip
@@ -486,19 +487,19 @@ class WebApp:
                 else:
                     answered = event
             if answered is None:
-                final = Turn(question, error_html(INTERNAL))
+                final = Turn(question, error_html(INTERNAL), owner=caller.name)
             else:
                 html = answer_html(
                     answered.id,
                     answered.answer,
                     lambda p: self.workspace.file_link(caller, p),
                 )
-                final = Turn(question, html, answered.id, answered.answer.text)
+                final = Turn(question, html, answered.id, answered.answer.text, caller.name)
         except CitadelError as exc:
-            final = Turn(question, error_html(str(exc)))
+            final = Turn(question, error_html(str(exc)), owner=caller.name)
         except Exception:
             log.exception("answering in the web UI failed")
-            final = Turn(question, error_html(INTERNAL))
+            final = Turn(question, error_html(INTERNAL), owner=caller.name)
         done = [*turns, final]
         yield (
             conversation_html(done),

@@ -257,6 +257,7 @@ class Turn:
     html: str
     answer_id: str | None = None
     answer_text: str = ""  # the checked answer, sent back as history for follow-ups
+    owner: str = ""  # who asked: a conversation is only ever shown to its owner
 
 
 def conversation_html(turns: Sequence[Turn]) -> str:
@@ -323,7 +324,12 @@ def message_html(kind: str, text: str) -> str:
 def user_html(name: str, admin: bool, teams: Iterable[str], auth: bool) -> str:
     role = "administrator" if admin else "member"
     team_list = ", ".join(sorted(teams))
-    logout = '<a class="citadel-logout" href="logout">Log out</a>' if auth else ""
+    logout = (
+        '<form class="citadel-logout" method="post" action="logout">'
+        '<button type="submit">Log out</button></form>'
+        if auth
+        else ""
+    )
     return (
         f'<div class="citadel-user">Signed in as <strong>{esc(name)}</strong> ({role}'
         f"{', teams: ' + esc(team_list) if team_list else ''}) {logout}</div>"
@@ -379,6 +385,9 @@ mark.citadel-mark { background: #ffe27a; color: #1f1f1f; padding: 0 1px; }
 .citadel-status-added .citadel-file-status, .citadel-status-updated .citadel-file-status
  { color: #2e7d32; }
 .citadel-user { font-size: 0.9em; text-align: right; }
+.citadel-logout { display: inline; margin-left: 0.4em; }
+.citadel-logout button { background: none; border: 0; padding: 0; font: inherit;
+  color: var(--link-text-color); text-decoration: underline; cursor: pointer; }
 """
 
 # Runs once when the conversation component mounts (gr.HTML's js_on_load): one delegated

@@ -44,6 +44,9 @@ from ui.sessions import Sessions
 from ui.uploads import RateLimiter, UploadRejected, check_upload, printable, safe_filename
 
 KEPT_ANSWERS = 5000
+# What a front end accepts as a question at most; the retriever's own limit
+# (retrieval.max_query_chars) is checked by the Workspace before anything else happens.
+MAX_QUESTION_CHARS = 4000
 COMMON_FORMATS = ("pdf", "docx", "md", "html", "txt")  # parsers loaded ahead of the first file
 LOCAL_ADMIN = Caller("local", admin=True, teams=frozenset())  # authentication off (loopback)
 
@@ -115,7 +118,9 @@ class Workspace:
         # Uploads being received when the server last stopped will never be finished.
         shutil.rmtree(settings.uploads_path / ".incoming", ignore_errors=True)
         self._link_key = _secret_key(settings.data_dir / "server.key")
-        self.sessions = Sessions(self._link_key, s.session_ttl_s, self.accounts.session_fingerprint)
+        self.sessions = Sessions(
+            self._link_key, s.session_ttl_s, self.accounts.session_fingerprint, self.accounts
+        )
         self._write_lock = threading.Lock()  # one writer at a time on the store
         self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent answers, for feedback
         self._kept_lock = threading.Lock()
@@ -236,6 +241,7 @@ class Workspace:
         the model's first token) happens here, so a refused or failing request raises now,
         not in the middle of a stream that has already answered 200."""
         self._query_limit.check(caller.name)
+        self.services.retriever.check_question(question)  # before it is audited or condensed
         names = self._searchable(caller, collections)
         events = self._answer_events(caller, question, names, history, search_filter, client)
         first = next(events)
@@ -359,6 +365,12 @@ class Workspace:
         return self.accounts.caller(name)
 
     # -- writing -----------------------------------------------------------------------
+    def admit_upload(self, caller: Caller, collection: str) -> None:
+        """Whether an upload may start at all (the collection, the rate limit), before its
+        files are received."""
+        self.resolve(caller, [collection])
+        self._upload_limit.ensure_room(caller.name)
+
     def upload(
         self,
         caller: Caller,
