@@ -46,7 +46,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     OPENBLAS_NUM_THREADS=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    CITADEL_DATA_DIR=/data
+    CITADEL_DATA_DIR=/data \
+    CITADEL_SERVER__HOST=0.0.0.0 \
+    CITADEL_SERVER__PORT=8000
 
 # Numeric, so that a runtime checking for a non-root user (runAsNonRoot) can tell.
 USER 10001:10001
@@ -73,4 +75,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:8000/healthz', timeout=4)"]
 
-CMD ["citadel", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# No flags: the address and everything else come from CITADEL_* variables (flags would win).
+CMD ["citadel", "serve"]

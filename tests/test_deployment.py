@@ -310,9 +310,11 @@ def test_the_image_is_python_311_slim_runs_as_non_root_and_serves() -> None:
     assert all(rest.startswith("${PYTHON_IMAGE}") for rest in instruction("FROM"))
     user = instruction("USER")[-1].split(":")[0]
     assert user not in {"root", "0"}
-    command = ["citadel", "serve", "--host", ALL_INTERFACES, "--port", "8000"]
-    assert json.loads(instruction("CMD")[-1]) == command
+    # No flags, which would win over the CITADEL_* variables the deployment is configured by.
+    assert json.loads(instruction("CMD")[-1]) == ["citadel", "serve"]
     env = dict(pair.split("=", 1) for rest in instruction("ENV") for pair in shlex.split(rest))
+    assert env["CITADEL_SERVER__HOST"] == ALL_INTERFACES
+    assert env["CITADEL_SERVER__PORT"] == "8000" and instruction("EXPOSE") == ["8000"]
     assert env["OPENBLAS_NUM_THREADS"] == "1"
     assert env["HF_HUB_OFFLINE"] == "1"
     assert env["CITADEL_DATA_DIR"] == CITADEL["environment"]["CITADEL_DATA_DIR"] == "/data"
