@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.settings import Settings
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
@@ -130,6 +132,9 @@ def test_remove_by_source_path_deletes_the_document(ingested, tmp_path):
         if s not in {"offices.csv", "handbook.md"}
     }
 
+    deleted = [e.detail["source"] for e in audit_entries(copy) if e.action == "delete"]
+    assert deleted == ["handbook.md", "offices.csv"]  # newest first, as cli:<os user>
+
     missing = citadel(copy, "remove", "nope.pdf", "--collection", "hr")
     assert missing.returncode == 2
     assert "no document in 'hr' matches 'nope.pdf'" in missing.stderr
@@ -176,6 +181,46 @@ def test_failed_files_make_the_exit_code_1_and_are_explained(tmp_path):
     assert result.returncode == 1
     assert "1 added" in result.stdout and "1 failed" in result.stdout
     assert "empty file (0 bytes)" in result.stdout
+    # The web UI's library lists it too, and the audit log says who ingested what.
+    assert failures_and_audit(tmp_path / "data", "default") == (
+        [("empty.pdf", "empty file (0 bytes)")],
+        [("ingest", {"added": 1, "failed": 1})],
+    )
+    (folder / "empty.pdf").unlink()
+    (folder / "empty.md").write_text("# Not empty\n\nAny more.\n", encoding="utf-8")
+    assert citadel(tmp_path / "data", "sync", str(folder), "-q").returncode == 0
+    failures, audited = failures_and_audit(tmp_path / "data", "default")
+    assert failures == []  # the file is gone from the folder the collection mirrors
+    assert audited[0] == ("ingest", {"added": 1, "unchanged": 1})
+
+
+def audit_entries(data: Path) -> list:
+    """The audit log's entries written by the command line, newest first."""
+    from ui.metadata import Metadata
+
+    meta = Metadata.open(Settings(data_dir=data))
+    try:
+        return [e for e in meta.audit.entries(100) if e.actor.startswith("cli:")]
+    finally:
+        meta.close()
+
+
+def failures_and_audit(data: Path, collection: str) -> tuple[list, list]:
+    """What the server would show: the collection's failures, and the CLI's audit entries
+    (newest first) with the counts they recorded."""
+    from ui.metadata import Metadata
+
+    meta = Metadata.open(Settings(data_dir=data))
+    try:
+        failures = [(f["source"], f["reason"]) for f in meta.failures.of(collection)]
+        entries = [
+            (e.action, {k: n for k, n in e.detail["counts"].items() if n})
+            for e in meta.audit.entries(10)
+            if e.actor.startswith("cli:") and e.collection == collection
+        ]
+    finally:
+        meta.close()
+    return failures, entries
 
 
 def test_yaml_settings_file_is_read_and_the_environment_wins(tmp_path):

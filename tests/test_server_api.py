@@ -157,6 +157,8 @@ def test_pdf_citation_link_opens_the_page(live, fake, hr_library):
     # No sandbox for PDFs: browsers refuse to run their PDF viewer in one.
     assert "content-security-policy" not in opened.headers
     assert opened.content.startswith(b"%PDF-")
+    (download,) = live.workspace.audit.entries(1, actor="alice", action="download")
+    assert download.detail["source"] == pdf[0]["source"]
 
 
 def test_feedback_is_kept_with_the_answer_and_exports_as_a_question_set(
@@ -184,6 +186,8 @@ def test_feedback_is_kept_with_the_answer_and_exports_as_a_question_set(
     (item,) = load_questions(qa)
     assert item.question == "How many days of paid annual leave?"
     assert item.sources == ("handbook.md",)
+    (rated,) = live.workspace.audit.entries(1, actor="alice", action="feedback")
+    assert rated.detail["rating"] == 1 and rated.collection == "hr-docs"
 
 
 def test_delete_and_reingest_a_document(live, hr_library):
@@ -202,6 +206,11 @@ def test_delete_and_reingest_a_document(live, hr_library):
         assert alice.get(f"/api/documents/{docs['to-delete.md']}").status_code == 404
         left = [d["source"] for d in alice.get("/api/collections/hr-docs/documents").json()]
     assert left == ["handbook.md", "security.pdf"]
+    entries = live.workspace.audit.entries(1000, actor="alice")
+    about = [e.action for e in entries if e.detail.get("source") == "to-delete.md"]
+    assert about == ["delete", "reingest"]  # newest first; re-ingesting is not a download
+    (uploaded,) = [e for e in entries if "to-delete.md" in e.detail.get("files", [])]
+    assert uploaded.action == "upload" and uploaded.collection == "hr-docs"
 
 
 def test_without_a_valid_key_nothing_answers_and_members_cannot_administer(live):
@@ -282,7 +291,7 @@ def test_oversized_and_empty_requests_get_clear_errors(live):
         assert nothing.status_code == 202 and "empty" in nothing.json()["rejected"][0]["reason"]
 
 
-def test_the_cli_goes_through_a_running_server_when_one_is_configured(live, tmp_path):
+def test_the_cli_goes_through_a_running_server_when_one_is_configured(live, fake, tmp_path):
     from tests.test_cli import citadel
 
     docs = tmp_path / "docs"
@@ -305,6 +314,16 @@ def test_the_cli_goes_through_a_running_server_when_one_is_configured(live, tmp_
     assert [c["name"] for c in json.loads(mine.stdout)["collections"]] == ["eng-docs"]
     foreign = citadel(unused, "search", "leave", "-c", "hr-docs", env=env)
     assert foreign.returncode == 2 and "no such collection" in foreign.stderr
+    fake.enqueue(Script(tokens=["Visitors park on level -2 [1]."]))
+    asked = citadel(unused, "ask", "Where do visitors park?", "-c", "eng-docs", "--json", env=env)
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["answer"] == "Visitors park on level -2 [1]." and not answer["search_mode"]
+    assert answer["citations"][0]["source"] == "parking.md"
+    removed = citadel(unused, "remove", str(docs / "parking.md"), "-c", "eng-docs", env=env)
+    assert removed.returncode == 0 and "removed parking.md" in removed.stdout, removed.stderr
+    (entry,) = live.workspace.audit.entries(1, actor="bob", action="delete")
+    assert entry.detail["source"] == "parking.md"  # audited by the server, as bob
     assert not unused.exists()
 
 

@@ -29,7 +29,10 @@ from ui.render import (
 )
 
 if TYPE_CHECKING:
+    from ingest.report import IngestReport
     from ui.remote import RemoteCitadel
+
+AUDITED_NAMES = 1000  # file names an audit entry lists at most (counts are always complete)
 
 app = typer.Typer(
     add_completion=False,
@@ -111,12 +114,33 @@ def _ingest(paths: list[Path], collection: str, prune: bool, as_json: bool, quie
         report = pipeline.run(paths, collection, prune=prune)
     finally:
         services.close()
+    _record_ingestion(collection, report, complete=prune)
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
         _print_summary(report.to_json())
     if report.counts()["failed"]:
         raise typer.Exit(1)
+
+
+def _record_ingestion(collection: str, report: IngestReport, complete: bool) -> None:
+    """What the web UI and the audit log show of a command-line ingestion, as of an upload:
+    the files that could not go in, and who changed the collection (cli:<os user>)."""
+    from ui.cli_admin import cli_actor, open_metadata
+
+    counts = report.counts()
+    changed = {s: counts[s] for s in ("added", "updated", "removed") if counts[s]}
+    with open_metadata() as meta:
+        meta.failures.record(collection, report.files, complete)
+        if changed or counts["failed"]:
+            removed = [f.source for f in report.files if f.status == "removed"]
+            meta.audit.record(
+                cli_actor(),
+                "ingest",
+                collection,
+                counts=counts,
+                removed=removed[:AUDITED_NAMES],
+            )
 
 
 def _ingest_remote(
@@ -219,7 +243,40 @@ def remove(
     collection: CollectionOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete a document's chunks from a collection."""
+    """Delete a document's chunks from a collection (through the server, when one is
+    configured: then the file is named by its ID, its source or its file name)."""
+    if (remote := _remote()) is not None:
+        try:
+            docs = remote.documents(collection)
+            name = Path(target).name
+            matches = [d for d in docs if target in (d["id"], d["source"])] or [
+                d for d in docs if d["source"] == name
+            ]
+            if not matches:
+                raise CitadelError(f"no document in {collection!r} matches {target!r}")
+            removed = [(d["id"], d["source"], remote.delete(d["id"])) for d in matches]
+        finally:
+            remote.close()
+    else:
+        removed = _remove_local(target, collection)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "collection": collection,
+                    "removed": [{"id": i, "source": src, "chunks": n} for i, src, n in removed],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    for _, source, n in removed:
+        _console().print(f"removed {shown(source)} ({n} chunks)")
+
+
+def _remove_local(target: str, collection: str) -> list[tuple[str, str, int]]:
+    from ui.cli_admin import cli_actor, open_metadata
+
     services = _services()
     try:
         docs = services.store.documents(collection)
@@ -231,22 +288,15 @@ def remove(
         ]
         if not matches:
             raise CitadelError(f"no document in {collection!r} matches {target!r}")
-        removed = [(d, services.store.delete_document(collection, d.id)) for d in matches]
+        removed = [
+            (d.id, d.source, services.store.delete_document(collection, d.id)) for d in matches
+        ]
     finally:
         services.close()
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "collection": collection,
-                    "removed": [{"id": d.id, "source": d.source, "chunks": n} for d, n in removed],
-                },
-                ensure_ascii=False,
-            )
-        )
-        return
-    for d, n in removed:
-        _console().print(f"removed {shown(d.source)} ({n} chunks)")
+    with open_metadata() as meta:
+        for _, source, chunks in removed:
+            meta.audit.record(cli_actor(), "delete", collection, source=source, chunks=chunks)
+    return removed
 
 
 @app.command()

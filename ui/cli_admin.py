@@ -22,8 +22,9 @@ from ui.accounts import Accounts
 from ui.administration import Administration
 from ui.audit import AuditLog
 from ui.catalog import Catalog
-from ui.database import Database
+from ui.failures import IngestFailures
 from ui.feedback import FeedbackStore
+from ui.metadata import Metadata
 from ui.render import shown
 
 users_app = typer.Typer(no_args_is_help=True, help="Users of the server (admins only).")
@@ -49,28 +50,28 @@ class _Metadata(NamedTuple):
     catalog: Catalog
     audit: AuditLog
     feedback: FeedbackStore
+    failures: IngestFailures
 
 
 @contextmanager
-def _metadata() -> Iterator[_Metadata]:
-    """Accounts, catalog, audit log and feedback, without opening the vector store."""
-    settings = _settings()
-    db = Database(settings.metadata_path)
-    s = settings.server
+def open_metadata() -> Iterator[_Metadata]:
+    """Accounts, catalog, audit log, feedback and ingestion failures, without opening the
+    vector store."""
+    meta = Metadata.open(_settings())
     try:
-        accounts, audit = Accounts(db, s.login_attempts, s.login_lockout_s), AuditLog(db)
         yield _Metadata(
-            Administration(accounts, audit, _cli_actor()),
-            accounts,
-            Catalog(db),
-            audit,
-            FeedbackStore(db),
+            Administration(meta.accounts, meta.audit, cli_actor()),
+            meta.accounts,
+            meta.catalog,
+            meta.audit,
+            meta.feedback,
+            meta.failures,
         )
     finally:
-        db.close()
+        meta.close()
 
 
-def _cli_actor() -> str:
+def cli_actor() -> str:
     """Who runs an administration command: the operating-system account, as the audit log
     shows it (the CLI has no Citadel login)."""
     return f"cli:{getpass.getuser()}"
@@ -145,7 +146,7 @@ def users_add(
     ] = False,
 ) -> None:
     """Add a user; asks for the password (at least 10 characters)."""
-    with _metadata() as meta:
+    with open_metadata() as meta:
         password = _password(password_stdin)
         meta.admin.add_user(name, password, "admin" if admin else "member", team or [])
     _console().print(f"added {'administrator' if admin else 'user'} {shown(name)}")
@@ -153,7 +154,7 @@ def users_add(
 
 @users_app.command("list")
 def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    with _metadata() as meta:
+    with open_metadata() as meta:
         users = meta.accounts.users()
     if as_json:
         rows = [
@@ -176,14 +177,14 @@ def users_passwd(
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
     """Set a user's password."""
-    with _metadata() as meta:
+    with open_metadata() as meta:
         meta.admin.set_password(name, _password(password_stdin))
     _console().print(f"password of {shown(name)} changed")
 
 
 @users_app.command("remove")
 def users_remove(name: str) -> None:
-    with _metadata() as meta:
+    with open_metadata() as meta:
         meta.admin.remove_user(name)
     _console().print(f"removed {shown(name)}")
 
@@ -193,7 +194,7 @@ def users_key(
     name: str, label: Annotated[str, typer.Option(help="What the key is for.")] = ""
 ) -> None:
     """Create an API key for a user (printed once)."""
-    with _metadata() as meta:
+    with open_metadata() as meta:
         secret = meta.admin.create_key(name, label)
     print(secret)
 
@@ -201,14 +202,14 @@ def users_key(
 # -- teams -----------------------------------------------------------------------------
 @teams_app.command("add")
 def teams_add(name: str) -> None:
-    with _metadata() as meta:
+    with open_metadata() as meta:
         meta.admin.add_team(name)
     _console().print(f"added team {shown(name)}")
 
 
 @teams_app.command("list")
 def teams_list() -> None:
-    with _metadata() as meta:
+    with open_metadata() as meta:
         teams = meta.accounts.teams()
         owners = meta.catalog.owners()
     table = Table("team", "members", "collections")
@@ -225,7 +226,7 @@ def teams_member(
     remove: Annotated[bool, typer.Option("--remove", help="Take the user out.")] = False,
 ) -> None:
     """Put a user in a team (or take them out)."""
-    with _metadata() as meta:
+    with open_metadata() as meta:
         meta.admin.set_member(team, user, member=not remove)
     _console().print(f"{shown(user)} {'left' if remove else 'joined'} {shown(team)}")
 
@@ -240,9 +241,9 @@ def assign(
     """Give a collection to a team: its members read it (and upload to it)."""
     from rag.stores.base import validate_collection_name
 
-    with _metadata() as meta:
+    with open_metadata() as meta:
         meta.catalog.assign(validate_collection_name(collection), team)
-        meta.audit.record(_cli_actor(), "admin", collection, op="assign_collection", team=team)
+        meta.audit.record(cli_actor(), "admin", collection, op="assign_collection", team=team)
     _console().print(f"{shown(collection)} belongs to {shown(team or 'administrators only')}")
 
 
@@ -253,12 +254,12 @@ def starters(
     ] = None,
 ) -> None:
     """Set (or show) the starter questions offered for a collection in the web UI."""
-    with _metadata() as meta:
-        saved = (
-            meta.catalog.set_starters(collection, questions)
-            if questions
-            else meta.catalog.starters(collection)
-        )
+    with open_metadata() as meta:
+        if questions:
+            saved = meta.catalog.set_starters(collection, questions)
+            meta.audit.record(cli_actor(), "admin", collection, op="starters", count=len(saved))
+        else:
+            saved = meta.catalog.starters(collection)
     for q in saved:
         _console().print(f"- {shown(q)}")
 
@@ -275,7 +276,7 @@ def audit(
 ) -> None:
     """Read the audit log: who asked what, which documents were shown, uploads, deletions,
     logins and failed logins."""
-    with _metadata() as meta:
+    with open_metadata() as meta:
         entries = meta.audit.entries(limit, user, action, since)
     if as_json:
         for e in entries:
@@ -296,7 +297,7 @@ def feedback_export(
     ],
 ) -> None:
     """Approved answers as a question set for `citadel eval`."""
-    with _metadata() as meta:
+    with open_metadata() as meta:
         items = meta.feedback.export_questions()
     out.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), "utf-8")
     _console().print(f"wrote {len(items)} questions to {shown(str(out))}")
@@ -304,7 +305,7 @@ def feedback_export(
 
 @feedback_app.command("list")
 def feedback_list() -> None:
-    with _metadata() as meta:
+    with open_metadata() as meta:
         entries = meta.feedback.entries()
     for e in entries:
         print(json.dumps(e.to_json(), ensure_ascii=False))

@@ -79,6 +79,10 @@ class RemoteCitadel:
     def documents(self, collection: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/api/collections/{collection}/documents").json())
 
+    def delete(self, document_id: str) -> int:
+        """Remove a document; the number of chunks removed."""
+        return int(self._call("DELETE", f"/api/documents/{document_id}").json()["chunks_removed"])
+
     def search(
         self,
         question: str,

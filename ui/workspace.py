@@ -34,12 +34,10 @@ from rag.settings import Settings
 from rag.stores.base import validate_collection_name
 from rag.types import DocumentRecord, Message, Passage, SearchFilter
 from rag.wiring import Services
-from ui.accounts import Accounts, Caller, LoginLocked
-from ui.audit import AuditLog
-from ui.catalog import Catalog
-from ui.database import Database, now_iso
-from ui.feedback import FeedbackStore, SourceRef
+from ui.accounts import Caller, LoginLocked
+from ui.feedback import SourceRef
 from ui.jobs import Job, JobQueue
+from ui.metadata import Metadata
 from ui.sessions import Sessions
 from ui.uploads import RateLimiter, UploadRejected, check_upload, printable, safe_filename
 
@@ -106,12 +104,12 @@ class Workspace:
     def __init__(self, settings: Settings, services: Services | None = None) -> None:
         self.settings = settings
         self.services = services or Services(settings)
-        self.db = Database(settings.metadata_path)
+        self.metadata = Metadata.open(settings)
+        self.accounts = self.metadata.accounts
+        self.catalog = self.metadata.catalog
+        self.audit = self.metadata.audit
+        self.feedback = self.metadata.feedback
         s = settings.server
-        self.accounts = Accounts(self.db, s.login_attempts, s.login_lockout_s)
-        self.catalog = Catalog(self.db)
-        self.audit = AuditLog(self.db)
-        self.feedback = FeedbackStore(self.db)
         self.jobs = JobQueue(self._run_job)
         self._upload_limit = RateLimiter(s.uploads_per_minute)
         self._query_limit = RateLimiter(s.requests_per_minute, what="questions and searches")
@@ -132,7 +130,7 @@ class Workspace:
             self._parsers.__exit__(None, None, None)
             self._parsers = None
         self.services.close()
-        self.db.close()
+        self.metadata.close()
 
     # -- who ---------------------------------------------------------------------------
     def login(self, name: str, password: str, client: str | None = None) -> Caller | None:
@@ -299,11 +297,7 @@ class Workspace:
 
     def failures(self, caller: Caller, collection: str) -> list[dict[str, str]]:
         (name,) = self.resolve(caller, [collection])
-        rows = self.db.query(
-            "SELECT source, reason, at FROM ingest_failures WHERE collection = ? ORDER BY source",
-            (name,),
-        )
-        return [{"source": r["source"], "reason": r["reason"], "at": r["at"]} for r in rows]
+        return self.metadata.failures.of(name)
 
     def starters(self, caller: Caller, collection: str) -> list[str]:
         (name,) = self.resolve(caller, [collection])
@@ -350,13 +344,18 @@ class Workspace:
     def file(
         self, caller: Caller, document_id: str, client: str | None = None
     ) -> tuple[Path, DocumentRecord]:
+        """The original file, to be sent to the caller (audited as a download)."""
+        path, record = self._original(caller, document_id)
+        self.audit.record(caller.name, "download", record.collection, client, source=record.source)
+        return path, record
+
+    def _original(self, caller: Caller, document_id: str) -> tuple[Path, DocumentRecord]:
         record = self.document(caller, document_id)
         root = Path(record.root).resolve()
         path = (root / record.source).resolve()
         # A symlink or a renamed folder must not turn a document link into any file.
         if not path.is_relative_to(root) or not path.is_file():
             raise NotFound("the original file is no longer available")
-        self.audit.record(caller.name, "download", record.collection, client, source=record.source)
         return path, record
 
     def caller_named(self, name: str) -> Caller | None:
@@ -440,7 +439,7 @@ class Workspace:
         return removed
 
     def reingest(self, caller: Caller, document_id: str, client: str | None = None) -> Job:
-        path, record = self.file(caller, document_id, client)
+        path, record = self._original(caller, document_id)  # read here, not sent
         self.audit.record(caller.name, "reingest", record.collection, client, source=record.source)
         return self.jobs.submit(
             caller.name, record.collection, "reingest", [path], Path(record.root)
@@ -448,7 +447,8 @@ class Workspace:
 
     def _run_job(self, job: Job, done: Callable[[FileOutcome], None]) -> None:
         services = self.services
-        progress = _JobProgress(done, self._record_outcome(job.collection))
+        failures = self.metadata.failures
+        progress = _JobProgress(done, lambda o: failures.record(job.collection, [o]))
         with self._write_lock:
             if job.kind == "reingest":
                 for path in job.paths:
@@ -482,23 +482,6 @@ class Workspace:
             )
             self._parsers = pool.__enter__()
         return self._parsers
-
-    def _record_outcome(self, collection: str) -> Callable[[FileOutcome], None]:
-        def record(outcome: FileOutcome) -> None:
-            with self.db.transaction() as conn:
-                if outcome.status in ("failed", "skipped"):
-                    conn.execute(
-                        "INSERT OR REPLACE INTO ingest_failures (collection, source, reason, at) "
-                        "VALUES (?, ?, ?, ?)",
-                        (collection, outcome.source, outcome.reason, now_iso()),
-                    )
-                else:
-                    conn.execute(
-                        "DELETE FROM ingest_failures WHERE collection = ? AND source = ?",
-                        (collection, outcome.source),
-                    )
-
-        return record
 
     # -- feedback ----------------------------------------------------------------------
     def answered(self, caller: Caller, answer_id: str) -> Answered:
