@@ -30,7 +30,7 @@ from tests.fake_ollama import FakeOllama, Script
 from tests.live_server import LiveServer
 from ui.web import WebApp
 from ui.web_render import Turn
-from ui.workspace import Workspace
+from ui.workspace import Answered, Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 PDF = REPO / "samples" / "policies" / "information-security-policy.pdf"
 PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-12", "root": "root-password-1"}
 LAPTOP = "How quickly must a lost or stolen laptop be reported?"
+LEAVE = "How many days of paid annual leave do employees get?"
 WAIT_MS = 120_000  # ingestion and answers on a busy 2-core machine
 PWNED = "window.__pwned=1"
 HOSTILE_TITLE = f'<img src=x onerror="{PWNED}"> Zephyr garage rules'
@@ -382,6 +383,50 @@ def test_a_hostile_document_stays_inert_from_upload_to_source_panel(
         alice.context.close()
 
 
+def library_names(page: Page) -> list[str]:
+    """The document names of the library table, in the order shown."""
+    first_column = page.locator("#citadel-library [role='gridcell'][data-col='0']")
+    return [name.strip() for name in first_column.all_inner_texts()]
+
+
+def test_several_files_at_once_with_their_results_then_the_library_and_its_failures(
+    site: Site, browser: Browser, shots: list[Page], tmp_path: Path
+):
+    parking = tmp_path / "parking.md"
+    parking.write_text("# Parking\n\nVisitors park on level minus two, near the lifts.\n")
+    broken = tmp_path / "budget-2027.pdf"
+    broken.write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")  # a PDF cut short
+    with screenshots_on_failure("library", shots):
+        bob = login(browser, site, "bob", shots)
+        page = bob.page
+        page.get_by_role("tab", name="Documents").click()
+        page.locator("#citadel-upload input[type='file']").set_input_files([parking, broken])
+        done = page.locator("#citadel-upload-status .citadel-progress[data-state='done']")
+        done.wait_for(timeout=WAIT_MS)
+        expect(done.locator("tr[data-status]", has_text="parking.md")).to_have_attribute(
+            "data-status", "added"
+        )
+        expect(done.locator("tr[data-status]", has_text="budget-2027.pdf")).to_have_attribute(
+            "data-status", "failed"
+        )
+        # The failure stays listed with its reason, under the library.
+        failures = page.locator("#citadel-failures")
+        expect(failures).to_contain_text("budget-2027.pdf")
+        library = page.locator("#citadel-library")
+        expect(library).to_contain_text("parking.md")
+        assert library_names(page) == ["handbook.md", "parking.md"]  # by name
+        choose(page, "citadel-library-sort", "Newest first")
+        first_column = library.locator("[role='gridcell'][data-col='0']")
+        expect(first_column.first).to_contain_text("parking.md")
+        page.locator("#citadel-library-filter textarea, #citadel-library-filter input").first.fill(
+            "park"
+        )
+        page.keyboard.press("Enter")
+        expect(first_column).to_have_count(1)
+        assert library_names(page) == ["parking.md"]
+        bob.context.close()
+
+
 @contextlib.contextmanager
 def other_site(html: str) -> Iterator[str]:
     """A page on another port of the same host: another origin, but the same site, so a
@@ -441,6 +486,14 @@ def test_another_sites_page_can_neither_read_nor_act_with_a_users_session(
 def test_an_administrator_edits_suggested_questions_and_exports_feedback(
     site: Site, browser: Browser, shots: list[Page]
 ):
+    # One approved answer of root's own, so the export below has something to hold.
+    ws = site.workspace
+    admin = ws.caller_named("root")
+    assert admin is not None
+    site.fake.enqueue(Script(tokens=["Twenty-five days of paid annual leave [1]."]))
+    *_, answered = ws.ask(admin, LEAVE, ["eng-docs"])
+    assert isinstance(answered, Answered)
+    ws.add_feedback(admin, answered.id, 1, "checked against the handbook")
     with screenshots_on_failure("admin", shots):
         root = login(browser, site, "root", shots)
         page = root.page
@@ -462,8 +515,10 @@ def test_an_administrator_edits_suggested_questions_and_exports_feedback(
         href = download.get_attribute("href") or ""
         exported = root.context.request.get(href if "://" in href else site.url + href)
         assert exported.status == 200
-        for line in exported.text().splitlines():
-            assert json.loads(line)["question"]
+        exported_questions = [json.loads(line) for line in exported.text().splitlines()]
+        assert LEAVE in [q["question"] for q in exported_questions]
+        (leave,) = [q for q in exported_questions if q["question"] == LEAVE]
+        assert leave["sources"] == ["handbook.md"] and leave["collections"] == ["eng-docs"]
         assert root.outside_requests(site.url) == []
         root.context.close()
 
