@@ -12,58 +12,33 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
-from llama_index.core.base.llms.generic_utils import messages_to_history_str
-from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.chat_engine.condense_question import DEFAULT_PROMPT as CONDENSE_PROMPT
-
-from rag.citations import Citation, Embed, MarkerFilter, cite
+from rag.citations import Embed, MarkerFilter, cite
 from rag.errors import GeneratorError
 from rag.ports import Generator
 from rag.prompting import REFUSAL, context_size, estimate_tokens, pack
 from rag.retrieval import Retrieval, Retriever
 from rag.settings import LlmSettings
 from rag.text import shorten
-from rag.types import Message, Passage, SearchFilter, Usage
+from rag.types import (
+    Answer,
+    AnswerEvent,
+    Citation,
+    Delta,
+    Message,
+    Passage,
+    Question,
+    SearchFilter,
+    Usage,
+)
 
 HISTORY_TURNS = 6  # messages of history used to rewrite a follow-up question
 HISTORY_CHARS = 2000  # of each of them: the subject is in their first lines, not in long answers
 REFUSAL_NOTICE = (
     "The documents you can search do not seem to cover this; the closest passages are listed."
 )
+CLOSEST_DOCUMENTS = 3  # a refusal lists this many documents, one passage each
 _SEARCH_MODE_SNIPPET = 280
-
-
-@dataclass(frozen=True)
-class Delta:
-    """A piece of answer text, as the model writes it."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    question: str
-    standalone_question: str  # the follow-up rewritten with the history (or the question)
-    text: str
-    citations: list[Citation]
-    passages: list[Passage]  # given to the model, or shown (search mode, refusal)
-    refused: bool = False
-    search_mode: bool = False
-    notice: str | None = None  # one line for the user: why search mode, refusal, truncation
-    dropped_passages: int = 0  # retrieved but left out to fit the model's context
-    truncated: bool = False  # the server reports a full context: part of the prompt was cut
-    incomplete: bool = False  # the stream stopped early (timeout, dropped connection)
-    unsupported: list[str] = field(default_factory=list)  # sentences no passage supports
-    evidence: float = 0.0
-    model: str | None = None
-    num_ctx: int | None = None
-    prompt_tokens: int | None = None
-    retrieval_ms: float = 0.0
-
-
-AnswerEvent = Delta | Answer
 
 
 class AnswerService:
@@ -81,29 +56,30 @@ class AnswerService:
 
     def ask(
         self,
-        question: str,
+        question: str | Question,
         collections: Sequence[str],
         history: Sequence[Message] = (),
         search_filter: SearchFilter | None = None,
     ) -> Iterator[AnswerEvent]:
         """Deltas while the model writes, then exactly one Answer."""
-        # Checked before condensing: the follow-up goes into a prompt too.
-        self._retriever.check_question(question)
-        standalone = self.condense(question, history)
-        retrieval = self._retriever.retrieve(standalone, collections, search_filter)
+        # Checked before condensing (the follow-up goes into a prompt too), unless the
+        # caller already did.
+        checked = self._retriever.check_question(question)
+        standalone = self.condense(checked.text, history)
+        query = checked if standalone == checked.text else standalone
+        retrieval = self._retriever.retrieve(query, collections, search_filter)
         base = {
-            "question": question,
+            "question": checked.text,
             "standalone_question": standalone,
             "evidence": retrieval.evidence.score,
             "retrieval_ms": retrieval.latency_ms,
         }
         if retrieval.weak_evidence:
-            closest = _one_per_document(retrieval.passages)[:3]
             yield Answer(
                 **base,  # type: ignore[arg-type]
                 text=REFUSAL,
                 citations=[],
-                passages=closest,
+                passages=closest_documents(retrieval.passages),
                 refused=True,
                 notice=REFUSAL_NOTICE,
             )
@@ -125,12 +101,7 @@ class AnswerService:
         if not turns:
             return question
         if self._generator is not None:
-            prompt = CONDENSE_PROMPT.format(
-                chat_history=messages_to_history_str(
-                    [ChatMessage(role=m.role, content=m.content) for m in turns]
-                ),
-                question=question,
-            )
+            prompt = _condense_prompt(question, turns)
             try:
                 limit = self._generator.context_limit()
                 needed = estimate_tokens(prompt) + 128
@@ -239,6 +210,17 @@ class AnswerService:
         )
 
 
+def _condense_prompt(question: str, turns: Sequence[Message]) -> str:
+    """llama-index's condense-question prompt. Imported here, not at the top: llama-index
+    takes over a second to import, which commands that never condense should not pay."""
+    from llama_index.core.base.llms.generic_utils import messages_to_history_str
+    from llama_index.core.base.llms.types import ChatMessage
+    from llama_index.core.chat_engine.condense_question import DEFAULT_PROMPT
+
+    history = messages_to_history_str([ChatMessage(role=m.role, content=m.content) for m in turns])
+    return str(DEFAULT_PROMPT.format(chat_history=history, question=question))
+
+
 def _notice(exc: GeneratorError) -> str:
     text = str(exc)
     text = text[0].upper() + text[1:] if text else type(exc).__name__
@@ -252,14 +234,15 @@ def _is_refusal(text: str) -> bool:
     return said and not re.search(r"\[\s*\d", text)
 
 
-def _one_per_document(passages: Sequence[Passage]) -> list[Passage]:
+def closest_documents(passages: Sequence[Passage]) -> list[Passage]:
+    """What a refusal points to: the first passage of each of the best few documents."""
     seen: set[str] = set()
     kept = []
     for p in passages:
         if p.document_id not in seen:
             seen.add(p.document_id)
             kept.append(p)
-    return kept
+    return kept[:CLOSEST_DOCUMENTS]
 
 
 def _lead(text: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rag.prompting import REFUSAL
 from rag.sparse import terms
-from rag.types import Passage
+from rag.types import Citation, Passage
 
 # Whatever a model writes as a reference: [1], [1, 2], [1][2], [Source 1], [source 1; 3],
 # [1-3], [1–3], [^2], [1 2]. Anything of this shape is checked, never shown unchecked.
@@ -37,14 +37,6 @@ _ALIGN_MIXED = (0.3, 0.55)  # (shared words, cosine) both at least
 _MIN_CLAIM_WORDS = 4
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
-
-
-@dataclass(frozen=True)
-class Citation:
-    number: int  # [number] in the answer text; passages[number - 1] in the prompt
-    passage: Passage
-    snippet: str  # the passage's sentence that best supports what cites it
-    aligned: bool  # the marker was placed by Citadel, not written by the model
 
 
 @dataclass(frozen=True)

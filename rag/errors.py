@@ -2,16 +2,20 @@
 
     CitadelError                  one family for the CLI and the UI to catch and show
     ├── ConfigurationError        bad settings or settings file
+    ├── InvalidQuestion           a question retrieval refuses: empty
+    │   └── QuestionTooLong       ... or over retrieval.max_query_chars
+    ├── InvalidQuestionSet        an evaluation file that cannot be read
     ├── EmbedderError             embedding model missing or unusable
-    └── StoreError                the vector store failed or refused an operation
-        ├── StoreUnavailable      cannot open or reach the store (locked, server down)
-        ├── CollectionNotFound    no such collection
-        └── EmbeddingModelMismatch  collection built with another embedding model
-    └── GeneratorError            the answer-writing model failed
-        ├── GeneratorUnavailable  model server unreachable (answers fall back to search mode)
-        ├── ModelNotFound         the model is not pulled on the server
-        ├── GenerationTimeout     no first token, or the stream went idle, within its limit
-        └── GenerationFailed      the server reported an error or dropped the stream
+    ├── StoreError                the vector store failed or refused an operation
+    │   ├── StoreUnavailable      cannot open or reach the store (locked, server down)
+    │   ├── CollectionNotFound    no such collection
+    │   └── EmbeddingModelMismatch  collection built with another embedding model
+    ├── GeneratorError            the answer-writing model failed
+    │   ├── GeneratorUnavailable  model server unreachable (answers fall back to search mode)
+    │   ├── ModelNotFound         the model is not pulled on the server
+    │   ├── GenerationTimeout     no first token, or the stream went idle, within its limit
+    │   └── GenerationFailed      the server reported an error or dropped the stream
+    └── (the server's own errors: see ui/service/errors.py)
 
 Each carries a sentence meant for a person; the original exception is chained.
 """
@@ -24,6 +28,18 @@ class CitadelError(Exception):
 
 
 class ConfigurationError(CitadelError):
+    pass
+
+
+class InvalidQuestion(CitadelError):
+    pass
+
+
+class QuestionTooLong(InvalidQuestion):
+    pass
+
+
+class InvalidQuestionSet(CitadelError):
     pass
 
 

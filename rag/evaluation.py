@@ -21,19 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from llama_index.core.evaluation.retrieval.metrics import MRR, HitRate
 
-from rag.errors import CitadelError
+from rag.errors import InvalidQuestion, InvalidQuestionSet
+from rag.types import Answer
 
 if TYPE_CHECKING:
-    from rag.answering import Answer, AnswerService
+    from rag.answering import AnswerService
     from rag.retrieval import Retriever
 
 HIT_KS = (1, 3, 5, 10)
 MRR_CUTOFF = 10
 SWEEP_THRESHOLDS = (0.02, 0.05, 0.08, 0.1, 0.12, 0.14, 0.2, 0.3, 0.5)
-
-
-class InvalidQuestionSet(CitadelError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -366,8 +363,6 @@ def evaluate(
     """Run every question: ranking (top_k passages) and refusal decision; with `answers`,
     the generated answer too. `to_source` maps a document ID to its corpus-relative path."""
     outcomes: dict[str, Outcome] = {}
-    from rag.retrieval import InvalidQuestion
-
     for n, item in enumerate(items, start=1):
         try:
             retrieval = retriever.retrieve(item.question, collections, top_k=top_k)
@@ -404,8 +399,6 @@ def evaluate(
 
 
 def _final(events: Iterable[object]) -> Answer:
-    from rag.answering import Answer
-
     last = None
     for event in events:
         last = event

@@ -1,8 +1,12 @@
-"""Deterministic identifiers: re-running any ingestion converges to the same points."""
+"""Identifiers: collection names, and the deterministic ids of documents and chunks (re-running
+any ingestion converges to the same points)."""
 
 from __future__ import annotations
 
+import re
 import uuid
+
+from rag.errors import StoreError
 
 _NAMESPACE = uuid.UUID("6f1c7a52-3c1e-5d39-9f55-3a0f0f1c1d7e")
 
@@ -22,3 +26,15 @@ def manifest_id(document: str) -> str:
 
 
 COLLECTION_META_ID = str(uuid.uuid5(_NAMESPACE, "collection-metadata"))
+
+COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def validate_collection_name(name: str) -> str:
+    """A name every store accepts as is (and a URL path segment without escaping)."""
+    if not COLLECTION_NAME.match(name):
+        raise StoreError(
+            f"invalid collection name {name!r}: use 1-63 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name

@@ -109,6 +109,14 @@ class VectorStore(Protocol):
     def close(self) -> None: ...
 
 
+class Reranker(Protocol):
+    """Re-scores (question, passage) pairs, reading them together (a cross-encoder)."""
+
+    def score(self, question: str, passages: Sequence[str]) -> list[float]:
+        """One relevance per passage, on a 0..1 scale."""
+        ...
+
+
 class Generator(Protocol):
     """Writes answers: a model behind a server (Ollama)."""
 

@@ -11,18 +11,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from rag.errors import CitadelError, CollectionNotFound, EmbeddingModelMismatch
+from rag.errors import (
+    CollectionNotFound,
+    EmbeddingModelMismatch,
+    InvalidQuestion,
+    QuestionTooLong,
+)
 from rag.evidence import Evidence, assess
 from rag.fusion import reciprocal_rank_fusion
 from rag.ids import chunk_id
-from rag.ports import Embedder, SparseEncoder, VectorStore
-from rag.rerank import CrossEncoderReranker
+from rag.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from rag.settings import RetrievalSettings
-from rag.types import Passage, SearchFilter, SearchHit
-
-
-class InvalidQuestion(CitadelError):
-    pass
+from rag.types import Passage, Question, SearchFilter, SearchHit
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Retriever:
         embedder: Embedder,
         sparse: SparseEncoder,
         settings: RetrievalSettings,
-        reranker: CrossEncoderReranker | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self._store = store
         self._embedder = embedder
@@ -54,12 +54,12 @@ class Retriever:
 
     def retrieve(
         self,
-        question: str,
+        question: str | Question,
         collections: Sequence[str],
         search_filter: SearchFilter | None = None,
         top_k: int | None = None,
     ) -> Retrieval:
-        question = self.check_question(question)
+        question = self.check_question(question).text
         self._check_models(collections)  # also loads the model: not part of the latency
         started = time.perf_counter()
         s = self._settings
@@ -93,18 +93,21 @@ class Retriever:
     def max_question_chars(self) -> int:
         return self._settings.max_query_chars
 
-    def check_question(self, question: str) -> str:
-        """The question with its whitespace collapsed, or InvalidQuestion (empty, too long):
-        callers check first when a question goes anywhere before retrieval."""
-        question = " ".join(question.split())
-        if not question:
+    def check_question(self, question: str | Question) -> Question:
+        """The one check of a question: its whitespace collapsed, not empty, within the
+        length limit (InvalidQuestion otherwise). A `Question` has passed it already: each
+        stage after the first (the server, the answer service, retrieval) trusts it."""
+        if isinstance(question, Question):
+            return question
+        text = " ".join(question.split())
+        if not text:
             raise InvalidQuestion("the question is empty")
-        if len(question) > self._settings.max_query_chars:
-            raise InvalidQuestion(
-                f"the question is {len(question)} characters long; the limit is "
+        if len(text) > self._settings.max_query_chars:
+            raise QuestionTooLong(
+                f"the question is {len(text)} characters long; the limit is "
                 f"{self._settings.max_query_chars} (CITADEL_RETRIEVAL__MAX_QUERY_CHARS)"
             )
-        return question
+        return Question(text)
 
     def _check_models(self, collections: Sequence[str]) -> None:
         """Vectors of another embedding model would rank at random: refuse instead."""

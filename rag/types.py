@@ -1,4 +1,5 @@
-"""Plain data passed between the stages and across the ports."""
+"""The vocabulary: plain data passed between the stages, across the ports, and to the front
+ends (documents, chunks, passages, citations, answers)."""
 
 from __future__ import annotations
 
@@ -224,6 +225,20 @@ class Passage:
             return f"sheet {self.sheet}"
         return " > ".join(self.headings)
 
+    @property
+    def where(self) -> str:
+        """The document and the place in it, as every front end names a source:
+        'handbook.md, Leave' or 'policy.pdf, page 2' (untrusted text: escape it to show it)."""
+        return f"{self.source}, {self.location}" if self.location else self.source
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question that passed `Retriever.check_question`: whitespace collapsed, not empty,
+    within the length limit. Made once where a question enters; trusted after that."""
+
+    text: str
+
 
 @dataclass(frozen=True)
 class Message:
@@ -240,3 +255,45 @@ class Usage:
     prompt_tokens: int | None
     output_tokens: int | None
     done_reason: str | None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A source an answer cites: `[number]` in the answer text is `passages[number - 1]` of
+    the prompt."""
+
+    number: int
+    passage: Passage
+    snippet: str  # the passage's sentence that best supports what cites it
+    aligned: bool  # the marker was placed by Citadel, not written by the model
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of answer text, as the model writes it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    standalone_question: str  # the follow-up rewritten with the history (or the question)
+    text: str
+    citations: list[Citation]
+    passages: list[Passage]  # given to the model, or shown (search mode, refusal)
+    refused: bool = False
+    search_mode: bool = False
+    notice: str | None = None  # one line for the user: why search mode, refusal, truncation
+    dropped_passages: int = 0  # retrieved but left out to fit the model's context
+    truncated: bool = False  # the server reports a full context: part of the prompt was cut
+    incomplete: bool = False  # the stream stopped early (timeout, dropped connection)
+    unsupported: list[str] = field(default_factory=list)  # sentences no passage supports
+    evidence: float = 0.0
+    model: str | None = None
+    num_ctx: int | None = None
+    prompt_tokens: int | None = None
+    retrieval_ms: float = 0.0
+
+
+AnswerEvent = Delta | Answer

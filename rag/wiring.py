@@ -1,37 +1,28 @@
-"""The composition root: concrete adapters built from the settings, in one place."""
+"""The composition root of the core: concrete adapters built from the settings, in one place.
+
+Each adapter is built on first use and imported there: a command that only lists documents
+never loads the embedder, and never imports torch, llama-index or the ollama client.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from rag.answering import AnswerService
-from rag.embedder import SentenceTransformerEmbedder
-from rag.generation import OllamaGenerator
 from rag.offline import enforce_offline
-from rag.ports import Embedder, Generator, SparseEncoder, VectorStore
-from rag.rerank import CrossEncoderReranker
+from rag.ports import Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.sparse import Bm25Encoder
 
-if TYPE_CHECKING:
-    from rag.answering import AnswerService
-
 
 def build_store(settings: Settings) -> VectorStore:
     if settings.qdrant.url:
-        from qdrant_client import QdrantClient
+        from rag.adapters.qdrant.server import ServerStore
 
-        from rag.stores.server import ServerStore
-
-        api_key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
-        client = QdrantClient(
-            url=settings.qdrant.url, api_key=api_key, timeout=int(settings.qdrant.timeout_s)
-        )
-        return ServerStore(client, settings.qdrant.collection_prefix)
-    from rag.stores.edge import EdgeStore
+        return ServerStore.connect(settings.qdrant)
+    from rag.adapters.qdrant.edge import EdgeStore
 
     return EdgeStore(settings.edge_path)
 
@@ -56,6 +47,8 @@ class Services:
 
     @cached_property
     def embedder(self) -> Embedder:
+        from rag.adapters.embedder import SentenceTransformerEmbedder
+
         return self.preloaded_embedder or SentenceTransformerEmbedder(self.settings.embedding)
 
     @property
@@ -67,27 +60,32 @@ class Services:
         return Bm25Encoder(self.settings.ingest.bm25_avg_doc_tokens)
 
     @cached_property
+    def reranker(self) -> Reranker | None:
+        """None unless a cross-encoder is configured."""
+        model = self.settings.retrieval.rerank_model
+        if not model:
+            return None
+        from rag.adapters.reranker import CrossEncoderReranker
+
+        return CrossEncoderReranker(model, self.settings.embedding.device)
+
+    @cached_property
     def retriever(self) -> Retriever:
-        settings = self.settings.retrieval
-        reranker = (
-            CrossEncoderReranker(settings.rerank_model, self.settings.embedding.device)
-            if settings.rerank_model
-            else None
+        return Retriever(
+            self.store, self.embedder, self.sparse, self.settings.retrieval, self.reranker
         )
-        return Retriever(self.store, self.embedder, self.sparse, settings, reranker)
 
     @cached_property
     def generator(self) -> Generator | None:
         """None when no model is configured: answers are given in search mode."""
-        # Imported here: llama-index and the ollama client cost a second to import, which
-        # commands that never generate (documents, ingest) should not pay.
+        if not self.settings.llm.model:
+            return None
+        from rag.adapters.ollama import OllamaGenerator
 
-        return OllamaGenerator(self.settings.llm) if self.settings.llm.model else None
+        return OllamaGenerator(self.settings.llm)
 
     @cached_property
     def answers(self) -> AnswerService:
-        from rag.answering import AnswerService
-
         return AnswerService(
             self.retriever, self.generator, self.settings.llm, self.embedder.embed_documents
         )

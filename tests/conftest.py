@@ -11,11 +11,11 @@ import pytest
 
 from ingest.pipeline import IngestPipeline
 from ingest.workers import ParserPool
-from rag.embedder import SentenceTransformerEmbedder
+from rag.adapters.embedder import SentenceTransformerEmbedder
+from rag.adapters.qdrant.edge import EdgeStore
 from rag.offline import enforce_offline
 from rag.settings import IngestSettings, Settings
 from rag.sparse import Bm25Encoder
-from rag.stores.edge import EdgeStore
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"

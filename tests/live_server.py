@@ -14,8 +14,8 @@ import uvicorn
 
 from rag.settings import Settings
 from rag.wiring import Services
-from ui.server import uvicorn_config
-from ui.workspace import Workspace
+from ui.http.app import uvicorn_config
+from ui.service.workspace import Workspace
 
 PASSWORD = "correct horse battery"  # every test user's password (>= 10 characters)
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from ui.accounts import AccountError, Accounts, LoginLocked
-from ui.catalog import Catalog
-from ui.database import Database
+from ui.metadata.accounts import Accounts
+from ui.metadata.catalog import Catalog
+from ui.metadata.database import Database
+from ui.metadata.errors import AccountError, LoginLocked
 
 PASSWORD = "correct horse battery"
 

@@ -17,22 +17,16 @@ from llama_index.core.chat_engine.condense_question import DEFAULT_TEMPLATE as C
 
 from ingest.pipeline import IngestPipeline
 from ingest.workers import ParserPool
-from rag.answering import (
-    HISTORY_CHARS,
-    REFUSAL_NOTICE,
-    Answer,
-    AnswerEvent,
-    AnswerService,
-    Delta,
-)
-from rag.embedder import SentenceTransformerEmbedder
-from rag.generation import OllamaGenerator
+from rag.adapters.embedder import SentenceTransformerEmbedder
+from rag.adapters.ollama import OllamaGenerator
+from rag.adapters.qdrant.edge import EdgeStore
+from rag.answering import HISTORY_CHARS, REFUSAL_NOTICE, AnswerService
+from rag.errors import InvalidQuestion
 from rag.prompting import CONTEXT_STEPS, REFUSAL, SYSTEM_PROMPT, estimate_tokens
-from rag.retrieval import InvalidQuestion, Retriever
+from rag.retrieval import Retriever
 from rag.settings import IngestSettings, LlmSettings, RetrievalSettings, Settings
 from rag.sparse import Bm25Encoder
-from rag.stores.edge import EdgeStore
-from rag.types import Message
+from rag.types import Answer, AnswerEvent, Delta, Message
 from rag.wiring import Services
 from tests.fake_ollama import FakeOllama, Script
 

@@ -28,9 +28,9 @@ from rag.settings import LlmSettings, ServerSettings, Settings
 from rag.wiring import Services
 from tests.fake_ollama import FakeOllama, Script
 from tests.live_server import LiveServer
-from ui.web import WebApp
-from ui.web_render import Turn
-from ui.workspace import Answered, Workspace
+from ui.service.workspace import Answered, Workspace
+from ui.web.handlers import Handlers
+from ui.web.render import Turn
 
 pytestmark = pytest.mark.slow
 
@@ -532,7 +532,7 @@ class FakeRequest:
 
 
 def test_handlers_recheck_every_permission_and_explain_errors(site: Site, tmp_path: Path):
-    web = WebApp(site.workspace)
+    web = Handlers(site.workspace)
     alice, ghost, root = FakeRequest("alice"), FakeRequest("ghost"), FakeRequest("root")
 
     def final(events: Iterator[tuple[Any, ...]]) -> str:

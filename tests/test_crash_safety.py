@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.stores.edge import EdgeStore
+from rag.adapters.qdrant.edge import EdgeStore
 
 CITADEL = [sys.executable, "-m", "ui"]
 pytestmark = pytest.mark.slow

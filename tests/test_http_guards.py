@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.live_server import PASSWORD, LiveServer, add_user, server_settings, workspace_with
-from ui.incoming import receive_files
-from ui.uploads import UploadRejected
+from ui.http.incoming import receive_files
+from ui.service.errors import UploadRejected
 
 pytestmark = pytest.mark.slow
 

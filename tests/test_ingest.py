@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import IngestPipeline
+from rag.adapters.qdrant.edge import EdgeStore
 from rag.errors import EmbeddingModelMismatch
-from rag.stores.edge import EdgeStore
 from rag.types import CollectionSpec, SparseVector
 from tests.docgen import write_pdf
 

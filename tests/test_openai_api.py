@@ -18,13 +18,13 @@ from llama_index.core.chat_engine.condense_question import DEFAULT_TEMPLATE as C
 
 from ingest.pipeline import IngestPipeline
 from ingest.workers import ParserPool
+from rag.adapters.embedder import SentenceTransformerEmbedder
 from rag.answering import REFUSAL_NOTICE
-from rag.embedder import SentenceTransformerEmbedder
 from rag.prompting import REFUSAL, SYSTEM_PROMPT
 from rag.settings import IngestSettings
 from tests.fake_ollama import FakeOllama, Script
 from tests.live_server import LiveServer, add_user, server_settings, workspace_with
-from ui.workspace import Workspace
+from ui.service.workspace import Workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 LEAVE_QUESTION = "How many days of paid annual leave do full-time employees get?"

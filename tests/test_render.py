@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from rag.types import Passage
-from ui.render import print_passages, shown
+from ui.cli.render import print_passages, shown
 
 
 def test_control_sequences_and_markup_in_documents_are_inert() -> None:

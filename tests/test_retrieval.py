@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import IngestPipeline
-from rag.retrieval import InvalidQuestion, Retriever
+from rag.adapters.qdrant.edge import EdgeStore
+from rag.errors import InvalidQuestion
+from rag.retrieval import Retriever
 from rag.settings import IngestSettings, RetrievalSettings
 from rag.sparse import Bm25Encoder
-from rag.stores.edge import EdgeStore
 from rag.types import SearchFilter
 from tests.conftest import SAMPLES
 
@@ -123,8 +124,8 @@ def test_empty_or_oversized_questions_are_clear_errors(indexed, embedder) -> Non
 def test_cross_encoder_reranks_and_gives_the_evidence(indexed, embedder, tmp_path: Path) -> None:
     from sentence_transformers import CrossEncoder
 
-    from rag.embedder import resolve_model_path
-    from rag.rerank import CrossEncoderReranker
+    from rag.adapters.embedder import resolve_model_path
+    from rag.adapters.reranker import CrossEncoderReranker
 
     # No reranking model ships with Citadel; a cross-encoder built on the packaged MiniLM
     # (untrained head) is enough to check that its scores, not the fusion, decide the order.

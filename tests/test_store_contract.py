@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
+from rag.adapters.qdrant.base import QdrantStore
+from rag.adapters.qdrant.edge import EdgeStore
+from rag.adapters.qdrant.server import ServerStore
 from rag.errors import CollectionNotFound, EmbeddingModelMismatch, StoreError, StoreUnavailable
 from rag.ids import chunk_id, document_id
-from rag.stores.base import QdrantStore
-from rag.stores.edge import EdgeStore
-from rag.stores.server import ServerStore
 from rag.types import Chunk, CollectionSpec, DocumentRecord, SearchFilter, SparseVector
 
 SPEC = CollectionSpec("test-model", 4)

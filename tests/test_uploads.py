@@ -22,14 +22,9 @@ from tests.docgen import (
     write_xlsx,
     write_zip_bomb,
 )
-from ui.uploads import (
-    MAX_NAME_BYTES,
-    RateLimited,
-    RateLimiter,
-    UploadRejected,
-    check_upload,
-    safe_filename,
-)
+from ui.service.errors import RateLimited, UploadRejected
+from ui.service.limits import RateLimiter
+from ui.service.uploads import MAX_NAME_BYTES, check_upload, safe_filename
 
 MIB = 2**20
 LIMIT = 50 * MIB

@@ -8,10 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rag.answering import Answer
-from rag.citations import Citation
-from rag.types import Passage
-from ui.web_render import (
+from rag.types import Answer, Citation, Passage
+from ui.web.render import (
     FileRow,
     Turn,
     answer_html,
@@ -353,12 +351,13 @@ def test_no_ui_handler_is_published_as_a_public_gradio_api(tmp_path):
     """Gradio publishes event handlers as API endpoints unless they are private: every
     handler of the UI must be, or it could be called outside the page's flow."""
     from rag.settings import Settings
-    from ui.web import WebApp
-    from ui.workspace import Workspace
+    from ui.service.workspace import Workspace
+    from ui.web.app import build
+    from ui.web.handlers import Handlers
 
     workspace = Workspace(Settings(data_dir=tmp_path / "data"))
     try:
-        handlers = WebApp(workspace).build().get_config_file()["dependencies"]
+        handlers = build(Handlers(workspace)).get_config_file()["dependencies"]
     finally:
         workspace.close()
     assert len(handlers) > 20

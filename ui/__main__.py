@@ -1,6 +1,6 @@
 """`python -m ui` runs the `citadel` command line."""
 
-from ui.cli import main
+from ui.cli.app import main
 
 if __name__ == "__main__":
     main()

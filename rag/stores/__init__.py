@@ -1,1 +1,0 @@
-"""Vector store adapters: Qdrant Edge (embedded, default) and Qdrant server (qdrant-client)."""

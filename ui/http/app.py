@@ -1,0 +1,166 @@
+"""The team server: one process serving the REST API (/api), the OpenAI-compatible API
+(/v1), signed file links (/files), health probes and the Gradio web UI at /.
+
+The server owns the embedded store: uploads and questions go through it, so nothing else
+needs to open the data directory while it runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+from swagger_ui_bundle import swagger_ui_path
+
+from rag.errors import ConfigurationError
+from ui.http.deps import session_caller
+from ui.http.errors import install_error_handlers
+from ui.http.files import files_router
+from ui.http.guards import BodyLimit, SameOrigin
+from ui.http.login import login_router
+from ui.http.openai import openai_router
+from ui.http.rest import api_router
+from ui.service.limits import MAX_FILES_PER_UPLOAD
+from ui.service.workspace import Workspace
+from ui.web.app import mount_web
+
+MAX_JSON_BYTES = 1 << 20  # questions, histories, admin requests
+# The routes whose body is files: the REST upload and the web UI's (Gradio's own route).
+_UPLOAD_PATH = re.compile(r"/api/collections/[^/]+/documents|/gradio_api/upload")
+
+
+def create_app(workspace: Workspace) -> FastAPI:
+    app = FastAPI(
+        title="Citadel",
+        description="Private document question answering: answers with verifiable citations.",
+        version="0.1.0",
+        docs_url=None,  # served below with local assets: FastAPI's default loads a CDN
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.workspace = workspace
+    install_error_handlers(app)
+
+    auth = workspace.settings.server.auth
+    upload_limit = int(workspace.settings.server.max_upload_mb * 2**20)
+
+    def body_limit(method: str, path: str) -> int:
+        # An upload may carry up to MAX_FILES_PER_UPLOAD files; anything else is JSON or a form.
+        if method == "POST" and _UPLOAD_PATH.fullmatch(path):
+            return upload_limit * MAX_FILES_PER_UPLOAD + 2**20
+        return MAX_JSON_BYTES
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # The web UI's page: the login form first when nobody is signed in.
+        web_page = request.url.path == "/" and request.method == "GET"
+        if auth and web_page and session_caller(workspace, request) is None:
+            return RedirectResponse("/login", status_code=303)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        # No address (a signed file link, say) leaves for another site. Not "no-referrer":
+        # under it browsers send `Origin: null` with the login form, which SameOrigin refuses.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    # Added last, so outermost: the body is counted before anything reads it, and another
+    # site's page is turned away before any route runs. A CORS policy of our own (no other
+    # origin may read a response) also keeps Gradio from adding its permissive one.
+    app.add_middleware(CORSMiddleware, allow_origins=[])
+    app.add_middleware(SameOrigin)
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+
+    app.mount("/api/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="Citadel API",
+            swagger_js_url="/api/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/api/docs-assets/favicon-32x32.png",
+        )
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process serves requests."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Readiness of the store, the embedder and the model server, each on its own. Ready
+        (200) when the store and the embedder are; without the model server, answers are
+        given in search mode."""
+        report = workspace.readiness()
+        ready = report["store"]["ok"] and report["embedder"]["ok"]
+        return JSONResponse({"ready": ready, **report}, status_code=200 if ready else 503)
+
+    app.include_router(files_router(workspace))
+    app.include_router(login_router(workspace))
+    app.include_router(api_router(workspace), prefix="/api")
+    app.include_router(openai_router(workspace), prefix="/v1")
+    mount_web(app, workspace)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` resolves to is a loopback one."""
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def check_bind(host: str, auth: bool) -> None:
+    if not auth and not is_loopback(host):
+        raise ConfigurationError(
+            f"refusing to serve on {host} without authentication: anyone who can reach it "
+            "would read every document. Keep authentication on (the default), or bind to "
+            "127.0.0.1."
+        )
+
+
+def uvicorn_config(workspace: Workspace, host: str, port: int, log_level: str = "info") -> Any:
+    """How `citadel serve` runs the app (the tests' live server uses the same)."""
+    import uvicorn
+
+    server = workspace.settings.server
+    return uvicorn.Config(
+        create_app(workspace),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        # The client address and scheme a trusted reverse proxy reports (X-Forwarded-*).
+        proxy_headers=True,
+        forwarded_allow_ips=server.trusted_proxies,
+        limit_concurrency=server.max_connections,
+        # Browsers keep their connections; idle ones are let go soon, not held for minutes.
+        timeout_keep_alive=15,
+    )
+
+
+def serve(workspace: Workspace, host: str, port: int) -> None:
+    import uvicorn
+
+    check_bind(host, workspace.settings.server.auth)
+    uvicorn.Server(uvicorn_config(workspace, host, port)).run()

@@ -1,0 +1,488 @@
+"""What a caller may do, in one place: every front end (REST, the OpenAI API, the web UI,
+file links, the command line through a server) goes through these methods, so a permission
+is checked and audited once.
+
+Isolation rule (ui/service/access.py): a caller only ever names collections through
+`resolve`; anything else (unknown or another team's) is `NotFound`, with the same message.
+The store is asked for its collection list once per request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.ids import validate_collection_name
+from rag.retrieval import Retrieval
+from rag.settings import Settings
+from rag.types import (
+    Answer,
+    CollectionInfo,
+    Delta,
+    DocumentRecord,
+    Message,
+    Passage,
+    Question,
+    SearchFilter,
+)
+from rag.wiring import Services
+from ui.metadata import Metadata
+from ui.metadata.accounts import Caller, UserInfo
+from ui.metadata.administration import Administration
+from ui.metadata.audit import AuditEntry
+from ui.metadata.errors import LoginLocked
+from ui.metadata.feedback import FeedbackEntry, SourceRef
+from ui.service import access, health
+from ui.service.access import LOCAL_ADMIN, require_admin
+from ui.service.errors import NotFound, NothingToSearch
+from ui.service.ingestion import Ingestion, UploadResult, serving_threads
+from ui.service.jobs import Job
+from ui.service.library import SortField, library
+from ui.service.limits import RateLimiter
+from ui.service.links import FileLinks, secret_key
+from ui.service.sessions import Sessions
+from ui.service.sources import drawn_on
+
+KEPT_ANSWERS = 5000  # recent answers kept for feedback, per server
+
+
+@dataclass(frozen=True)
+class CollectionView:
+    name: str
+    team: str | None
+    documents: int
+    chunks: int
+    starters: list[str]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one request may read: the caller's readable collections, and those the store
+    holds (listed once per request: the store opens each collection to list it)."""
+
+    readable: list[str]
+    stored: set[str]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The final answer of `Workspace.ask`, with the id feedback refers to."""
+
+    id: str
+    answer: Answer
+    collections: list[str]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    owner: str
+    answered: Answered
+
+
+class Workspace:
+    def __init__(self, settings: Settings, services: Services | None = None) -> None:
+        self.settings = settings
+        self.services = services or Services(settings)
+        self.metadata = Metadata.open(settings)
+        self.accounts = self.metadata.accounts
+        self.catalog = self.metadata.catalog
+        self.audit = self.metadata.audit
+        self.feedback = self.metadata.feedback
+        s = settings.server
+        self.ingestion = Ingestion(
+            settings, self.services, self.catalog, self.audit, self.metadata.failures
+        )
+        self.jobs = self.ingestion.jobs
+        self._query_limit = RateLimiter(s.requests_per_minute, what="questions and searches")
+        key = secret_key(settings.data_dir / "server.key")
+        self.links = FileLinks(key, s.link_ttl_s)
+        self.sessions = Sessions(
+            key, s.session_ttl_s, self.accounts.session_fingerprint, self.accounts
+        )
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent answers, for feedback
+        self._kept_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.ingestion.close()
+        self.services.close()
+        self.metadata.close()
+
+    # -- who ---------------------------------------------------------------------------
+    def login(self, name: str, password: str, client: str | None = None) -> Caller | None:
+        """The caller when the password is right. The audit log records the account's own
+        name when there is one, else the name as typed."""
+        try:
+            caller = self.accounts.login(name, password)
+        except LoginLocked:
+            self.audit.record(name, "login_failed", client=client, locked=True)
+            raise
+        self.audit.record(name, "login" if caller else "login_failed", client=client)
+        return caller
+
+    def caller_named(self, name: str) -> Caller | None:
+        if not self.settings.server.auth and name == LOCAL_ADMIN.name:
+            return LOCAL_ADMIN
+        return self.accounts.caller(name)
+
+    # -- collections -------------------------------------------------------------------
+    def _stored(self) -> dict[str, CollectionInfo]:
+        """The store's collections: read once per request (it opens each and counts)."""
+        return {c.name: c for c in self.services.store.collections()}
+
+    def scope(self, caller: Caller) -> Scope:
+        stored = set(self._stored())
+        return Scope(access.readable(caller, self.catalog, stored), stored)
+
+    def readable(self, caller: Caller) -> list[str]:
+        return self.scope(caller).readable
+
+    def resolve(self, caller: Caller, requested: Sequence[str] | None) -> list[str]:
+        """The collections a request may touch (see access.resolve)."""
+        return access.resolve(self.readable(caller), requested)
+
+    def _searchable(
+        self, caller: Caller, requested: Sequence[str] | None, scope: Scope | None = None
+    ) -> list[str]:
+        scope = scope or self.scope(caller)
+        names = access.resolve(scope.readable, requested)
+        present = [n for n in names if n in scope.stored]
+        if not present:
+            raise NothingToSearch(
+                "the collections you can search hold no documents yet: upload some first"
+            )
+        return present
+
+    def collections(self, caller: Caller) -> list[CollectionView]:
+        stored = self._stored()
+        owners = self.catalog.owners()
+        views = []
+        for name in access.readable(caller, self.catalog, stored):
+            info = stored.get(name)
+            views.append(
+                CollectionView(
+                    name,
+                    owners.get(name),
+                    info.documents if info else 0,
+                    info.chunks if info else 0,
+                    self.catalog.starters(name),
+                )
+            )
+        return views
+
+    def create_collection(self, caller: Caller, name: str, team: str | None) -> None:
+        require_admin(caller, "create collections")
+        validate_collection_name(name)
+        self.catalog.assign(name, team)
+        self.audit.record(caller.name, "admin", name, op="assign_collection", team=team)
+
+    def set_starters(self, caller: Caller, collection: str, questions: list[str]) -> list[str]:
+        require_admin(caller, "set starter questions")
+        self.resolve(caller, [collection])
+        saved = self.catalog.set_starters(collection, questions)
+        self.audit.record(caller.name, "admin", collection, op="starters", count=len(saved))
+        return saved
+
+    def starters(self, caller: Caller, collection: str) -> list[str]:
+        (name,) = self.resolve(caller, [collection])
+        return self.catalog.starters(name)
+
+    # -- reading -----------------------------------------------------------------------
+    def search(
+        self,
+        caller: Caller,
+        question: str,
+        collections: Sequence[str] | None = None,
+        search_filter: SearchFilter | None = None,
+        top_k: int | None = None,
+        client: str | None = None,
+    ) -> Retrieval:
+        self._query_limit.check(caller.name)
+        checked = self.services.retriever.check_question(question)
+        names = self._searchable(caller, collections)
+        result = self.services.retriever.retrieve(checked, names, search_filter, top_k)
+        self.audit.record(
+            caller.name,
+            "search",
+            ",".join(names),
+            client,
+            question=checked.text,
+            shown=_audited(result.passages),
+        )
+        return result
+
+    def ask(
+        self,
+        caller: Caller,
+        question: str,
+        collections: Sequence[str] | None = None,
+        history: Sequence[Message] = (),
+        search_filter: SearchFilter | None = None,
+        client: str | None = None,
+        scope: Scope | None = None,
+    ) -> Iterator[Delta | Answered]:
+        """Deltas, then one Answered. The work up to the first event (checks, retrieval,
+        the model's first token) happens here, so a refused or failing request raises now,
+        not in the middle of a stream that has already answered 200. `scope`: the request's
+        own, when its front end needed it already."""
+        self._query_limit.check(caller.name)
+        # The one check of the question: before it is audited, condensed or searched.
+        checked = self.services.retriever.check_question(question)
+        names = self._searchable(caller, collections, scope)
+        events = self._answer_events(caller, checked, names, history, search_filter, client)
+        first = next(events)
+        return itertools.chain([first], events)
+
+    def _answer_events(
+        self,
+        caller: Caller,
+        question: Question,
+        names: list[str],
+        history: Sequence[Message],
+        search_filter: SearchFilter | None,
+        client: str | None,
+    ) -> Iterator[Delta | Answered]:
+        answer: Answer | None = None
+        try:
+            for event in self.services.answers.ask(question, names, history, search_filter):
+                if isinstance(event, Answer):
+                    answer = event
+                    answered = Answered(secrets.token_urlsafe(12), event, names)
+                    self._keep(caller, answered)
+                    yield answered
+                else:
+                    yield event
+        finally:
+            # Recorded however the answer ends: a client that disconnects mid-stream still
+            # asked, and may have read part of it.
+            detail: dict[str, Any] = {"question": question.text, "completed": answer is not None}
+            if answer is not None:
+                detail |= {
+                    "refused": answer.refused,
+                    "search_mode": answer.search_mode,
+                    "shown": _audited(drawn_on(answer)),
+                }
+            self.audit.record(caller.name, "ask", ",".join(names), client, **detail)
+
+    def documents(self, caller: Caller, collection: str) -> list[DocumentRecord]:
+        scope = self.scope(caller)
+        (name,) = access.resolve(scope.readable, [collection])
+        return self.services.store.documents(name) if name in scope.stored else []
+
+    def library(
+        self,
+        caller: Caller,
+        collection: str,
+        text: str | None = None,
+        sort: SortField = "source",
+        descending: bool = False,
+    ) -> list[DocumentRecord]:
+        """The collection's documents as the library shows them (filtered, sorted)."""
+        return library(self.documents(caller, collection), text, sort, descending)
+
+    def document(self, caller: Caller, document_id: str) -> DocumentRecord:
+        """The document, searched only in the caller's collections."""
+        scope = self.scope(caller)
+        for name in scope.readable:
+            if name in scope.stored:
+                for record in self.services.store.documents(name):
+                    if record.id == document_id:
+                        return record
+        raise NotFound("no such document")
+
+    def failures(self, caller: Caller, collection: str) -> list[dict[str, str]]:
+        (name,) = self.resolve(caller, [collection])
+        return self.metadata.failures.of(name)
+
+    # -- files -------------------------------------------------------------------------
+    def file_link(self, caller: Caller, passage: Passage) -> str:
+        """A signed link that opens the cited file (at the page, for PDFs) for this caller
+        only; the file route checks the caller's access again when it is opened."""
+        return self.links.make(caller.name, passage)
+
+    def open_link(
+        self,
+        document_id: str,
+        user: str,
+        expires: str,
+        signature: str,
+        viewer: Caller | None,
+        client: str | None,
+    ) -> tuple[Path, DocumentRecord]:
+        """The file of a signed link, for the user it was made for only: with
+        authentication on, `viewer` (from the browser session or an API key) must be that
+        user, so a forwarded or leaked link opens nothing; their access is checked again."""
+        name = self.links.user_of(document_id, user, expires, signature)
+        if self.settings.server.auth and (viewer is None or viewer.name != name):
+            raise NotFound("no such file")
+        caller = self.caller_named(name)
+        if caller is None:
+            raise NotFound("no such file")
+        return self.file(caller, document_id, client)
+
+    def file(
+        self, caller: Caller, document_id: str, client: str | None = None
+    ) -> tuple[Path, DocumentRecord]:
+        """The original file, to be sent to the caller (audited as a download)."""
+        path, record = self._original(caller, document_id)
+        self.audit.record(caller.name, "download", record.collection, client, source=record.source)
+        return path, record
+
+    def _original(self, caller: Caller, document_id: str) -> tuple[Path, DocumentRecord]:
+        record = self.document(caller, document_id)
+        path = self.ingestion.original(record)
+        if path is None:
+            raise NotFound("the original file is no longer available")
+        return path, record
+
+    # -- writing -----------------------------------------------------------------------
+    def admit_upload(self, caller: Caller, collection: str) -> None:
+        """Whether an upload may start at all (the collection, the rate limit), before its
+        files are received."""
+        self.resolve(caller, [collection])
+        self.ingestion.admit(caller.name)
+
+    def upload(
+        self,
+        caller: Caller,
+        collection: str,
+        staged: Sequence[tuple[str, Path]],
+        client: str | None = None,
+    ) -> UploadResult:
+        """Ingest files received into temporary files (name as given, path): checked, moved
+        into the collection, queued. The temporary files are gone afterwards."""
+        try:
+            (name,) = self.resolve(caller, [collection])
+        except NotFound:
+            for _, temp in staged:
+                temp.unlink(missing_ok=True)
+            raise
+        return self.ingestion.upload(caller.name, name, staged, client)
+
+    def job(self, caller: Caller, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None or (job.owner != caller.name and not caller.admin):
+            raise NotFound("no such job")
+        return job
+
+    def delete_document(self, caller: Caller, document_id: str, client: str | None = None) -> int:
+        return self.ingestion.delete(caller.name, self.document(caller, document_id), client)
+
+    def reingest(self, caller: Caller, document_id: str, client: str | None = None) -> Job:
+        path, record = self._original(caller, document_id)  # read here, not sent
+        return self.ingestion.reingest(caller.name, record, path, client)
+
+    # -- feedback ----------------------------------------------------------------------
+    def _keep(self, caller: Caller, answered: Answered) -> None:
+        with self._kept_lock:
+            self._kept[answered.id] = _Kept(caller.name, answered)
+            while len(self._kept) > KEPT_ANSWERS:
+                self._kept.popitem(last=False)
+
+    def answered(self, caller: Caller, answer_id: str) -> Answered:
+        with self._kept_lock:
+            kept = self._kept.get(answer_id)
+        if kept is None or kept.owner != caller.name:
+            raise NotFound("no such answer (answers are kept for feedback for a while only)")
+        return kept.answered
+
+    def add_feedback(
+        self,
+        caller: Caller,
+        answer_id: str,
+        rating: int,
+        comment: str = "",
+        client: str | None = None,
+    ) -> int:
+        """Feedback on one of the caller's own recent answers: the server, not the client,
+        says what the question, the answer and its sources were."""
+        answered = self.answered(caller, answer_id)
+        answer = answered.answer
+        refs = [
+            SourceRef(n, p.collection, p.document_id, p.source, p.location, p.pages)
+            for n, p in enumerate(drawn_on(answer), start=1)
+        ]
+        entry = self.feedback.add(
+            caller.name,
+            answered.collections,
+            answer.question,
+            answer.text,
+            refs,
+            rating,
+            comment.strip(),
+        )
+        self.audit.record(
+            caller.name, "feedback", ",".join(answered.collections), client, rating=rating
+        )
+        return entry
+
+    def feedback_entries(self, caller: Caller) -> list[FeedbackEntry]:
+        require_admin(caller, "read feedback")
+        return self.feedback.entries()
+
+    def export_feedback(self, caller: Caller) -> list[dict[str, Any]]:
+        require_admin(caller, "export feedback")
+        self.audit.record(caller.name, "feedback_export")
+        return self.feedback.export_questions()
+
+    # -- administration ----------------------------------------------------------------
+    def administration(
+        self, caller: Caller, what: str, client: str | None = None
+    ) -> Administration:
+        """Account changes, audited as `caller`, who must be an administrator."""
+        require_admin(caller, what)
+        return Administration(self.accounts, self.audit, caller.name, client)
+
+    def own_keys(self, caller: Caller) -> list[dict[str, object]]:
+        return self.accounts.keys(caller.name)
+
+    def create_own_key(self, caller: Caller, label: str, client: str | None = None) -> str:
+        """A new API key for the caller (no role needed), audited; shown once."""
+        return Administration(self.accounts, self.audit, caller.name, client).create_key(
+            caller.name, label
+        )
+
+    def revoke_own_key(self, caller: Caller, prefix: str, client: str | None = None) -> None:
+        Administration(self.accounts, self.audit, caller.name, client).revoke_key(
+            caller.name, prefix
+        )
+
+    def users(self, caller: Caller) -> list[UserInfo]:
+        require_admin(caller, "list users")
+        return self.accounts.users()
+
+    def teams(self, caller: Caller) -> dict[str, list[str]]:
+        require_admin(caller, "list teams")
+        return self.accounts.teams()
+
+    def audit_entries(
+        self,
+        caller: Caller,
+        limit: int = 100,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+    ) -> list[AuditEntry]:
+        require_admin(caller, "read the audit log")
+        return self.audit.entries(limit, actor, action, since)
+
+    # -- health ------------------------------------------------------------------------
+    def readiness(self) -> dict[str, dict[str, Any]]:
+        """The store, the embedder and the model server, each on its own."""
+        return health.readiness(self.services)
+
+    def warm_up(self) -> None:
+        """Load the embedder now rather than on the first question (about 10 s)."""
+        self.services.embedder.embed_query("warm up")
+        self.services.embedder.use_threads(serving_threads())
+
+
+def _audited(passages: Sequence[Passage]) -> list[dict[str, Any]]:
+    return [
+        {"document_id": p.document_id, "source": p.source, "location": p.location} for p in passages
+    ]

@@ -1,0 +1,340 @@
+"""The web UI: a Gradio app mounted at / of the team server: its layout and the wiring of
+its events to the handlers (ui/web/handlers.py).
+
+It only ever calls the Workspace, through the handlers; the pickers shown here are a
+convenience, never a decision. Document text, file names and model output are rendered by
+ui/web/render.py as escaped HTML (no Markdown, no chat widget that would turn a document's
+image syntax into an outside request).
+
+Offline: no analytics, system fonts only, no run history kept in the browser, no links to
+Gradio's API pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI
+
+from ui.service.limits import MAX_QUESTION_CHARS
+from ui.service.workspace import Workspace
+from ui.web.assets import CSS, SOURCE_CLICK_JS
+from ui.web.handlers import SORTS, Handlers
+from ui.web.render import conversation_html, source_panel_html
+
+LIBRARY_HEADERS = ["Document", "Type", "Title", "Pages", "Chunks", "Size (KB)", "Ingested"]
+FAILURE_HEADERS = ["File", "Reason", "When"]
+
+THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+def mount_web(app: FastAPI, workspace: Workspace) -> None:
+    """Mount the web UI at / (after the API routes, which keep precedence)."""
+    server = workspace.settings.server
+    web = Handlers(workspace)
+    blocks = build(web)
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        # Citadel's own login (/login, ui/http/login.py) sets the session Gradio reads here.
+        auth_dependency=web.session_user if server.auth else None,
+        ssr_mode=False,
+        footer_links=[],
+        run_history=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        show_error=False,
+        max_file_size=int(server.max_upload_mb * 2**20),
+        theme=THEME,
+        css=CSS,
+    )
+
+
+def build(web: Handlers) -> gr.Blocks:
+    """The UI's layout, each event wired to its handler."""
+    blocks = gr.Blocks(analytics_enabled=False, title="Citadel", delete_cache=(3600, 3600))
+    with blocks:
+        turns = gr.State([])
+        with gr.Row(equal_height=False):
+            gr.Markdown("## Citadel", elem_id="citadel-title")
+            user = gr.HTML("", elem_id="citadel-user", js_on_load=None)
+        with gr.Tabs(elem_id="citadel-tabs"):
+            with gr.Tab("Ask", id="ask", elem_id="citadel-tab-ask"):
+                chat = _chat_tab(web, turns)
+            with gr.Tab("Documents", id="documents", elem_id="citadel-tab-documents"):
+                docs = _documents_tab(web)
+            with gr.Tab(
+                "Administration", id="admin", elem_id="citadel-tab-admin", visible=False
+            ) as admin_tab:
+                _admin_tab(web)
+
+        blocks.load(
+            web.on_load,
+            outputs=[
+                user,
+                chat["collections"],
+                docs["collection"],
+                chat["starters_collection"],
+                chat["starters_admin"],
+                admin_tab,
+            ],
+            api_visibility="private",
+        ).then(
+            web.starters_for,
+            inputs=[chat["collections"]],
+            outputs=[chat["starters"]],
+            api_visibility="private",
+        ).then(
+            web.load_starters_editor,
+            inputs=[chat["starters_collection"]],
+            outputs=[chat["starters_editor"]],
+            api_visibility="private",
+        ).then(
+            web.library,
+            inputs=[docs["collection"], docs["filter"], docs["sort"]],
+            outputs=[docs["library"], docs["select"], docs["failures"]],
+            api_visibility="private",
+        )
+    blocks.queue(default_concurrency_limit=16)
+    return blocks
+
+
+def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            c["collections"] = gr.Dropdown(
+                choices=[],
+                multiselect=True,
+                label="Collections to search",
+                elem_id="citadel-collections",
+            )
+            c["starters"] = gr.Dataset(
+                components=[gr.Textbox(visible=False)],
+                samples=[],
+                label="Suggested questions",
+                elem_id="citadel-starters",
+                visible=False,
+            )
+            c["conversation"] = gr.HTML(
+                conversation_html([]),
+                elem_id="citadel-conversation",
+                js_on_load=SOURCE_CLICK_JS,
+                autoscroll=True,
+                min_height=240,
+                max_height=720,
+            )
+            with gr.Row():
+                c["question"] = gr.Textbox(
+                    placeholder="Ask a question about your documents…",
+                    label="Question",
+                    show_label=False,
+                    lines=2,
+                    max_lines=8,
+                    max_length=MAX_QUESTION_CHARS,
+                    scale=6,
+                    elem_id="citadel-question",
+                )
+                with gr.Column(scale=1, min_width=120):
+                    c["send"] = gr.Button("Send", variant="primary", elem_id="citadel-send")
+                    c["clear"] = gr.Button("New conversation", elem_id="citadel-new-chat")
+            with gr.Accordion("Rate an answer", open=False, elem_id="citadel-feedback"):
+                with gr.Row():
+                    c["rate_answer"] = gr.Dropdown(
+                        choices=[],
+                        label="Answer",
+                        elem_id="citadel-feedback-answer",
+                        scale=3,
+                    )
+                    c["up"] = gr.Button("👍 Helpful", elem_id="citadel-thumbs-up", scale=1)
+                    c["down"] = gr.Button("👎 Not helpful", elem_id="citadel-thumbs-down", scale=1)
+                c["comment"] = gr.Textbox(
+                    label="Comment (optional)",
+                    max_length=2000,
+                    elem_id="citadel-feedback-comment",
+                )
+                c["rated"] = gr.HTML("", elem_id="citadel-feedback-status", js_on_load=None)
+            with gr.Accordion(
+                "Suggested questions (administrators)",
+                open=False,
+                visible=False,
+                elem_id="citadel-starters-admin",
+            ) as c["starters_admin"]:
+                c["starters_collection"] = gr.Dropdown(
+                    choices=[], label="Collection", elem_id="citadel-starters-collection"
+                )
+                c["starters_editor"] = gr.Textbox(
+                    label="Questions, one per line",
+                    lines=4,
+                    elem_id="citadel-starters-editor",
+                )
+                c["starters_save"] = gr.Button("Save", elem_id="citadel-starters-save")
+                c["starters_saved"] = gr.HTML(
+                    "", elem_id="citadel-starters-status", js_on_load=None
+                )
+        with gr.Column(scale=2):
+            gr.Markdown("### Source")
+            gr.HTML(source_panel_html(), elem_id="citadel-source-panel", js_on_load=None)
+
+    ask_inputs = [c["question"], c["collections"], turns]
+    ask_outputs = [c["conversation"], turns, c["question"], c["send"], c["rate_answer"]]
+    # Asking is wired to three triggers (send, Enter, a starter question), the same way.
+    asking: dict[str, Any] = {
+        "fn": web.ask,
+        "inputs": ask_inputs,
+        "outputs": ask_outputs,
+        "api_visibility": "private",
+        "concurrency_limit": 16,
+    }
+    for trigger in (c["send"].click, c["question"].submit):
+        trigger(**asking)
+    c["starters"].click(
+        web.pick_starter,
+        inputs=[c["starters"]],
+        outputs=[c["question"]],
+        api_visibility="private",
+    ).then(**asking)
+    c["clear"].click(
+        web.new_conversation,
+        outputs=[c["conversation"], turns, c["rate_answer"], c["rated"]],
+        api_visibility="private",
+    )
+    c["collections"].change(
+        web.starters_for,
+        inputs=[c["collections"]],
+        outputs=[c["starters"]],
+        api_visibility="private",
+    )
+    for button, rating in ((c["up"], 1), (c["down"], -1)):
+        button.click(
+            web._rater(rating),
+            inputs=[c["rate_answer"], c["comment"]],
+            outputs=[c["rated"], c["comment"]],
+            api_visibility="private",
+        )
+    c["starters_collection"].change(
+        web.load_starters_editor,
+        inputs=[c["starters_collection"]],
+        outputs=[c["starters_editor"]],
+        api_visibility="private",
+    )
+    c["starters_save"].click(
+        web.save_starters,
+        inputs=[c["starters_collection"], c["starters_editor"], c["collections"]],
+        outputs=[c["starters_saved"], c["starters_editor"], c["starters"]],
+        api_visibility="private",
+    )
+    return c
+
+
+def _documents_tab(web: Handlers) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    d["collection"] = gr.Dropdown(choices=[], label="Collection", elem_id="citadel-doc-collection")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            gr.Markdown("### Upload")
+            d["files"] = gr.File(
+                file_count="multiple",
+                label="Drop files here (PDF, Word, PowerPoint, Excel, HTML, Markdown, text…)",
+                elem_id="citadel-upload",
+            )
+            d["progress"] = gr.HTML("", elem_id="citadel-upload-status", js_on_load=None)
+        with gr.Column(scale=3):
+            gr.Markdown("### Library")
+            with gr.Row():
+                d["filter"] = gr.Textbox(
+                    label="Filter",
+                    placeholder="name or title",
+                    elem_id="citadel-library-filter",
+                )
+                d["sort"] = gr.Dropdown(
+                    choices=list(SORTS),
+                    value="Name",
+                    label="Sort by",
+                    elem_id="citadel-library-sort",
+                )
+                d["refresh"] = gr.Button("Refresh", elem_id="citadel-library-refresh")
+            d["library"] = gr.Dataframe(
+                headers=LIBRARY_HEADERS,
+                value=[],
+                datatype="str",
+                interactive=False,
+                wrap=True,
+                elem_id="citadel-library",
+            )
+            with gr.Row():
+                d["select"] = gr.Dropdown(
+                    choices=[], label="Document", elem_id="citadel-doc-select", scale=3
+                )
+                d["reingest"] = gr.Button("Re-ingest", elem_id="citadel-doc-reingest")
+                d["delete"] = gr.Button("Delete…", variant="stop", elem_id="citadel-doc-delete")
+                d["confirm"] = gr.Button(
+                    "Yes, delete it",
+                    variant="stop",
+                    visible=False,
+                    elem_id="citadel-doc-delete-confirm",
+                )
+            d["status"] = gr.HTML("", elem_id="citadel-doc-status", js_on_load=None)
+            gr.Markdown("### Files that could not be ingested")
+            d["failures"] = gr.Dataframe(
+                headers=FAILURE_HEADERS,
+                value=[],
+                datatype="str",
+                interactive=False,
+                wrap=True,
+                elem_id="citadel-failures",
+            )
+
+    view = [d["collection"], d["filter"], d["sort"]]
+    listing = [d["library"], d["select"], d["failures"]]
+    for trigger in (
+        d["collection"].change,
+        d["filter"].submit,
+        d["sort"].change,
+        d["refresh"].click,
+    ):
+        trigger(web.library, inputs=view, outputs=listing, api_visibility="private")
+    d["files"].upload(
+        web.upload,
+        inputs=[d["files"], *view],
+        outputs=[d["progress"], d["files"], *listing],
+        api_visibility="private",
+    )
+    d["reingest"].click(
+        web.reingest,
+        inputs=[d["select"], *view],
+        outputs=[d["status"], *listing],
+        api_visibility="private",
+    )
+    d["delete"].click(
+        web.ask_delete,
+        inputs=[d["select"]],
+        outputs=[d["confirm"], d["status"]],
+        api_visibility="private",
+    )
+    d["select"].change(
+        lambda _: gr.Button(visible=False),
+        inputs=[d["select"]],
+        outputs=[d["confirm"]],
+        api_visibility="private",
+    )
+    d["confirm"].click(
+        web.delete,
+        inputs=[d["select"], *view],
+        outputs=[d["status"], d["confirm"], *listing],
+        api_visibility="private",
+    )
+    return d
+
+
+def _admin_tab(web: Handlers) -> None:
+    gr.Markdown(
+        "### Feedback export\nAnswers rated helpful, as a question set (JSONL) for `citadel eval`."
+    )
+    export = gr.Button("Export feedback", elem_id="citadel-export-feedback")
+    exported = gr.File(label="Export", interactive=False, elem_id="citadel-export-file")
+    note = gr.HTML("", elem_id="citadel-export-status", js_on_load=None)
+    export.click(web.export, outputs=[exported, note], api_visibility="private")

@@ -1,0 +1,85 @@
+"""The web UI's own stylesheet and the script that opens a cited source; no outside asset
+(system fonts only, nothing fetched from another origin)."""
+
+CSS = """
+.citadel-chat { display: flex; flex-direction: column; gap: 14px; }
+.citadel-empty, .citadel-muted { color: var(--body-text-color-subdued); }
+.citadel-turn { display: flex; flex-direction: column; gap: 6px; }
+.citadel-q, .citadel-a { border-radius: 10px; padding: 10px 12px; }
+.citadel-q { background: var(--background-fill-secondary); align-self: flex-end;
+  max-width: 85%; }
+.citadel-a { border: 1px solid var(--border-color-primary); }
+.citadel-who { display: block; font-size: 0.8em; font-weight: 600;
+  color: var(--body-text-color-subdued); margin-bottom: 4px; }
+.citadel-text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.citadel-cursor { animation: citadel-blink 1s steps(2) infinite; }
+@keyframes citadel-blink { 50% { opacity: 0; } }
+a.citadel-cite { font-weight: 600; text-decoration: none; cursor: pointer;
+  color: var(--color-accent); padding: 0; margin: 0; }
+a.citadel-cite:hover, a.citadel-cite.citadel-active { text-decoration: underline; }
+.citadel-sources-title { margin-top: 8px; font-weight: 600; font-size: 0.9em; }
+.citadel-sources, .citadel-closest { margin: 4px 0 0 0; padding-left: 1.2em; font-size: 0.9em;
+  list-style: none; }
+.citadel-preview { color: var(--body-text-color-subdued); font-size: 0.9em; margin: 2px 0 6px; }
+.citadel-unsupported { margin-top: 8px; font-size: 0.85em; color: var(--body-text-color-subdued); }
+.citadel-src[hidden] { display: none !important; }
+.citadel-src-head { font-weight: 600; }
+.citadel-src-title, .citadel-src-where, .citadel-src-section { font-size: 0.9em;
+  color: var(--body-text-color-subdued); }
+.citadel-src-text { white-space: pre-wrap; overflow-wrap: anywhere; margin: 8px 0;
+  padding: 8px 10px; border-left: 3px solid var(--color-accent);
+  background: var(--background-fill-secondary); max-height: 420px; overflow-y: auto; }
+mark.citadel-mark { background: #ffe27a; color: #1f1f1f; padding: 0 1px; }
+.citadel-banner { border-radius: 8px; padding: 8px 12px; margin-bottom: 8px;
+  border: 1px solid; color: #1f1f1f; }
+.citadel-banner div { margin-top: 4px; }
+.citadel-banner a.citadel-cite { color: #0b4fa8; }
+.citadel-banner-search { background: #fff4d6; border-color: #e0a800; }
+.citadel-banner-refused { background: #eef2f7; border-color: #8a9bb4; }
+.citadel-banner-incomplete, .citadel-banner-notice { background: #fff8e5; border-color: #d9a400; }
+.citadel-banner-error { background: #fde8e8; border-color: #d64545; }
+.citadel-msg-ok { color: #2e7d32; }
+.citadel-msg-error { color: #c62828; }
+.citadel-msg-warn { color: #b26a00; font-weight: 600; }
+.citadel-progress table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
+.citadel-progress th, .citadel-progress td { text-align: left; padding: 3px 6px;
+  border-bottom: 1px solid var(--border-color-primary); overflow-wrap: anywhere; }
+.citadel-job-state { font-weight: 600; margin: 0 0 4px; }
+.citadel-status-failed .citadel-file-status, .citadel-status-rejected .citadel-file-status,
+.citadel-status-skipped .citadel-file-status { color: #c62828; }
+.citadel-status-added .citadel-file-status, .citadel-status-updated .citadel-file-status
+ { color: #2e7d32; }
+.citadel-user { font-size: 0.9em; text-align: right; }
+.citadel-logout { display: inline; margin-left: 0.4em; }
+.citadel-logout button { background: none; border: 0; padding: 0; font: inherit;
+  color: var(--link-text-color); text-decoration: underline; cursor: pointer; }
+"""
+
+# Runs once when the conversation component mounts (gr.HTML's js_on_load): one delegated
+# listener opens the source of a clicked [n]. It copies a hidden block the server already
+# escaped by cloning DOM nodes; no string ever goes through innerHTML here.
+SOURCE_CLICK_JS = """
+element.addEventListener('click', (event) => {
+  const link = event.target.closest ? event.target.closest('a.citadel-cite') : null;
+  if (!link || !element.contains(link)) return;
+  event.preventDefault();
+  const answer = link.dataset.answer;
+  const n = link.dataset.n;
+  let source = null;
+  for (const block of element.querySelectorAll('div.citadel-src')) {
+    if (block.dataset.answer === answer && block.dataset.n === n) { source = block; break; }
+  }
+  const panel = document.getElementById('citadel-source-panel');
+  if (!source || !panel) return;
+  const body = panel.querySelector('.citadel-source-body') || panel;
+  const copy = source.cloneNode(true);
+  copy.removeAttribute('hidden');
+  copy.classList.add('citadel-src-shown');
+  body.replaceChildren(copy);
+  for (const active of element.querySelectorAll('a.citadel-cite.citadel-active')) {
+    active.classList.remove('citadel-active');
+  }
+  link.classList.add('citadel-active');
+  panel.scrollIntoView({block: 'nearest'});
+});
+"""

@@ -1,0 +1,504 @@
+"""The web UI's handlers: plain functions of the Gradio events, each resolving its caller
+from the Gradio session and going through the Workspace, which checks every permission and
+audits. They return what the components show (HTML from ui/web/render.py, component
+updates); the layout and the wiring of events are in ui/web/app.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from fastapi import Request
+from gradio.utils import get_upload_folder
+
+from rag.errors import CitadelError
+from rag.types import Delta, DocumentRecord, Message
+from ui.metadata.accounts import Caller
+from ui.service.access import LOCAL_ADMIN
+from ui.service.jobs import Job
+from ui.service.library import SortField
+from ui.service.limits import MAX_FILES_PER_UPLOAD
+from ui.service.sessions import COOKIE
+from ui.service.workspace import Answered, Workspace
+from ui.web.render import (
+    FileRow,
+    Turn,
+    answer_html,
+    conversation_html,
+    error_html,
+    message_html,
+    progress_html,
+    streaming_html,
+    user_html,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TURNS_SHOWN = 50
+POLL_S = 0.5
+STREAM_REFRESH_S = 0.08  # re-render the streamed answer at most this often
+EXPORT_KEEP_S = 120.0  # the exported file's own copy; Gradio serves its cached copy
+SORTS: dict[str, tuple[SortField, bool]] = {
+    "Name": ("source", False),
+    "Newest first": ("ingested_at", True),
+    "Largest first": ("size", True),
+    "Most chunks": ("chunks", True),
+}
+NO_ACCOUNT = "Your account is disabled or was removed: ask your administrator."
+INTERNAL = "Something went wrong on the server; the administrator can find details in its log."
+
+
+class Handlers:
+    """The handlers of one workspace's web UI (no layout here)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.auth = workspace.settings.server.auth
+
+    # -- who -----------------------------------------------------------------------------
+    def session_user(self, request: Request) -> str | None:
+        """The signed-in user of a request to the UI (None: Gradio answers 401)."""
+        return self.workspace.sessions.user(request.cookies.get(COOKIE))
+
+    def caller(self, request: gr.Request | None) -> Caller | None:
+        if not self.auth:
+            return self.workspace.caller_named(LOCAL_ADMIN.name)
+        name = getattr(request, "username", None) if request is not None else None
+        return self.workspace.caller_named(name) if name else None
+
+    @staticmethod
+    def client(request: gr.Request | None) -> str | None:
+        client = getattr(request, "client", None) if request is not None else None
+        return getattr(client, "host", None)
+
+    def readable(self, caller: Caller) -> list[str]:
+        return self.workspace.readable(caller)
+
+    # -- start ---------------------------------------------------------------------------
+    def on_load(self, request: gr.Request) -> tuple[Any, ...]:
+        caller = self.caller(request)
+        if caller is None:
+            nobody = gr.Dropdown(choices=[], value=None)
+            return (
+                error_html(NO_ACCOUNT),
+                gr.Dropdown(choices=[], value=[]),
+                nobody,
+                nobody,
+                gr.Accordion(visible=False),
+                gr.Tab(visible=False),
+            )
+        try:
+            names = self.readable(caller)
+        except CitadelError as exc:
+            log.warning("listing collections for %s failed: %s", caller.name, exc)
+            names = []
+        first = names[0] if names else None
+        return (
+            user_html(caller.name, caller.admin, caller.teams, self.auth),
+            gr.Dropdown(choices=names, value=names),
+            gr.Dropdown(choices=names, value=first),
+            gr.Dropdown(choices=names, value=first),
+            gr.Accordion(visible=caller.admin),
+            gr.Tab(visible=caller.admin),
+        )
+
+    # -- asking --------------------------------------------------------------------------
+    def ask(
+        self,
+        question: str | None,
+        collections: Sequence[str] | None,
+        turns: list[Turn] | None,
+        request: gr.Request,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Outputs: conversation, turns, question box, send button, answer to rate."""
+        turns = list(turns or [])[-MAX_TURNS_SHOWN:]
+        question = (question or "").strip()
+        skip = gr.skip()
+        if not question:
+            yield skip, skip, skip, skip, skip
+            return
+        caller = self.caller(request)
+        if caller is None:
+            yield conversation_html([Turn(question, error_html(NO_ACCOUNT))]), [], skip, skip, skip
+            return
+        # The conversation lives in Gradio's session, which a browser names itself: only the
+        # turns of this user are ever shown or sent back as history.
+        turns = [t for t in turns if t.owner == caller.name]
+        if not collections:
+            failed = Turn(question, error_html("Choose at least one collection to search."))
+            yield conversation_html([*turns, failed]), turns, skip, skip, skip
+            return
+        history = _history(turns)
+        yield (
+            conversation_html([*turns, Turn(question, streaming_html(""))]),
+            skip,
+            "",
+            gr.Button(interactive=False),
+            skip,
+        )
+        final: Turn
+        try:
+            events = self.workspace.ask(
+                caller, question, list(collections), history, client=self.client(request)
+            )
+            written = ""
+            shown_at = 0.0
+            answered: Answered | None = None
+            for event in events:
+                if isinstance(event, Delta):
+                    written += event.text
+                    now = time.monotonic()
+                    if now - shown_at >= STREAM_REFRESH_S:
+                        shown_at = now
+                        pending = Turn(question, streaming_html(written))
+                        yield conversation_html([*turns, pending]), skip, skip, skip, skip
+                else:
+                    answered = event
+            if answered is None:
+                final = Turn(question, error_html(INTERNAL), owner=caller.name)
+            else:
+                html = answer_html(
+                    answered.id,
+                    answered.answer,
+                    lambda p: self.workspace.file_link(caller, p),
+                )
+                final = Turn(question, html, answered.id, answered.answer.text, caller.name)
+        except CitadelError as exc:
+            final = Turn(question, error_html(str(exc)), owner=caller.name)
+        except Exception:
+            log.exception("answering in the web UI failed")
+            final = Turn(question, error_html(INTERNAL), owner=caller.name)
+        done = [*turns, final]
+        yield (
+            conversation_html(done),
+            done,
+            skip,
+            gr.Button(interactive=True),
+            _rate_choices(done) if final.answer_id else skip,
+        )
+
+    def pick_starter(self, sample: Any) -> str:
+        if isinstance(sample, list | tuple):
+            sample = sample[0] if sample else ""
+        return str(sample or "")
+
+    def new_conversation(self) -> tuple[Any, ...]:
+        return conversation_html([]), [], gr.Dropdown(choices=[], value=None), ""
+
+    def starters_for(self, collections: Sequence[str] | None, request: gr.Request) -> Any:
+        caller = self.caller(request)
+        questions: list[str] = []
+        if caller is not None:
+            for name in collections or []:
+                try:
+                    questions.extend(self.workspace.starters(caller, name))
+                except CitadelError:
+                    continue
+        unique = list(dict.fromkeys(q for q in questions if q.strip()))
+        return gr.Dataset(samples=[[q] for q in unique], visible=bool(unique))
+
+    def load_starters_editor(self, collection: str | None, request: gr.Request) -> str:
+        caller = self.caller(request)
+        if caller is None or not collection:
+            return ""
+        try:
+            return "\n".join(self.workspace.starters(caller, collection))
+        except CitadelError:
+            return ""
+
+    def save_starters(
+        self,
+        collection: str | None,
+        text: str | None,
+        chosen: Sequence[str] | None,
+        request: gr.Request,
+    ) -> tuple[Any, ...]:
+        caller = self.caller(request)
+        skip = gr.skip()
+        if caller is None:
+            return message_html("error", NO_ACCOUNT), skip, skip
+        if not collection:
+            return message_html("error", "Choose a collection first."), skip, skip
+        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        try:
+            saved = self.workspace.set_starters(caller, collection, lines)
+        except CitadelError as exc:
+            return message_html("error", str(exc)), skip, skip
+        note = f"Saved {len(saved)} suggested question(s) for {collection}."
+        return message_html("ok", note), "\n".join(saved), self.starters_for(chosen, request)
+
+    def _rater(self, rating: int) -> Any:
+        def rate(
+            answer_id: str | None, comment: str | None, request: gr.Request
+        ) -> tuple[Any, ...]:
+            caller = self.caller(request)
+            if caller is None:
+                return message_html("error", NO_ACCOUNT), gr.skip()
+            if not answer_id:
+                return message_html("error", "There is no answer to rate yet."), gr.skip()
+            try:
+                self.workspace.add_feedback(
+                    caller, answer_id, rating, (comment or "")[:2000], self.client(request)
+                )
+            except CitadelError as exc:
+                return message_html("error", str(exc)), gr.skip()
+            word = "helpful" if rating > 0 else "not helpful"
+            return message_html("ok", f"Thank you: recorded as {word}."), ""
+
+        return rate
+
+    # -- documents -----------------------------------------------------------------------
+    def library(
+        self,
+        collection: str | None,
+        text_filter: str | None,
+        sort: str | None,
+        request: gr.Request,
+    ) -> tuple[Any, ...]:
+        """Outputs: the documents table, the document picker, the failures table."""
+        caller = self.caller(request)
+        empty: tuple[Any, ...] = ([], gr.Dropdown(choices=[], value=None), [])
+        if caller is None or not collection:
+            return empty
+        field, descending = SORTS.get(sort or "Name", SORTS["Name"])
+        try:
+            records = self.workspace.library(caller, collection, text_filter, field, descending)
+            failures = self.workspace.failures(caller, collection)
+        except CitadelError:
+            return empty
+        rows = [_document_row(r) for r in records]
+        choices = [(r.source, r.id) for r in records]
+        failed = [[f["source"], f["reason"], f["at"][:19].replace("T", " ")] for f in failures]
+        return rows, gr.Dropdown(choices=choices, value=None), failed
+
+    def upload(
+        self,
+        files: Sequence[str] | None,
+        collection: str | None,
+        text_filter: str | None,
+        sort: str | None,
+        request: gr.Request,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Outputs: per-file progress, the file picker (cleared), then the library."""
+        skip = gr.skip()
+        paths = [Path(p) for p in files or []]
+        caller = self.caller(request)
+        if not paths:
+            yield skip, skip, skip, skip, skip
+            return
+        if caller is None or not collection:
+            problem = NO_ACCOUNT if caller is None else "Choose a collection first."
+            _discard(paths)
+            yield message_html("error", problem), None, skip, skip, skip
+            return
+        rejected: list[FileRow] = []
+        if len(paths) > MAX_FILES_PER_UPLOAD:
+            for extra in paths[MAX_FILES_PER_UPLOAD:]:
+                reason = f"at most {MAX_FILES_PER_UPLOAD} files per upload"
+                rejected.append(FileRow(extra.name, "rejected", reason=reason))
+            _discard(paths[MAX_FILES_PER_UPLOAD:])
+            paths = paths[:MAX_FILES_PER_UPLOAD]
+        try:
+            # The service takes private copies (and removes them); Gradio's cached copies
+            # are removed at once, so no document lingers in /tmp.
+            try:
+                staged, unreadable = self.workspace.ingestion.stage(paths)
+            finally:
+                _discard(paths)
+            rejected += [FileRow(name, "rejected", reason=why) for name, why in unreadable]
+            result = self.workspace.upload(caller, collection, staged, self.client(request))
+        except CitadelError as exc:
+            yield message_html("error", str(exc)), None, skip, skip, skip
+            return
+        except OSError:
+            log.exception("staging an upload failed")
+            yield message_html("error", INTERNAL), None, skip, skip, skip
+            return
+        rejected += [FileRow(name, "rejected", reason=why) for name, why in result.rejected]
+        if result.job is None:
+            label = "Nothing to ingest: every file was rejected"
+            yield progress_html(rejected, "rejected", label), None, skip, skip, skip
+            return
+        yield from self._follow(
+            caller, result.job, rejected, collection, text_filter, sort, request
+        )
+
+    def _follow(
+        self,
+        caller: Caller,
+        job: Job,
+        rejected: list[FileRow],
+        collection: str | None,
+        text_filter: str | None,
+        sort: str | None,
+        request: gr.Request,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Per-file progress of a job, polled until it ends, then the refreshed library.
+        Outputs: progress, file picker, library, document picker, failures."""
+        skip = gr.skip()
+        cleared: Any = None
+        while True:
+            try:
+                job = self.workspace.job(caller, job.id)
+            except CitadelError as exc:
+                yield message_html("error", str(exc)), cleared, skip, skip, skip
+                return
+            rows = [FileRow(f.name, f.status, f.chunks, f.reason) for f in job.files]
+            finished = job.state not in ("queued", "running")
+            html = progress_html([*rows, *rejected], job.state, _job_state(job), job.message)
+            if finished:
+                yield (html, cleared, *self.library(collection, text_filter, sort, request))
+                return
+            yield html, cleared, skip, skip, skip
+            cleared = skip
+            time.sleep(POLL_S)
+
+    def reingest(
+        self,
+        document_id: str | None,
+        collection: str | None,
+        text_filter: str | None,
+        sort: str | None,
+        request: gr.Request,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Outputs: status, library, document picker, failures."""
+        skip = gr.skip()
+        caller = self.caller(request)
+        if caller is None or not document_id:
+            problem = NO_ACCOUNT if caller is None else "Choose a document first."
+            yield message_html("error", problem), skip, skip, skip
+            return
+        try:
+            job = self.workspace.reingest(caller, document_id, self.client(request))
+        except CitadelError as exc:
+            yield message_html("error", str(exc)), skip, skip, skip
+            return
+        for progress, _, *listing in self._follow(
+            caller, job, [], collection, text_filter, sort, request
+        ):
+            yield (progress, *listing)
+
+    def ask_delete(self, document_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        caller = self.caller(request)
+        if caller is None or not document_id:
+            problem = NO_ACCOUNT if caller is None else "Choose a document first."
+            return gr.Button(visible=False), message_html("error", problem)
+        try:
+            record = self.workspace.document(caller, document_id)
+        except CitadelError as exc:
+            return gr.Button(visible=False), message_html("error", str(exc))
+        question = f"Delete {record.source} from {record.collection}? This cannot be undone."
+        return gr.Button(visible=True), message_html("warn", question)
+
+    def delete(
+        self,
+        document_id: str | None,
+        collection: str | None,
+        text_filter: str | None,
+        sort: str | None,
+        request: gr.Request,
+    ) -> tuple[Any, ...]:
+        """Outputs: status, confirm button, library, document picker, failures."""
+        caller = self.caller(request)
+        hidden = gr.Button(visible=False)
+        skip = gr.skip()
+        if caller is None or not document_id:
+            problem = NO_ACCOUNT if caller is None else "Choose a document first."
+            return message_html("error", problem), hidden, skip, skip, skip
+        try:
+            record = self.workspace.document(caller, document_id)
+            removed = self.workspace.delete_document(caller, document_id, self.client(request))
+        except CitadelError as exc:
+            return message_html("error", str(exc)), hidden, skip, skip, skip
+        note = f"Deleted {record.source} ({removed} passages)."
+        return (
+            message_html("ok", note),
+            hidden,
+            *self.library(collection, text_filter, sort, request),
+        )
+
+    # -- administration ------------------------------------------------------------------
+    def export(self, request: gr.Request) -> tuple[Any, ...]:
+        caller = self.caller(request)
+        if caller is None:
+            return None, message_html("error", NO_ACCOUNT)
+        try:
+            items = self.workspace.export_feedback(caller)
+        except CitadelError as exc:
+            return None, message_html("error", str(exc))
+        folder = Path(tempfile.mkdtemp(prefix="citadel-export-"))
+        target = folder / "citadel-feedback-qa.jsonl"
+        lines = [json.dumps(item, ensure_ascii=False) for item in items]
+        target.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        # Gradio serves its own cached copy; this one is removed shortly after.
+        timer = threading.Timer(EXPORT_KEEP_S, shutil.rmtree, (folder,), {"ignore_errors": True})
+        timer.daemon = True
+        timer.start()
+        return str(target), message_html("ok", f"{len(items)} question(s) exported.")
+
+
+def _history(turns: Sequence[Turn]) -> list[Message]:
+    history: list[Message] = []
+    for turn in turns:
+        if turn.answer_id is None:
+            continue  # an error: nothing was answered
+        history.append(Message("user", turn.question))
+        if turn.answer_text:
+            history.append(Message("assistant", turn.answer_text))
+    return history
+
+
+def _rate_choices(turns: Sequence[Turn]) -> Any:
+    choices = []
+    for i, turn in enumerate(turns, start=1):
+        if turn.answer_id:
+            short = " ".join(turn.question.split())
+            short = short if len(short) <= 60 else short[:59] + "…"
+            choices.append((f"{i}. {short}", turn.answer_id))
+    return gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None)
+
+
+def _document_row(r: DocumentRecord) -> list[Any]:
+    return [
+        r.source,
+        r.file_type,
+        r.title,
+        r.pages or "",
+        r.chunks,
+        f"{r.size / 1024:.0f}",
+        r.ingested_at[:19].replace("T", " "),
+    ]
+
+
+def _job_state(job: Job) -> str:
+    done = sum(1 for f in job.files if f.status not in ("queued", "processing"))
+    if job.state in ("queued", "running"):
+        return f"Ingesting: {done} of {len(job.files)} file(s) done…"
+    if job.state == "failed":
+        return "Ingestion failed"
+    return f"Done: {done} of {len(job.files)} file(s) processed"
+
+
+def _discard(paths: Sequence[Path]) -> None:
+    """Remove Gradio's cached copies of uploaded files (and their folder when empty); a
+    path outside Gradio's upload folder is never touched."""
+    cache = Path(get_upload_folder()).resolve()
+    for path in paths:
+        try:
+            resolved = path.resolve()
+            if not resolved.is_relative_to(cache) or resolved == cache:
+                continue
+            resolved.unlink(missing_ok=True)
+            if resolved.parent != cache:
+                resolved.parent.rmdir()
+        except OSError:
+            pass

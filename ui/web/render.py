@@ -1,0 +1,318 @@
+"""HTML of the web UI's conversation, sources and progress tables.
+
+Everything shown here that came from a document, a file name or the model is untrusted:
+it is escaped before it reaches the page, piece by piece, and only this module's own
+markup (citation links, <mark>, banners) is ever added around the escaped text. Nothing
+here is Markdown: a document's `![x](http://evil/p.png)` stays a line of text, never an
+image fetched from outside.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from rag.text import printable, shorten
+from rag.types import Answer, Passage
+from ui.service.sources import ShownSource, shown_sources
+
+# What the answer service leaves in a checked answer: [n] markers, one number each.
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_ELLIPSIS = "…"
+LEAD_CHARS = 220  # a passage's preview in lists
+
+LinkFor = Callable[[Passage], str]
+
+
+def esc(text: object) -> str:
+    """Untrusted text as inert HTML (also safe inside a quoted attribute)."""
+    return html.escape(printable(str(text)), quote=True)
+
+
+# -- citations -----------------------------------------------------------------------------
+
+
+def cite_link(answer_id: str, number: int, label: str | None = None) -> str:
+    """A clickable [n]: the page's script opens the matching hidden source block."""
+    text = esc(label) if label is not None else f"[{number}]"
+    return (
+        f'<a class="citadel-cite" href="#" role="button" data-answer="{esc(answer_id)}" '
+        f'data-n="{number}" title="Show source {number}">{text}</a>'
+    )
+
+
+def cited_text(text: str, answer_id: str, numbers: Iterable[int]) -> str:
+    """The answer text escaped, each [n] of a real citation turned into a link; any other
+    bracket stays plain text."""
+    valid = set(numbers)
+    out: list[str] = []
+    position = 0
+    for match in _MARKER.finditer(text):
+        number = int(match.group(1))
+        if number not in valid:
+            continue
+        out.append(esc(text[position : match.start()]))
+        out.append(cite_link(answer_id, number))
+        position = match.end()
+    out.append(esc(text[position:]))
+    return "".join(out)
+
+
+def _find(text: str, snippet: str) -> tuple[int, int] | None:
+    """Where the snippet lies in the text: exactly, or with any whitespace between words."""
+    wanted = snippet.strip().removesuffix(_ELLIPSIS).strip()
+    if not wanted:
+        return None
+    start = text.find(wanted)
+    if start >= 0:
+        return start, start + len(wanted)
+    words = wanted.split()
+    if not words:
+        return None
+    match = re.search(r"\s+".join(re.escape(w) for w in words), text)
+    return (match.start(), match.end()) if match else None
+
+
+def highlight(text: str, snippet: str) -> str:
+    """The passage escaped, with the cited words in <mark>. The text is cut at the match
+    and each piece escaped on its own, so no markup can come from either string."""
+    span = _find(text, snippet)
+    if span is None:
+        return esc(text)
+    start, end = span
+    return (
+        f"{esc(text[:start])}<mark class='citadel-mark'>{esc(text[start:end])}</mark>"
+        f"{esc(text[end:])}"
+    )
+
+
+def open_label(passage: Passage) -> str:
+    if passage.file_type == "pdf" and passage.pages:
+        return f"Open the document at page {passage.pages[0]}"
+    if passage.file_type in ("pdf", "txt"):
+        return "Open the document"
+    return "Download the original file"
+
+
+def source_block(answer_id: str, number: int, passage: Passage, snippet: str, link: str) -> str:
+    """A hidden, fully escaped source, copied into the source panel when [n] is clicked."""
+    title = ""
+    if passage.title and passage.title not in (passage.source, passage.source.rsplit("/", 1)[-1]):
+        title = f'<div class="citadel-src-title">{esc(passage.title)}</div>'
+    headings = ""
+    if passage.headings and (passage.pages or passage.slide is not None or passage.sheet):
+        # Without pages, slides or sheets the location already is the section trail.
+        trail = esc(" > ".join(passage.headings))
+        headings = f'<div class="citadel-src-section">Section: {trail}</div>'
+    location = esc(passage.location) if passage.location else "whole document"
+    return (
+        f'<div class="citadel-src" hidden data-answer="{esc(answer_id)}" data-n="{number}">'
+        f'<div class="citadel-src-head"><span class="citadel-src-n">[{number}]</span> '
+        f'<span class="citadel-src-doc">{esc(passage.source)}</span></div>'
+        f"{title}"
+        f'<div class="citadel-src-where">{location}'
+        f' <span class="citadel-src-collection">({esc(passage.collection)})</span></div>'
+        f"{headings}"
+        f'<blockquote class="citadel-src-text">{highlight(passage.text, snippet)}</blockquote>'
+        f'<a class="citadel-open" href="{esc(link)}" target="_blank" rel="noopener noreferrer">'
+        f"{esc(open_label(passage))}</a>"
+        "</div>"
+    )
+
+
+# -- banners -------------------------------------------------------------------------------
+
+
+def banner(kind: str, title: str, body: str = "") -> str:
+    """kind: search, refused, incomplete, notice or error. `body` is HTML already escaped."""
+    role = "alert" if kind == "error" else "status"
+    return (
+        f'<div class="citadel-banner citadel-banner-{esc(kind)}" role="{role}">'
+        f"<strong>{esc(title)}</strong>"
+        f"{f'<div>{body}</div>' if body else ''}</div>"
+    )
+
+
+def error_html(message: str) -> str:
+    return banner("error", "Could not answer", esc(message))
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+def _source_list(answer_id: str, sources: Sequence[ShownSource], previews: bool) -> str:
+    items = []
+    for s in sources:
+        preview = (
+            f'<div class="citadel-preview">'
+            f"{esc(shorten(s.snippet or s.passage.text, LEAD_CHARS))}</div>"
+            if previews
+            else ""
+        )
+        items.append(f"<li>{cite_link(answer_id, s.number)} {esc(s.passage.where)}{preview}</li>")
+    return f'<ol class="citadel-sources">{"".join(items)}</ol>'
+
+
+def _blocks(answer_id: str, sources: Sequence[ShownSource], link_for: LinkFor) -> str:
+    return "".join(
+        source_block(answer_id, s.number, s.passage, s.snippet, link_for(s.passage))
+        for s in sources
+    )
+
+
+def answer_html(answer_id: str, answer: Answer, link_for: LinkFor) -> str:
+    """The assistant's part of a turn: banners, the checked text with clickable markers,
+    the sources, and the hidden source blocks the markers open."""
+    parts: list[str] = []
+    sources = shown_sources(answer)
+    if answer.search_mode:
+        why = (answer.notice or "The model server is not available.").removeprefix("Search mode: ")
+        parts.append(
+            banner(
+                "search",
+                "Search mode: no answer could be written",
+                f"{esc(why)} To get written answers, start Ollama (or ask your administrator to "
+                "check the model server). Meanwhile, the best passages from your documents are "
+                "listed below: click a number to read one.",
+            )
+        )
+        parts.append(_source_list(answer_id, sources, previews=True) if sources else "")
+        if not sources:
+            parts.append('<p class="citadel-muted">No passage matched the question.</p>')
+        parts.append(_blocks(answer_id, sources, link_for))
+        return "".join(parts)
+    if answer.refused:
+        listing = ""
+        if sources:  # the closest documents
+            items = "".join(
+                f"<li>{cite_link(answer_id, s.number, s.passage.source)}"
+                f"{', ' + esc(s.passage.location) if s.passage.location else ''}</li>"
+                for s in sources
+            )
+            listing = f'<div>Closest documents:</div><ul class="citadel-closest">{items}</ul>'
+        parts.append(
+            banner(
+                "refused",
+                "Not found in your documents",
+                "The documents you can search do not seem to answer this. Try rephrasing the "
+                "question, or check that the right collections are chosen above." + listing,
+            )
+        )
+        parts.append(_blocks(answer_id, sources, link_for))
+        return "".join(parts)
+    if answer.notice:
+        kind = "incomplete" if answer.incomplete or answer.truncated else "notice"
+        parts.append(banner(kind, "Note", esc(answer.notice)))
+    numbers = [c.number for c in answer.citations]
+    parts.append(f'<div class="citadel-text">{cited_text(answer.text, answer_id, numbers)}</div>')
+    if answer.unsupported:
+        items = "".join(f"<li>{esc(shorten(s, LEAD_CHARS))}</li>" for s in answer.unsupported)
+        parts.append(
+            '<div class="citadel-unsupported">Not supported by the sources (check before '
+            f"relying on it):<ul>{items}</ul></div>"
+        )
+    if sources:
+        parts.append('<div class="citadel-sources-title">Sources</div>')
+        parts.append(_source_list(answer_id, sources, previews=False))
+    parts.append(_blocks(answer_id, sources, link_for))
+    return "".join(parts)
+
+
+def streaming_html(text: str) -> str:
+    """The answer as the model writes it: plain escaped text (markers are linked once the
+    answer is checked)."""
+    body = esc(text) if text else '<span class="citadel-muted">Searching your documents…</span>'
+    cursor = '<span class="citadel-cursor">▍</span>'
+    return f'<div class="citadel-text citadel-streaming">{body}{cursor}</div>'
+
+
+# -- the conversation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question and what was shown for it (answer HTML rendered once, server-side)."""
+
+    question: str
+    html: str
+    answer_id: str | None = None
+    answer_text: str = ""  # the checked answer, sent back as history for follow-ups
+    owner: str = ""  # who asked: a conversation is only ever shown to its owner
+
+
+def conversation_html(turns: Sequence[Turn]) -> str:
+    if not turns:
+        return (
+            '<div class="citadel-chat"><div class="citadel-empty">Ask a question about your '
+            "documents. Answers cite their sources: click a [n] to read the passage.</div></div>"
+        )
+    rows = []
+    for i, turn in enumerate(turns, start=1):
+        rows.append(
+            f'<div class="citadel-turn" data-turn="{i}">'
+            f'<div class="citadel-q"><span class="citadel-who">You</span>'
+            f'<div class="citadel-text">{esc(turn.question)}</div></div>'
+            f'<div class="citadel-a"><span class="citadel-who">Citadel'
+            f"{f' · answer {i}' if turn.answer_id else ''}</span>{turn.html}</div>"
+            "</div>"
+        )
+    return f'<div class="citadel-chat">{"".join(rows)}</div>'
+
+
+def source_panel_html() -> str:
+    return (
+        '<div class="citadel-source-body"><p class="citadel-muted">Click a [n] in an answer '
+        "to see the passage it cites, with the cited words highlighted.</p></div>"
+    )
+
+
+# -- documents -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileRow:
+    name: str
+    status: str
+    chunks: int = 0
+    reason: str = ""
+
+
+def progress_html(rows: Sequence[FileRow], state: str, label: str, message: str = "") -> str:
+    """Per-file progress of an upload or re-ingestion, escaped. `state` is the job's
+    (queued, running, done, failed; `rejected` when nothing was accepted)."""
+    body = "".join(
+        f'<tr class="citadel-status-{esc(r.status)}" data-status="{esc(r.status)}">'
+        f'<td class="citadel-file-name">{esc(r.name)}</td>'
+        f'<td class="citadel-file-status">{esc(r.status)}</td>'
+        f"<td>{r.chunks or ''}</td><td>{esc(r.reason)}</td></tr>"
+        for r in rows
+    )
+    note = f'<p class="citadel-muted">{esc(message)}</p>' if message else ""
+    return (
+        f'<div class="citadel-progress" data-state="{esc(state)}">'
+        f'<p class="citadel-job-state">{esc(label)}</p>{note}'
+        "<table><thead><tr><th>File</th><th>Status</th><th>Chunks</th><th>Reason</th></tr>"
+        f"</thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def message_html(kind: str, text: str) -> str:
+    """A one-line confirmation (`ok`) or problem (`error`)."""
+    return f'<p class="citadel-msg citadel-msg-{esc(kind)}">{esc(text)}</p>'
+
+
+def user_html(name: str, admin: bool, teams: Iterable[str], auth: bool) -> str:
+    role = "administrator" if admin else "member"
+    team_list = ", ".join(sorted(teams))
+    logout = (
+        '<form class="citadel-logout" method="post" action="logout">'
+        '<button type="submit">Log out</button></form>'
+        if auth
+        else ""
+    )
+    return (
+        f'<div class="citadel-user">Signed in as <strong>{esc(name)}</strong> ({role}'
+        f"{', teams: ' + esc(team_list) if team_list else ''}) {logout}</div>"
+    )
