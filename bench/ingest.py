@@ -79,7 +79,7 @@ def _standalone_embedding(corpus: Path) -> dict[str, float]:
     from ingest.chunk import Chunker, document_title
     from ingest.discover import discover
     from ingest.workers import ParseJob, ParserPool
-    from rag.embedder import SentenceTransformerEmbedder
+    from rag.adapters.embedder import SentenceTransformerEmbedder
     from rag.offline import enforce_offline
     from rag.settings import Settings
 
