@@ -55,8 +55,24 @@ demo: install
 	@echo; echo "== The web UI: open http://127.0.0.1:$(DEMO_PORT)/ (local demo: no login, loopback only; Ctrl-C stops it)"
 	$(VENV)/bin/citadel --data-dir $(DATA_DIR) serve --no-auth --host 127.0.0.1 --port $(DEMO_PORT)
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium through Playwright (which never downloads a
+# browser). Installed here when missing and this user may; otherwise the way to get it.
+CHROMIUM := /usr/bin/chromium
+.PHONY: browser
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then as_root=""; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then as_root="sudo"; \
+	else echo "The browser tests need Debian's chromium at $(CHROMIUM). Install it with" \
+	  "'sudo apt-get install chromium', then run make test again." >&2; exit 1; fi; \
+	command -v apt-get >/dev/null || { echo "No apt-get here: install chromium at $(CHROMIUM)" \
+	  "(the tests look for it there), then run make test again." >&2; exit 1; }; \
+	echo "Installing Debian's chromium for the browser tests..."; \
+	$$as_root apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq chromium >/dev/null
 
 lint: install
 	$(VENV)/bin/ruff check .
