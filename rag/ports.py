@@ -14,6 +14,7 @@ from rag.types import (
     SearchFilter,
     SearchHit,
     SparseVector,
+    Thinking,
     Usage,
 )
 
@@ -118,10 +119,17 @@ class Reranker(Protocol):
 
 
 class Generator(Protocol):
-    """Writes answers: a model behind a server (Ollama)."""
+    """Writes answers: a model behind a server (Ollama, an OpenAI-compatible server, or the
+    embedded llama.cpp). One error family (GeneratorError); an unreachable server is
+    GeneratorUnavailable, and answers fall back to search mode."""
 
     @property
     def model(self) -> str: ...
+
+    @property
+    def provider(self) -> str:
+        """Who serves the model, for people: "Ollama", "the embedded llama.cpp"..."""
+        ...
 
     def check(self) -> None:
         """Raise a GeneratorError unless the server answers and has the model."""
@@ -131,8 +139,24 @@ class Generator(Protocol):
         """Largest context (prompt + answer, in the model's tokens) to ask for."""
         ...
 
-    def stream(self, messages: Sequence[Message], num_ctx: int) -> Iterator[str | Usage]:
-        """Text deltas as the model writes them, then one Usage."""
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as one message of a chat, by the model's tokenizer where the
+        server offers one, else estimated (erring long) from what it reported before."""
         ...
 
-    def complete(self, messages: Sequence[Message], num_ctx: int) -> str: ...
+    def stream(self, messages: Sequence[Message], num_ctx: int) -> Iterator[str | Thinking | Usage]:
+        """Answer text as the model writes it, its reasoning apart (Thinking), then one
+        Usage."""
+        ...
+
+    def complete(self, messages: Sequence[Message], num_ctx: int) -> str:
+        """The whole answer, without its reasoning."""
+        ...
+
+    def reasoning_room(self) -> int:
+        """Tokens of the context kept for the model's reasoning (0: it does not reason)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the server (the embedded one stops)."""
+        ...

@@ -7,7 +7,7 @@ variables (nested with `__`, e.g. `CITADEL_QDRANT__URL`), the optional YAML file
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter
@@ -99,11 +99,48 @@ class RetrievalSettings(BaseModel):
 
 
 class LlmSettings(BaseModel):
+    provider: Literal["ollama", "openai", "llamacpp"] = Field(
+        "ollama",
+        description="Who writes answers: an Ollama server; any OpenAI-compatible server "
+        "(vLLM, llama.cpp's llama-server, LM Studio, LocalAI, TGI) at `host`; or llama.cpp "
+        "embedded: Citadel runs the GGUF file `model_path` in a child process.",
+    )
     model: str | None = Field(
         "llama3.2:3b",
-        description="Ollama model that writes answers. Empty: search mode (passages only).",
+        description="The model that writes answers (Ollama: its tag; OpenAI-compatible: the "
+        "server's model id; embedded: unused, the file names it). Empty: search mode "
+        "(passages only).",
     )
-    host: str = Field("http://127.0.0.1:11434", description="Ollama server URL.")
+    host: str = Field(
+        "http://127.0.0.1:11434",
+        description="The model server's URL (Ollama; OpenAI-compatible: its base, with or "
+        "without /v1).",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key of an OpenAI-compatible server, if it wants one."
+    )
+    model_path: Path | None = Field(
+        None, description="GGUF file served by the embedded llama.cpp (provider llamacpp)."
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="CPU threads of the embedded llama.cpp. Unset: the cores idle when it "
+        "starts (load average), at least one; busy cores make llama.cpp several times slower.",
+    )
+    think: Literal["auto", "off", "low", "medium", "high"] = Field(
+        "auto",
+        description="Reasoning of thinking models (gpt-oss, DeepSeek-R1, Qwen3): the model's "
+        "default, off, or a level. Sent in the form each model accepts; gpt-oss cannot switch "
+        "it off (off means low there).",
+    )
+    reasoning_tokens: int = Field(
+        1024,
+        ge=0,
+        le=32768,
+        description="Room kept in the context for a thinking model's reasoning.",
+    )
     keep_alive: str = Field("30m", description="How long Ollama keeps the model loaded.")
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
     max_answer_tokens: int = Field(
@@ -112,12 +149,35 @@ class LlmSettings(BaseModel):
     max_context_tokens: int = Field(
         8192,
         ge=512,
-        description="Upper bound for num_ctx (memory grows with it); the model's own limit "
-        "applies when lower.",
+        description="Upper bound for the context (memory grows with it); the model's own limit, "
+        "as its server reports it, applies when lower. Also the embedded llama.cpp's context.",
     )
-    connect_timeout_s: float = Field(3.0, gt=0, description="Connecting to Ollama.")
+    prompt_passages: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="Passages given to the model at most. Unset: all retrieved (retrieval.top_k),"
+        " or 3 for a context of 4096 tokens or less.",
+    )
+    prompt_neighbours: bool | None = Field(
+        None,
+        description="Give the model each passage's neighbouring text. Unset: yes, unless the "
+        "context is 4096 tokens or less (small models read short prompts faster and better).",
+    )
+    prompt_passage_tokens: int | None = Field(
+        None,
+        ge=32,
+        le=4096,
+        description="Each passage given to the model is cut to its sentences nearest the "
+        "question, within this many tokens. Unset: 160 for a context of 4096 tokens or less, "
+        "else whole passages.",
+    )
+    connect_timeout_s: float = Field(3.0, gt=0, description="Connecting to the model server.")
     first_token_timeout_s: float = Field(
-        120.0, gt=0, description="Waiting for the first token (includes loading the model)."
+        120.0,
+        gt=0,
+        description="Waiting for the first token (includes loading the model), on top of the "
+        "time the prompt takes at the speed measured on earlier answers.",
     )
     idle_timeout_s: float = Field(30.0, gt=0, description="Longest pause within the stream.")
 

@@ -254,7 +254,18 @@ class Usage:
 
     prompt_tokens: int | None
     output_tokens: int | None
-    done_reason: str | None
+    done_reason: str | None  # "stop", or "length" when the answer hit its token limit
+    prompt_seconds: float | None = None  # the server's time reading the prompt
+    output_seconds: float | None = None  # ... and writing the answer (reasoning included)
+    num_ctx: int | None = None  # the context the server used, when it says
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """A piece of a reasoning model's reasoning, as it writes it: shown apart, never part of
+    the answer, its citations, the audit log or what an API returns as the content."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -294,6 +305,10 @@ class Answer:
     num_ctx: int | None = None
     prompt_tokens: int | None = None
     retrieval_ms: float = 0.0
+    thinking: str = ""  # the model's reasoning, kept apart from the answer (never cited)
+    output_tokens: int | None = None  # written by the model, reasoning included
+    first_token_s: float | None = None  # from the request to the model's first token
+    generation_s: float | None = None  # from the request to the model's last token
 
 
-AnswerEvent = Delta | Answer
+AnswerEvent = Delta | Thinking | Answer

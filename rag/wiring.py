@@ -13,7 +13,7 @@ from rag.answering import AnswerService
 from rag.offline import enforce_offline
 from rag.ports import Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from rag.retrieval import Retriever
-from rag.settings import Settings
+from rag.settings import LlmSettings, Settings
 from rag.sparse import Bm25Encoder
 
 
@@ -25,6 +25,24 @@ def build_store(settings: Settings) -> VectorStore:
     from rag.adapters.qdrant.edge import EdgeStore
 
     return EdgeStore(settings.edge_path)
+
+
+def build_generator(settings: LlmSettings) -> Generator | None:
+    """The model server of the settings' provider; None when no model is configured (search
+    mode). The embedded llama.cpp needs only its file."""
+    if settings.provider == "llamacpp":
+        from rag.adapters.llamacpp import EmbeddedLlamaCpp
+
+        return EmbeddedLlamaCpp(settings)
+    if not settings.model:
+        return None
+    if settings.provider == "openai":
+        from rag.adapters.openai_compat import OpenAICompatibleGenerator
+
+        return OpenAICompatibleGenerator(settings, settings.model)
+    from rag.adapters.ollama import OllamaGenerator
+
+    return OllamaGenerator(settings)
 
 
 @dataclass
@@ -78,11 +96,7 @@ class Services:
     @cached_property
     def generator(self) -> Generator | None:
         """None when no model is configured: answers are given in search mode."""
-        if not self.settings.llm.model:
-            return None
-        from rag.adapters.ollama import OllamaGenerator
-
-        return OllamaGenerator(self.settings.llm)
+        return build_generator(self.settings.llm)
 
     @cached_property
     def answers(self) -> AnswerService:
@@ -94,3 +108,15 @@ class Services:
         if self._store is not None:
             self._store.close()
             self._store = None
+        generator = self.__dict__.pop("generator", None)
+        if generator is not None:
+            generator.close()  # the embedded model server's process stops with Citadel
+
+
+def answers_with(services: Services, llm: LlmSettings) -> tuple[AnswerService, Generator | None]:
+    """Answers written by the model of `llm` (not the configured one) from the services'
+    retrieval and embedder, with the generator to check and close: an evaluation compares
+    several models on one retrieval."""
+    generator = build_generator(llm)
+    answers = AnswerService(services.retriever, generator, llm, services.embedder.embed_documents)
+    return answers, generator

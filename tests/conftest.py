@@ -16,9 +16,12 @@ from rag.adapters.qdrant.edge import EdgeStore
 from rag.offline import enforce_offline
 from rag.settings import IngestSettings, Settings
 from rag.sparse import Bm25Encoder
+from rag.weights import by_name
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
+# The real model of the llama.cpp tests (98 MB): `make models-test` puts it there.
+SMOLLM2 = REPO / "models" / by_name("smollm2-135m").filename
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +36,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def embedder() -> SentenceTransformerEmbedder:
     enforce_offline()
     return SentenceTransformerEmbedder(Settings().embedding)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """SmolLM2-135M as a GGUF file; a test that needs it fails (never skips) without it."""
+    if not SMOLLM2.is_file():
+        pytest.fail(
+            f"{SMOLLM2} is missing: run `make models-test` (`make test` does it first)",
+            pytrace=False,
+        )
+    return SMOLLM2
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,29 @@ parses:
 - ``POST /api/chat`` with no messages answers like Ollama's load/unload request: a single
   ``done`` object with ``done_reason`` ``"load"`` (``"unload"`` when ``keep_alive`` is 0); it
   consumes no script.
-- ``GET /api/tags``, ``POST /api/show``, ``GET /api/version``, ``GET /`` ("Ollama is running").
+- ``GET /api/tags``, ``POST /api/show`` (with the model's ``capabilities``), ``GET
+  /api/version``, ``GET /`` ("Ollama is running").
 
 Each ``/api/chat`` call with messages consumes the next enqueued :class:`Script` (FIFO), or a
 default one answering ``"OK"``. A chat for an unknown model is a 404 and consumes no script.
+
+Reasoning, as Ollama 0.12 does it (server/routes.go ChatHandler). A model is a
+:class:`ModelSpec` (context length, capabilities, family); ``FakeOllama({name: ctx})`` still
+works and gives a plain ``["completion"]`` llama model. The ``think`` field of a chat is kept
+in :attr:`FakeOllama.requests` as sent (absent when the client sent none):
+
+- a model with the ``thinking`` capability thinks unless ``think`` is ``false`` (absent means
+  true); it streams the script's ``thinking`` tokens as ``message.thinking`` lines (content
+  ``""``) before the content tokens, and a non-streamed answer carries them whole in
+  ``message.thinking``. gpt-oss (family ``gptoss``, parsed by Ollama's harmony parser) cannot
+  switch reasoning off: it thinks even with ``think: false``;
+- ``think`` true or a level sent to a model without the capability is a 400
+  ``"<model>" does not support thinking`` (``false`` is accepted), even for a load request;
+- a level (``"low"``...) is for gpt-oss only: another thinking model answers 400
+  ``think value "low" is not supported for this model``; a value that is neither a boolean
+  nor a level is a 400 before anything else;
+- reasoning tokens count in ``eval_count``, and ``stall_after``/``drop_after`` count every
+  token streamed, reasoning first.
 """
 
 from __future__ import annotations
@@ -28,13 +47,42 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-DEFAULT_MODELS = {"llama3.2:3b": 131072}
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model pulled on the fake server, as /api/show and /api/tags describe it."""
+
+    context_length: int = 131072
+    capabilities: tuple[str, ...] = ("completion",)
+    family: str = "llama"  # details.family, and the model_info key prefix (architecture)
+    parameter_size: str = "3.2B"
+    quantization_level: str = "Q4_K_M"
+
+    @property
+    def thinks(self) -> bool:
+        return "thinking" in self.capabilities
+
+    @property
+    def levels_only(self) -> bool:
+        """gpt-oss: takes reasoning levels (Ollama's harmony parser) and cannot stop reasoning."""
+        return self.family in HARMONY_FAMILIES
+
+
+HARMONY_FAMILIES = ("gptoss", "gpt-oss")
+THINK_LEVELS = ("high", "medium", "low")
+# Models as Ollama 0.12 shows them.
+LLAMA = ModelSpec()
+QWEN3 = ModelSpec(40960, ("completion", "tools", "thinking"), "qwen3", "8.2B")
+GPT_OSS = ModelSpec(131072, ("completion", "tools", "thinking"), "gptoss", "20.9B", "MXFP4")
+
+DEFAULT_MODELS: dict[str, int | ModelSpec] = {"llama3.2:3b": 131072}
 OLLAMA_VERSION = "0.12.6"
 STALL_LIMIT_S = 60.0
 _MODIFIED_AT = "2025-01-15T10:20:30.123456789Z"
@@ -58,13 +106,17 @@ class Script:
     tokens: list[str]  # streamed one NDJSON line per token
     delay_before_first_s: float = 0  # sleep before the first token (model loading)
     delay_between_s: float = 0
-    # After this many tokens, stop sending (connection kept open) until the server stops or
-    # STALL_LIMIT_S passes; then the connection is closed without the final line.
+    # After this many tokens (reasoning included), stop sending (connection kept open) until
+    # the server stops or STALL_LIMIT_S passes; then the connection is closed without the
+    # final line.
     stall_after: int | None = None
-    # After this many tokens, close the socket abruptly (no final done line, no chunk terminator).
+    # After this many tokens (reasoning included), close the socket abruptly (no final done
+    # line, no chunk terminator).
     drop_after: int | None = None
     prompt_eval_count: int | None = None  # reported in the final line; default: prompt word count
     status: int = 200  # non-200: {"error": "..."} body with that status, nothing streamed
+    # Reasoning, streamed first (message.thinking) when the model thinks for the request.
+    thinking: list[str] = field(default_factory=list)
 
 
 def _now() -> str:
@@ -87,15 +139,34 @@ def _digest(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-def _details() -> dict[str, Any]:
+def _details(spec: ModelSpec) -> dict[str, Any]:
     return {
         "parent_model": "",
         "format": "gguf",
-        "family": "llama",
-        "families": ["llama"],
-        "parameter_size": "3.2B",
-        "quantization_level": "Q4_K_M",
+        "family": spec.family,
+        "families": [spec.family],
+        "parameter_size": spec.parameter_size,
+        "quantization_level": spec.quantization_level,
     }
+
+
+def _think_value_error(think: Any) -> str | None:
+    """Ollama's error for a `think` it cannot read (api.ThinkValue.UnmarshalJSON), if any."""
+    if think is None or isinstance(think, bool):
+        return None
+    if isinstance(think, str):
+        if think in THINK_LEVELS:
+            return None
+        return (
+            f"invalid think value: {json.dumps(think)} "
+            '(must be "high", "medium", "low", true, or false)'
+        )
+    return 'think must be a boolean or string ("high", "medium", "low", true, or false)'
+
+
+def _think_on(think: Any) -> bool:
+    """api.ThinkValue.Bool(): true, or any level."""
+    return think is True or think in THINK_LEVELS
 
 
 def _prompt_words(messages: list[Any]) -> int:
@@ -245,10 +316,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not name:
             self._send_error(HTTPStatus.BAD_REQUEST, "model is required")
             return
-        context_length = self.fake.models.get(name)
-        if context_length is None:
+        spec = self.fake.models.get(name)
+        if spec is None:
             self._send_error(HTTPStatus.NOT_FOUND, _not_found(name))
             return
+        arch = spec.family
         self._send_json(
             HTTPStatus.OK,
             {
@@ -256,24 +328,24 @@ class _Handler(BaseHTTPRequestHandler):
                 f'TEMPLATE """{_TEMPLATE}"""\n{_PARAMETERS}\n',
                 "parameters": _PARAMETERS,
                 "template": _TEMPLATE,
-                "details": _details(),
+                "details": _details(spec),
                 "model_info": {
-                    "general.architecture": "llama",
-                    "general.basename": "Llama-3.2",
+                    "general.architecture": arch,
+                    "general.basename": name.split(":")[0],
                     "general.file_type": 15,
                     "general.parameter_count": 3212749888,
                     "general.quantization_version": 2,
-                    "llama.attention.head_count": 24,
-                    "llama.attention.head_count_kv": 8,
-                    "llama.block_count": 28,
-                    "llama.context_length": context_length,
-                    "llama.embedding_length": 3072,
-                    "llama.feed_forward_length": 8192,
-                    "llama.rope.freq_base": 500000,
-                    "llama.vocab_size": 128256,
+                    f"{arch}.attention.head_count": 24,
+                    f"{arch}.attention.head_count_kv": 8,
+                    f"{arch}.block_count": 28,
+                    f"{arch}.context_length": spec.context_length,
+                    f"{arch}.embedding_length": 3072,
+                    f"{arch}.feed_forward_length": 8192,
+                    f"{arch}.rope.freq_base": 500000,
+                    f"{arch}.vocab_size": 128256,
                     "tokenizer.ggml.model": "gpt2",
                 },
-                "capabilities": ["completion"],
+                "capabilities": list(spec.capabilities),
                 "modified_at": _MODIFIED_AT,
             },
         )
@@ -283,12 +355,20 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         self.fake._record_chat(body)
+        think = body.get("think")
+        if (invalid := _think_value_error(think)) is not None:
+            self._send_error(HTTPStatus.BAD_REQUEST, invalid)
+            return
         name = body.get("model") or ""
         if not name:
             self._send_error(HTTPStatus.BAD_REQUEST, "model is required")
             return
-        if name not in self.fake.models:
+        spec = self.fake.models.get(name)
+        if spec is None:
             self._send_error(HTTPStatus.NOT_FOUND, _not_found(name))
+            return
+        if not spec.thinks and _think_on(think):
+            self._send_error(HTTPStatus.BAD_REQUEST, f'"{name}" does not support thinking')
             return
         messages = body.get("messages") or []
         if not messages:
@@ -305,29 +385,38 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
+        if isinstance(think, str) and not spec.levels_only:
+            self._send_error(
+                HTTPStatus.BAD_REQUEST,
+                f"think value {json.dumps(think)} is not supported for this model",
+            )
+            return
         script = self.fake._next_script()
         prompt_eval_count = script.prompt_eval_count
         if prompt_eval_count is None:
             prompt_eval_count = max(1, _prompt_words(messages))
+        # A thinking model thinks unless told not to (absent means true); gpt-oss always does.
+        thinks = spec.thinks and (think is not False or spec.levels_only)
+        thinking = list(script.thinking) if thinks else []
         try:
             if script.status != HTTPStatus.OK:
                 self._wait(script.delay_before_first_s)
                 self._send_error(script.status, _error_text(script.status))
             elif body.get("stream", True) is False:
-                self._chat_whole(name, script, prompt_eval_count)
+                self._chat_whole(name, script, thinking, prompt_eval_count)
             else:
-                self._chat_stream(name, script, prompt_eval_count)
+                self._chat_stream(name, script, thinking, prompt_eval_count)
         except (_Aborted, OSError):
             self._abort_connection()
 
     def _final(
-        self, name: str, content: str, started: float, prompt_eval_count: int, n: int
+        self, name: str, message: dict[str, str], started: float, prompt_eval_count: int, n: int
     ) -> dict[str, Any]:
         total = max(1, int((time.monotonic() - started) * 1e9))
         return {
             "model": name,
             "created_at": _now(),
-            "message": {"role": "assistant", "content": content},
+            "message": {"role": "assistant", **message},
             "done_reason": "stop",
             "done": True,
             "total_duration": total,
@@ -338,19 +427,25 @@ class _Handler(BaseHTTPRequestHandler):
             "eval_duration": total // 2,
         }
 
-    def _chat_whole(self, name: str, script: Script, prompt_eval_count: int) -> None:
+    def _chat_whole(
+        self, name: str, script: Script, thinking: list[str], prompt_eval_count: int
+    ) -> None:
         started = time.monotonic()
-        tokens = script.tokens
+        n = len(thinking) + len(script.tokens)
         self._cut(script, 0)
         self._wait(script.delay_before_first_s)
-        for i in range(len(tokens)):
+        for i in range(n):
             if i:
                 self._wait(script.delay_between_s)
             self._cut(script, i + 1)
-        final = self._final(name, "".join(tokens), started, prompt_eval_count, len(tokens))
-        self._send_json(HTTPStatus.OK, final)
+        message = {"content": "".join(script.tokens)}
+        if thinking:
+            message["thinking"] = "".join(thinking)
+        self._send_json(HTTPStatus.OK, self._final(name, message, started, prompt_eval_count, n))
 
-    def _chat_stream(self, name: str, script: Script, prompt_eval_count: int) -> None:
+    def _chat_stream(
+        self, name: str, script: Script, thinking: list[str], prompt_eval_count: int
+    ) -> None:
         started = time.monotonic()
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "application/x-ndjson")
@@ -359,19 +454,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self._cut(script, 0)
         self._wait(script.delay_before_first_s)
-        for i, token in enumerate(script.tokens):
+        pieces = [{"content": "", "thinking": t} for t in thinking]
+        pieces += [{"content": t} for t in script.tokens]
+        for i, piece in enumerate(pieces):
             if i:
                 self._wait(script.delay_between_s)
             line = {
                 "model": name,
                 "created_at": _now(),
-                "message": {"role": "assistant", "content": token},
+                "message": {"role": "assistant", **piece},
                 "done": False,
             }
             self._write_chunk(line)
             self._cut(script, i + 1)
-        n = len(script.tokens)
-        self._write_chunk(self._final(name, "", started, prompt_eval_count, n))
+        final = self._final(name, {"content": ""}, started, prompt_eval_count, len(pieces))
+        self._write_chunk(final)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -395,9 +492,14 @@ class FakeOllama:
     Use as a context manager: ``with FakeOllama() as fake: ollama.Client(host=fake.url)``.
     """
 
-    def __init__(self, models: dict[str, int] = DEFAULT_MODELS) -> None:
-        self.models: dict[str, int] = dict(models)
-        self.requests: list[dict[str, Any]] = []  # JSON bodies of /api/chat, plus "path"
+    def __init__(self, models: Mapping[str, int | ModelSpec] = DEFAULT_MODELS) -> None:
+        """`models`: name -> ModelSpec, or just its context length (a plain llama model)."""
+        self.models: dict[str, ModelSpec] = {
+            name: spec if isinstance(spec, ModelSpec) else replace(LLAMA, context_length=spec)
+            for name, spec in models.items()
+        }
+        # JSON bodies of /api/chat as received (`think` included when sent), plus "path"
+        self.requests: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []  # (method, path) of every request, in order
         self.url = ""
         self._scripts: deque[Script] = deque()
@@ -413,6 +515,14 @@ class FakeOllama:
     def enqueue(self, script: Script) -> None:
         with self._lock:
             self._scripts.append(script)
+
+    def reset(self) -> None:
+        """Forget the requests and calls seen and the scripts not played yet (a server shared
+        by several tests)."""
+        with self._lock:
+            self._scripts.clear()
+            self.requests.clear()
+            self.calls.clear()
 
     def start(self) -> FakeOllama:
         if self._server is not None:
@@ -489,7 +599,7 @@ class FakeOllama:
                 "modified_at": _MODIFIED_AT,
                 "size": _MODEL_SIZE,
                 "digest": _digest(name),
-                "details": _details(),
+                "details": _details(spec),
             }
-            for name in self.models
+            for name, spec in self.models.items()
         ]

@@ -25,7 +25,7 @@ def _imports(package: str) -> set[tuple[str, str]]:
 PACKAGES = ("rag", "ingest", "ui")
 # The rooms of `ui`, each importing only those after it: cli -> http -> web -> service -> metadata.
 ROOMS = ("cli", "http", "web", "service", "metadata")
-ENGINES = {"qdrant_client", "qdrant_edge", "ollama", "sentence_transformers"}
+ENGINES = {"qdrant_client", "qdrant_edge", "ollama", "openai", "xllamacpp", "sentence_transformers"}
 FRAMEWORKS = {"fastapi", "starlette", "gradio", "typer", "rich", "uvicorn"}
 
 

@@ -9,7 +9,7 @@ import httpx
 import ollama
 import pytest
 
-from tests.fake_ollama import FakeOllama, Script
+from tests.fake_ollama import GPT_OSS, QWEN3, FakeOllama, ModelSpec, Script
 
 MODEL = "llama3.2:3b"
 MESSAGES = [
@@ -240,3 +240,172 @@ def test_no_server_errors_differ_between_streaming_and_not() -> None:
             client.chat(model=MODEL, messages=MESSAGES, stream=False)
         with pytest.raises(httpx.ConnectError):
             list(client.chat(model=MODEL, messages=MESSAGES, stream=True))
+
+
+# -- reasoning ("thinking"), as Ollama 0.12 does it -----------------------------------------
+
+QWEN = "qwen3:8b"
+GPT = "gpt-oss:20b"
+REASONING = ["The handbook ", "says 30 days."]
+
+
+@pytest.fixture
+def thinkers() -> Iterator[tuple[FakeOllama, ollama.Client]]:
+    """A plain model, a true/false thinking model and gpt-oss, on one server."""
+    models: dict[str, int | ModelSpec] = {MODEL: 131072, QWEN: QWEN3, GPT: GPT_OSS}
+    with FakeOllama(models) as server, ollama.Client(host=server.url) as c:
+        yield server, c
+
+
+def _thought_and_said(chunks: list[ollama.ChatResponse]) -> tuple[list[str], list[str]]:
+    thought = [c.message.thinking for c in chunks if c.message.thinking]
+    said = [c.message.content for c in chunks if c.message.content]
+    return thought, said
+
+
+def test_show_reports_capabilities_family_and_context_of_each_model(
+    thinkers: tuple[FakeOllama, ollama.Client],
+) -> None:
+    _, client = thinkers
+
+    plain, qwen, gpt = (client.show(m) for m in (MODEL, QWEN, GPT))
+
+    assert plain.capabilities == ["completion"]
+    assert qwen.capabilities is not None and "thinking" in qwen.capabilities
+    assert gpt.capabilities is not None and "thinking" in gpt.capabilities
+    assert qwen.details is not None and qwen.details.family == "qwen3"
+    assert gpt.details is not None and gpt.details.family == "gptoss"
+    assert gpt.modelinfo is not None
+    assert gpt.modelinfo["general.architecture"] == "gptoss"
+    assert gpt.modelinfo["gptoss.context_length"] == GPT_OSS.context_length
+    assert qwen.modelinfo is not None
+    assert qwen.modelinfo["qwen3.context_length"] == QWEN3.context_length
+    listed = {m.model: m.details.family for m in client.list().models if m.details}
+    assert listed == {MODEL: "llama", QWEN: "qwen3", GPT: "gptoss"}
+
+
+@pytest.mark.parametrize("think", [True, None])  # None: not sent, Ollama's default is to think
+def test_a_thinking_model_streams_its_reasoning_before_the_content(
+    thinkers: tuple[FakeOllama, ollama.Client], think: bool | None
+) -> None:
+    fake, client = thinkers
+    fake.enqueue(Script(tokens=["Thirty ", "days."], thinking=REASONING))
+
+    chunks = list(client.chat(model=QWEN, messages=MESSAGES, stream=True, think=think))
+
+    assert [(c.message.thinking, c.message.content) for c in chunks[:-1]] == [
+        ("The handbook ", ""),
+        ("says 30 days.", ""),
+        (None, "Thirty "),
+        (None, "days."),
+    ]
+    assert chunks[-1].done is True
+    assert chunks[-1].eval_count == 4  # reasoning tokens are generated tokens too
+    [request] = fake.requests
+    if think is None:
+        assert "think" not in request
+    else:
+        assert request["think"] is True
+
+
+def test_think_false_switches_a_thinking_model_off(
+    thinkers: tuple[FakeOllama, ollama.Client],
+) -> None:
+    fake, client = thinkers
+    fake.enqueue(Script(tokens=["Thirty days."], thinking=REASONING))
+
+    chunks = list(client.chat(model=QWEN, messages=MESSAGES, stream=True, think=False))
+
+    assert _thought_and_said(chunks) == ([], ["Thirty days."])
+    assert chunks[-1].eval_count == 1
+    assert fake.requests[0]["think"] is False
+
+
+@pytest.mark.parametrize("think", [False, "low", "high", None])
+def test_gpt_oss_takes_levels_and_cannot_stop_reasoning(
+    thinkers: tuple[FakeOllama, ollama.Client], think: bool | str | None
+) -> None:
+    fake, client = thinkers
+    fake.enqueue(Script(tokens=["Thirty days."], thinking=REASONING))
+
+    chunks = list(client.chat(model=GPT, messages=MESSAGES, stream=True, think=think))
+
+    assert _thought_and_said(chunks) == (REASONING, ["Thirty days."])
+    assert fake.requests[0].get("think") == think
+
+
+@pytest.mark.parametrize("think", [True, "low"])
+def test_think_sent_to_a_model_that_cannot_is_a_400(
+    thinkers: tuple[FakeOllama, ollama.Client], think: bool | str
+) -> None:
+    fake, client = thinkers
+    fake.enqueue(Script(tokens=["kept"], thinking=REASONING))
+
+    with pytest.raises(ollama.ResponseError) as raised:
+        list(client.chat(model=MODEL, messages=MESSAGES, stream=True, think=think))
+    with pytest.raises(ollama.ResponseError):
+        client.chat(model=MODEL, messages=[], think=think)  # even a load request
+
+    assert raised.value.status_code == 400
+    assert raised.value.error == f'"{MODEL}" does not support thinking'
+    # false is accepted (nothing to switch off), and the script was not consumed
+    chunks = list(client.chat(model=MODEL, messages=MESSAGES, stream=True, think=False))
+    assert _thought_and_said(chunks) == ([], ["kept"])
+
+
+def test_a_level_is_for_gpt_oss_only(thinkers: tuple[FakeOllama, ollama.Client]) -> None:
+    _, client = thinkers
+
+    with pytest.raises(ollama.ResponseError) as raised:
+        list(client.chat(model=QWEN, messages=MESSAGES, stream=True, think="medium"))
+
+    assert raised.value.status_code == 400
+    assert raised.value.error == 'think value "medium" is not supported for this model'
+
+
+def test_a_think_value_ollama_cannot_read_is_a_400(
+    thinkers: tuple[FakeOllama, ollama.Client],
+) -> None:
+    _, client = thinkers
+
+    with pytest.raises(ollama.ResponseError) as raised:
+        client.chat(model=GPT, messages=MESSAGES, think="max")
+
+    assert raised.value.status_code == 400
+    assert raised.value.error.startswith('invalid think value: "max"')
+
+
+def test_non_streaming_chat_carries_the_whole_reasoning_apart(
+    thinkers: tuple[FakeOllama, ollama.Client],
+) -> None:
+    fake, client = thinkers
+    fake.enqueue(Script(tokens=["Thirty", " days."], thinking=REASONING))
+
+    response = client.chat(model=QWEN, messages=MESSAGES, stream=False, think=True)
+
+    assert response.message.thinking == "The handbook says 30 days."
+    assert response.message.content == "Thirty days."
+    assert response.eval_count == 4
+
+
+def test_reasoning_is_paced_and_cut_like_the_content(
+    thinkers: tuple[FakeOllama, ollama.Client],
+) -> None:
+    fake, client = thinkers
+    fake.enqueue(Script(tokens=["a", "b"], thinking=["x", "y"], delay_between_s=0.3))
+    fake.enqueue(Script(tokens=["a", "b"], thinking=["x", "y"], drop_after=1))
+
+    started = time.monotonic()
+    stream = client.chat(model=QWEN, messages=MESSAGES, stream=True, think=True)
+    first = next(stream)
+    first_at = time.monotonic() - started
+    rest = list(stream)
+    thought: list[str] = []
+    with pytest.raises(httpx.RemoteProtocolError):
+        for chunk in client.chat(model=QWEN, messages=MESSAGES, stream=True, think=True):
+            thought.append(chunk.message.thinking or "")
+
+    assert first.message.thinking == "x" and first_at < 0.25
+    assert [c.message.thinking or c.message.content for c in rest[:-1]] == ["y", "a", "b"]
+    assert time.monotonic() - started >= 0.9
+    assert thought == ["x"]

@@ -1,24 +1,22 @@
-"""Answer writing through Ollama: llama-index's Ollama integration on the official client.
+"""Answers from an Ollama server: llama-index's Ollama integration on the official client.
 
-The integration speaks the chat API; this adapter adds what a user notices: a per-request
-`num_ctx`, a connect timeout, a first-token and an idle-stream timeout, and errors that say
-what to do. The stream is read in a worker thread so a stalled server can never hang the
-caller: the caller stops waiting at the deadline, and the thread ends at httpx's read
-timeout.
+The integration speaks the chat API; this adapter adds what a user notices (the rest of the
+guarantees are rag/generation.py's): one `num_ctx` per model unless a prompt needs more
+(Ollama reloads the model whenever it changes), the model's context length and reasoning
+capability from /api/show, reasoning in the form the model takes (gpt-oss: a level; other
+thinking models: on or off), and errors that say what to do.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import ollama
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse
+from llama_index.core.base.llms.types import ChatMessage
 from llama_index.llms.ollama import Ollama
 
 from rag.errors import (
@@ -28,55 +26,52 @@ from rag.errors import (
     GeneratorUnavailable,
     ModelNotFound,
 )
+from rag.generation import ModelServer, Piece, think_request
 from rag.settings import LlmSettings
-from rag.types import Message, Usage
+from rag.types import Message, Thinking, Usage
 
-T = TypeVar("T")
+# Models that take reasoning levels and cannot switch reasoning off.
+_LEVELS_ONLY_FAMILIES = ("gptoss", "gpt-oss")
 
 
-class OllamaGenerator:
+class OllamaGenerator(ModelServer):
     """The Generator port on an Ollama server."""
+
+    provider = "Ollama"
 
     def __init__(self, settings: LlmSettings) -> None:
         if not settings.model:
             raise ValueError("no model configured")
-        self._settings = settings
-        self.model: str = settings.model
+        super().__init__(settings, settings.model)
+        self._num_ctx = 0  # the context asked for so far: kept unless a prompt needs more
 
     @cached_property
     def _client(self) -> ollama.Client:
-        s = self._settings
-        timeout = httpx.Timeout(
-            connect=s.connect_timeout_s,
-            read=max(s.first_token_timeout_s, s.idle_timeout_s),
-            write=s.connect_timeout_s,
-            pool=s.connect_timeout_s,
-        )
-        return ollama.Client(host=s.host, timeout=timeout)
-
-    def _llm(self, num_ctx: int) -> Ollama:
-        s = self._settings
-        return Ollama(
-            model=self.model,
-            base_url=s.host,
-            temperature=s.temperature,
-            context_window=num_ctx,
-            keep_alive=s.keep_alive,
-            client=self._client,
-            additional_kwargs={"num_predict": s.max_answer_tokens},
-        )
+        return ollama.Client(host=self._settings.host, timeout=httpx.Timeout(**self.timeouts()))
 
     @cached_property
-    def _model_context_length(self) -> int | None:
+    def _shown(self) -> Any:
         with self._translated_errors():
-            info = self._client.show(self.model)
-        for key, value in (info.modelinfo or {}).items():
+            return self._client.show(self.model)
+
+    def _server_context_length(self) -> int | None:
+        for key, value in (self._shown.modelinfo or {}).items():
             if key.endswith(".context_length"):
                 return int(value)
         return None
 
+    @property
+    def _can_think(self) -> bool | None:
+        capabilities = self._shown.capabilities
+        return None if capabilities is None else "thinking" in capabilities
+
+    @property
+    def _levels_only(self) -> bool:
+        family = (self._shown.details.family if self._shown.details else "") or ""
+        name = self.model.lower()
+        return family.lower() in _LEVELS_ONLY_FAMILIES or name.startswith("gpt-oss")
+
     def check(self) -> None:
-        """Raise a GeneratorError unless the server answers and has the model (readiness)."""
         with self._translated_errors():
             listed = self._client.list()
         names = {m.model for m in listed.models if m.model}
@@ -89,36 +84,49 @@ class OllamaGenerator:
             f"{self._settings.host}: run `ollama pull {self.model}` there"
         )
 
-    def context_limit(self) -> int:
-        """The largest num_ctx to ask for: the model's own length, capped by the settings."""
-        own = self._model_context_length
-        cap = self._settings.max_context_tokens
-        return min(own, cap) if own else cap
-
-    def complete(self, messages: Sequence[Message], num_ctx: int) -> str:
-        """The whole reply at once (used to rewrite follow-up questions)."""
-        return "".join(t for t in self.stream(messages, num_ctx) if isinstance(t, str))
-
-    def stream(self, messages: Sequence[Message], num_ctx: int) -> Iterator[str | Usage]:
-        """Text deltas as they come, then one Usage."""
-        chat = [ChatMessage(role=m.role, content=m.content) for m in messages]
-        responses = _with_deadlines(
-            lambda: self._llm(num_ctx).stream_chat(chat),
-            self._settings.first_token_timeout_s,
-            self._settings.idle_timeout_s,
+    def _llm(self, num_ctx: int) -> Ollama:
+        s = self._settings
+        think = think_request(s.think, self._can_think, self._levels_only)
+        return Ollama(
+            model=self.model,
+            base_url=s.host,
+            temperature=s.temperature,
+            context_window=num_ctx,
+            keep_alive=s.keep_alive,
+            client=self._client,
+            thinking=think,
+            additional_kwargs={"num_predict": s.max_answer_tokens + self.reasoning_room()},
         )
-        last: ChatResponse | None = None
-        with self._translated_errors():
-            for response in responses:
-                last = response
-                if response.delta:
-                    yield response.delta
-        raw: dict[str, Any] = dict(last.raw or {}) if last is not None else {}
-        if not raw.get("done"):
-            raise GenerationFailed("the model server closed the answer stream before the end")
-        yield Usage(raw.get("prompt_eval_count"), raw.get("eval_count"), raw.get("done_reason"))
 
-    # -- error translation --------------------------------------------------------------
+    def reasoning_room(self) -> int:
+        """Ollama says whether the model reasons: room for it unless reasoning is off."""
+        s = self._settings
+        thinks = self._can_think and s.think != "off"
+        return s.reasoning_tokens if thinks or self._levels_only else 0
+
+    def _open(self, messages: Sequence[Message], num_ctx: int) -> Iterator[Piece]:
+        # One context size per model: Ollama reloads the model whenever num_ctx changes.
+        self._num_ctx = max(self._num_ctx, num_ctx)
+        chat = [ChatMessage(role=m.role, content=m.content) for m in messages]
+        last: dict[str, Any] = {}
+        for response in self._llm(self._num_ctx).stream_chat(chat):
+            last = dict(response.raw or {})
+            thought = response.additional_kwargs.get("thinking_delta")
+            if thought:
+                yield Thinking(thought)
+            if response.delta:
+                yield response.delta
+        if not last.get("done"):
+            raise GenerationFailed("the model server closed the answer stream before the end")
+        yield Usage(
+            last.get("prompt_eval_count"),
+            last.get("eval_count"),
+            last.get("done_reason"),
+            _seconds(last.get("prompt_eval_duration")),
+            _seconds(last.get("eval_duration")),
+            self._num_ctx,
+        )
+
     @contextmanager
     def _translated_errors(self) -> Iterator[None]:
         host = self._settings.host
@@ -140,43 +148,5 @@ class OllamaGenerator:
             ) from exc
 
 
-_END = object()
-
-
-def _with_deadlines(
-    start: Callable[[], Iterator[T]], first_timeout: float, idle_timeout: float
-) -> Iterator[T]:
-    """Items of `start()`, read in a worker thread; GenerationTimeout when the first item
-    takes longer than `first_timeout` or any later one longer than `idle_timeout`."""
-    items: queue.Queue[Any] = queue.Queue()
-    abandoned = threading.Event()
-
-    def pump() -> None:
-        try:
-            for item in start():
-                if abandoned.is_set():
-                    return
-                items.put(item)
-            items.put(_END)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            items.put(exc)
-
-    threading.Thread(target=pump, name="ollama-stream", daemon=True).start()
-    timeout, what = first_timeout, f"no answer within {first_timeout:g} s"
-    try:
-        while True:
-            try:
-                item = items.get(timeout=timeout)
-            except queue.Empty:
-                raise GenerationTimeout(
-                    f"the model server stopped: {what} (CITADEL_LLM__FIRST_TOKEN_TIMEOUT_S / "
-                    "CITADEL_LLM__IDLE_TIMEOUT_S)"
-                ) from None
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            timeout, what = idle_timeout, f"nothing received for {idle_timeout:g} s"
-    finally:
-        abandoned.set()
+def _seconds(nanoseconds: Any) -> float | None:
+    return nanoseconds / 1e9 if isinstance(nanoseconds, int) and nanoseconds > 0 else None
