@@ -15,8 +15,10 @@ from collections.abc import Iterator, Sequence
 
 from rag.citations import Embed, MarkerFilter, cite
 from rag.errors import GeneratorError
+from rag.language import language_of, refusal_for, says_not_found
+from rag.output import OutputGuard, neutralise
 from rag.ports import Generator
-from rag.prompting import REFUSAL, context_size, estimate_tokens, pack
+from rag.prompting import context_size, pack
 from rag.retrieval import Retrieval, Retriever
 from rag.settings import LlmSettings
 from rag.text import shorten
@@ -29,6 +31,7 @@ from rag.types import (
     Passage,
     Question,
     SearchFilter,
+    Thinking,
     Usage,
 )
 
@@ -38,6 +41,10 @@ REFUSAL_NOTICE = (
     "The documents you can search do not seem to cover this; the closest passages are listed."
 )
 CLOSEST_DOCUMENTS = 3  # a refusal lists this many documents, one passage each
+# An answer with no sentence any source supports, and at least this many unsupported, is
+# taken for a refusal (3: on the dev set, unanswerable questions answered anyway had 7-14;
+# answerable ones left with no citation had at most 2).
+UNGROUNDED_SENTENCES = 3
 _SEARCH_MODE_SNIPPET = 280
 
 
@@ -61,23 +68,31 @@ class AnswerService:
         history: Sequence[Message] = (),
         search_filter: SearchFilter | None = None,
     ) -> Iterator[AnswerEvent]:
-        """Deltas while the model writes, then exactly one Answer."""
+        """Deltas while the model writes (its reasoning apart, as Thinking), then exactly
+        one Answer."""
         # Checked before condensing (the follow-up goes into a prompt too), unless the
         # caller already did.
         checked = self._retriever.check_question(question)
         standalone = self.condense(checked.text, history)
         query = checked if standalone == checked.text else standalone
         retrieval = self._retriever.retrieve(query, collections, search_filter)
+        yield from self.answer(retrieval, checked.text, standalone)
+
+    def answer(
+        self, retrieval: Retrieval, question: str, standalone: str | None = None
+    ) -> Iterator[AnswerEvent]:
+        """The answer to a question already retrieved for (an evaluation retrieves once and
+        answers with several models)."""
         base = {
-            "question": checked.text,
-            "standalone_question": standalone,
+            "question": question,
+            "standalone_question": standalone or question,
             "evidence": retrieval.evidence.score,
             "retrieval_ms": retrieval.latency_ms,
         }
         if retrieval.weak_evidence:
             yield Answer(
                 **base,  # type: ignore[arg-type]
-                text=REFUSAL,
+                text=refusal_for(question),
                 citations=[],
                 passages=closest_documents(retrieval.passages),
                 refused=True,
@@ -104,7 +119,8 @@ class AnswerService:
             prompt = _condense_prompt(question, turns)
             try:
                 limit = self._generator.context_limit()
-                needed = estimate_tokens(prompt) + 128
+                reply = self._settings.max_answer_tokens + self._generator.reasoning_room()
+                needed = self._generator.count_tokens(prompt) + reply
                 rewritten = self._generator.complete(
                     [Message("user", prompt)], context_size(needed, limit)
                 ).strip()
@@ -125,60 +141,102 @@ class AnswerService:
         s = self._settings
         try:
             limit = generator.context_limit()
+            packed = pack(
+                retrieval.question,
+                retrieval.passages,
+                limit,
+                s.max_answer_tokens + generator.reasoning_room(),
+                generator.count_tokens,
+                s.prompt_passages,
+                s.prompt_neighbours,
+                s.prompt_passage_tokens,
+            )
         except GeneratorError as exc:
             yield self._search_mode(base, retrieval, _notice(exc))
             return
-        packed = pack(retrieval.question, retrieval.passages, limit, s.max_answer_tokens)
         if not packed.passages:
             yield self._search_mode(
                 base, retrieval, f"The model's context ({limit} tokens) cannot hold any passage."
             )
             return
         parts: list[str] = []
+        thoughts: list[str] = []
         usage: Usage | None = None
         failure: GeneratorError | None = None
         started = time.monotonic()
-        shown = MarkerFilter(len(packed.passages))
+        first_token: float | None = None
+        markers, guard = MarkerFilter(len(packed.passages)), OutputGuard()
         try:
             for item in generator.stream(packed.messages, packed.num_ctx):
                 if isinstance(item, Usage):
                     usage = item
                     continue
+                first_token = first_token or time.monotonic() - started
+                if isinstance(item, Thinking):
+                    thoughts.append(item.text)
+                    yield item
+                    continue
                 parts.append(item)
-                if visible := shown.feed(item):
+                if visible := guard.feed(markers.feed(item)):
                     yield Delta(visible)
         except GeneratorError as exc:
             failure = exc
-        if rest := shown.flush():
+        if rest := guard.feed(markers.flush()) + guard.flush():
             yield Delta(rest)
+        finished = time.monotonic() - started
         if failure is not None and not parts:
             yield self._search_mode(base, retrieval, _notice(failure))
             return
-        text = "".join(parts).strip()
+        text = neutralise("".join(parts).strip())
         notices = []
         if failure is not None:
-            waited = time.monotonic() - started
-            after = f" (after {waited:.0f} s)" if waited >= 1 else ""
+            after = f" (after {finished:.0f} s)" if finished >= 1 else ""
             notices.append(f"The answer is incomplete: {failure}{after}.")
         if usage is not None and usage.done_reason == "length":
-            notices.append(
-                f"The answer reached its length limit ({s.max_answer_tokens} tokens, "
-                "CITADEL_LLM__MAX_ANSWER_TOKENS) and was cut."
-            )
+            if thoughts and not text:
+                notices.append(
+                    "The model spent its whole length limit reasoning and wrote no answer: "
+                    "raise CITADEL_LLM__REASONING_TOKENS, or lower CITADEL_LLM__THINK."
+                )
+            else:
+                notices.append(
+                    f"The answer reached its length limit ({s.max_answer_tokens} tokens, "
+                    "CITADEL_LLM__MAX_ANSWER_TOKENS) and was cut."
+                )
         if packed.dropped:
             notices.append(
                 f"{packed.dropped} retrieved passage(s) did not fit the model's context "
                 f"({packed.num_ctx} tokens) and were left out."
             )
+        num_ctx = (usage.num_ctx if usage else None) or packed.num_ctx
         truncated = bool(
             usage
             and usage.prompt_tokens is not None
-            and usage.prompt_tokens + (usage.output_tokens or 0) >= packed.num_ctx
+            and usage.prompt_tokens + (usage.output_tokens or 0) >= num_ctx
         )
         if truncated:
             notices.append("The model server reports a full context: part of the prompt was cut.")
         refused = _is_refusal(text)
-        cited = cite(text, packed.passages, self._embed) if not refused else None
+        cited = None if refused else cite(text, packed.passages, self._embed, retrieval.question)
+        if cited and not cited.citations and len(cited.unsupported) >= UNGROUNDED_SENTENCES:
+            # Judged with the model, end to end: an answer none of whose sentences any
+            # source supports is the model's own knowledge (small models write one rather
+            # than refuse): the documents do not answer.
+            notices.append(
+                f"The model wrote an answer that none of your documents supports "
+                f"({len(cited.unsupported)} sentences); it is not shown."
+            )
+            refused, text = True, refusal_for(str(base["question"]))
+            unsupported_kept = cited.unsupported
+            cited = None
+        else:
+            unsupported_kept = cited.unsupported if cited else []
+        if cited and cited.unsupported and _other_language(text, packed.passages):
+            notices.append(
+                "The answer is not in the sources' language: Citadel could check only its "
+                "numbers, names and identifiers against them, so some sentences are shown as "
+                "unsupported."
+            )
         yield Answer(
             **base,  # type: ignore[arg-type]
             text=cited.text if cited else text,
@@ -189,10 +247,14 @@ class AnswerService:
             dropped_passages=packed.dropped,
             truncated=truncated,
             incomplete=failure is not None or bool(usage and usage.done_reason == "length"),
-            unsupported=cited.unsupported if cited else [],
+            unsupported=unsupported_kept,
             model=generator.model,
-            num_ctx=packed.num_ctx,
+            num_ctx=num_ctx,
             prompt_tokens=usage.prompt_tokens if usage else None,
+            thinking="".join(thoughts).strip(),
+            output_tokens=usage.output_tokens if usage else None,
+            first_token_s=first_token,
+            generation_s=finished,
         )
 
     def _search_mode(self, base: dict[str, object], retrieval: Retrieval, why: str) -> Answer:
@@ -228,10 +290,15 @@ def _notice(exc: GeneratorError) -> str:
 
 
 def _is_refusal(text: str) -> bool:
-    """The model said the sources do not answer, and cited nothing: an answer that cites a
-    source and adds "I could not find this..." about a detail is still an answer."""
-    said = REFUSAL.rstrip(".").casefold() in " ".join(text.split()).casefold()
-    return said and not re.search(r"\[\s*\d", text)
+    """The model said the sources do not answer (in any language it was told), and cited
+    nothing: an answer that cites a source and adds "I could not find this..." about a
+    detail is still an answer."""
+    return says_not_found(text) and not re.search(r"\[\s*~?\d", text)
+
+
+def _other_language(text: str, passages: Sequence[Passage]) -> bool:
+    sources = " ".join(p.text for p in passages)
+    return language_of(text) != language_of(sources)
 
 
 def closest_documents(passages: Sequence[Passage]) -> list[Passage]:

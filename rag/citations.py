@@ -1,39 +1,67 @@
-"""Citations a reader can trust: markers checked against the sources actually given.
+"""Citations a reader can trust: markers checked against the sources actually given, and a
+source lent to a sentence only when the source really says it.
 
-The model numbers its claims with [n] markers. A marker outside 1..len(passages) is
-dropped (never shown). Small local models often forget markers: a sentence left without
-one is given the marker of the passage that supports it best (shared words and meaning),
-or listed as unsupported when no passage does.
+- The model numbers its claims with [n] markers. A marker outside 1..len(passages) is
+  removed (with the space before it), in the stream and in the final text alike; nothing
+  else the model wrote is changed.
+- A marker alone after the last sentence (on its own line, say) cites that sentence.
+- A sentence the model left without a marker is given one by Citadel, written `[~n]` so
+  that it never passes for the model's own, only when it is earned: the claim's specific
+  content (numbers, identifiers, names, quoted values) is all in the passage, or, when the
+  claim has none, the passage shares most of its words and its meaning. Otherwise the
+  sentence is listed as unsupported.
+- A sentence the model cited whose numbers or identifiers are absent from every source it
+  cites is listed as unsupported too: the marker stays, the reader is told to check.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.prompting import REFUSAL
+from rag.language import says_not_found
 from rag.sparse import terms
 from rag.types import Citation, Passage
 
 # Whatever a model writes as a reference: [1], [1, 2], [1][2], [Source 1], [source 1; 3],
-# [1-3], [1–3], [^2], [1 2]. Anything of this shape is checked, never shown unchecked.
+# [1-3], [1–3], [^2], [1 2], and Citadel's own [~1]. Anything of this shape is checked.
 _MARKER = re.compile(
-    r"\[\s*(?:sources?\s*)?\^?(\d{1,3}(?:\s*(?:[,;\-–]|\s)\s*(?:sources?\s*)?\d{1,3})*)\s*\]",
+    r"\[\s*~?(?:sources?\s*)?\^?(\d{1,3}(?:\s*(?:[,;\-–]|\s)\s*(?:sources?\s*)?\d{1,3})*)\s*\]",
     re.I,
 )
-_PARTIAL_MARKER = re.compile(r"\[\s*(?:sources?\s*)?\^?[\d\s,;\-–]*", re.I)
+_MARKER_WITH_SPACE = re.compile(r"[ \t]?" + _MARKER.pattern, re.I)
+_PARTIAL_MARKER = re.compile(r"\[\s*~?(?:sources?\s*)?\^?[\d\s,;\-–]*", re.I)
 _RANGE = re.compile(r"(\d{1,3})\s*[-–]\s*(\d{1,3})")
 _MAX_RANGE = 20
 # A sentence ends at . ! ? (and any markers right after it) before a space or the end.
 _SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?:\s*\[[^\]\n]{1,40}\])*(?=\s|$)|$)", re.M)
+_ONLY_MARKERS = re.compile(r"^\s*(?:\[[^\]\n]{1,40}\]\s*)+$")
 _SNIPPET_CHARS = 280
 
-# Alignment thresholds: a sentence is attributed to a passage when most of its content
-# words appear there, or when fewer do but the meaning is close.
-_ALIGN_LEXICAL = 0.6
-_ALIGN_MIXED = (0.3, 0.55)  # (shared words, cosine) both at least
+# Specific content: what a claim must share with its source to be lent it.
+_SPECIFIC = re.compile(
+    r"""
+    "([^"\n]{2,80})"  |  “([^”\n]{2,80})”  |  «\s?([^»\n]{2,80}?)\s?»  |  `([^`\n]{1,80})`
+    | ((?<![\w-])--?[A-Za-z][\w-]+)                       # --long-option, -x
+    | (/?\b\w+(?:[._/:@-]\w+)*[._/:@]\w+\b)              # dotted.names, /paths, a@b, 10:30
+    | (\b[A-Za-z]\w*_\w+\b)                               # snake_case
+    | (\b(?=[a-z]*\d)[a-z]+\d\w*\b)                        # local7, md5, ipv6
+    | ((?<![\w.])\d+(?:[.,\u202f\u00a0 ]\d+)*(?![\w]))     # numbers: 25, 1,000, 1 000, 2.5
+    | (\b[A-Z][a-z]*[A-Z]\w*\b | \b[A-Z]{2,}\d*\b)        # CamelCase, ACRONYMS
+    """,
+    re.VERBOSE,
+)
+# A name: a capitalised word that does not start its sentence.
+_CAPITALISED = re.compile(r"(?<=[^\s.!?:;«\"“(\[])\s+([A-ZÀ-Ý][a-zà-ÿ]{2,})(?![\w])")
+
+# Without specific content, the claim and the passage must agree on both measures.
+_ALIGN_LEXICAL = 0.5
+_ALIGN_COSINE = 0.6
+_ALIGN_LEXICAL_ALONE = 0.75  # when there is no embedding to confirm the meaning
 _MIN_CLAIM_WORDS = 4
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
@@ -41,50 +69,62 @@ Embed = Callable[[Sequence[str]], list[list[float]]]
 
 @dataclass(frozen=True)
 class CitedText:
-    text: str  # the answer with only valid markers
+    text: str  # the answer with only valid markers, and Citadel's [~n]
     citations: list[Citation]  # ordered by number
-    unsupported: list[str]  # sentences no passage supports
+    unsupported: list[str]  # sentences no source supports, or that their source contradicts
     dropped_markers: list[str]  # invented or out-of-range markers removed from the text
 
 
-def cite(answer: str, passages: Sequence[Passage], embed: Embed | None = None) -> CitedText:
+def remove_invalid_markers(text: str, sources: int) -> tuple[str, list[str]]:
+    """The text with each marker's out-of-range numbers removed (a marker left empty goes,
+    with the space before it); the markers that lost something."""
     dropped: list[str] = []
 
     def keep_valid(match: re.Match[str]) -> str:
         numbers = _numbers(match.group(1))
-        valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(passages)]
+        valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= sources]
         if len(valid) < len(numbers):
-            dropped.append(match.group(0))
-        return "".join(f"[{n}]" for n in valid)
+            dropped.append(match.group(0).lstrip(" \t"))
+        if not valid:
+            return ""
+        space = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip(" \t"))]
+        return space + "".join(f"[{n}]" for n in valid)
 
-    text = _MARKER.sub(keep_valid, answer)
-    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)  # "word [9]." with [9] dropped -> "word."
+    return _MARKER_WITH_SPACE.sub(keep_valid, text), dropped
+
+
+def cite(
+    answer: str, passages: Sequence[Passage], embed: Embed | None = None, question: str = ""
+) -> CitedText:
+    """The answer's citations checked and earned (see the module's docstring). The
+    question's own specifics are its subject: repeating them claims nothing."""
+    text, dropped = remove_invalid_markers(answer, len(passages))
+    claims = _claims(text)
     cited_by: dict[int, list[str]] = {}
     aligned_numbers: set[int] = set()
     written_by_model: set[int] = set()
     unsupported: list[str] = []
-    pieces: list[str] = []
-    position = 0
-    claims = [(m.start(), m.end(), m.group(0)) for m in _SENTENCE.finditer(text)]
-    orphans = [c for c in claims if not _markers(c[2]) and _is_claim(c[2])]
-    support = _best_support([c[2] for c in orphans], passages, embed)
-    for start, end, sentence in claims:
-        pieces.append(text[position:start])
-        position = end
-        numbers = _markers(sentence)
-        written_by_model.update(numbers)
-        if not numbers and (start, end, sentence) in orphans:
-            number = support[orphans.index((start, end, sentence))]
+    orphans = [c for c in claims if not c.numbers and _is_claim(c.text)]
+    support = _best_support([c.text for c in orphans], passages, embed, question)
+    placed: dict[int, int] = {}  # claim end -> the number Citadel places there
+    for claim in claims:
+        if claim.numbers:
+            written_by_model.update(claim.numbers)
+            for n in claim.numbers:
+                cited_by.setdefault(n, []).append(claim.text)
+            wanted = specifics(claim.text, question)
+            if _is_claim(claim.text) and not _specifics_in(
+                wanted, [passages[n - 1] for n in claim.numbers]
+            ):
+                unsupported.append(claim.text)
+        elif claim in orphans:
+            number = support[orphans.index(claim)]
             if number is None:
-                unsupported.append(sentence.strip())
+                unsupported.append(claim.text)
             else:
-                numbers = [number]
+                placed[claim.end] = number
                 aligned_numbers.add(number)
-                sentence = _append_marker(sentence, number)
-        for n in numbers:
-            cited_by.setdefault(n, []).append(_MARKER.sub("", sentence))
-        pieces.append(sentence)
-    pieces.append(text[position:])
+                cited_by.setdefault(number, []).append(claim.text)
     citations = [
         Citation(
             number=n,
@@ -94,11 +134,43 @@ def cite(answer: str, passages: Sequence[Passage], embed: Embed | None = None) -
         )
         for n in sorted(cited_by)
     ]
-    return CitedText("".join(pieces), citations, unsupported, dropped)
+    return CitedText(_with_placed_markers(text, placed), citations, unsupported, dropped)
 
 
-def _markers(sentence: str) -> list[int]:
-    return [n for m in _MARKER.finditer(sentence) for n in _numbers(m.group(1))]
+@dataclass(frozen=True)
+class _Claim:
+    start: int
+    end: int  # where a placed marker goes: before the sentence's final punctuation
+    text: str  # without markers
+    numbers: tuple[int, ...]  # the model's markers citing it
+
+
+def _claims(text: str) -> list[_Claim]:
+    """The sentences of the answer; a run of markers alone (after the last sentence, or on
+    its own line) is part of the sentence before it."""
+    found: list[_Claim] = []
+    for match in _SENTENCE.finditer(text):
+        sentence = match.group(0)
+        numbers = tuple(n for m in _MARKER.finditer(sentence) for n in _numbers(m.group(1)))
+        if _ONLY_MARKERS.match(sentence) and found:
+            last = found[-1]
+            found[-1] = _Claim(last.start, last.end, last.text, (*last.numbers, *numbers))
+            continue
+        if not sentence.strip():
+            continue
+        body = sentence.rstrip()
+        end = match.start() + len(body)
+        while end > match.start() and text[end - 1] in ".!?":
+            end -= 1
+        plain = " ".join(_MARKER_WITH_SPACE.sub("", sentence).split())
+        found.append(_Claim(match.start(), end, plain, numbers))
+    return found
+
+
+def _with_placed_markers(text: str, placed: dict[int, int]) -> str:
+    for end in sorted(placed, reverse=True):
+        text = f"{text[:end]} [~{placed[end]}]{text[end:]}"
+    return text
 
 
 def _numbers(body: str) -> list[int]:
@@ -115,17 +187,65 @@ def _numbers(body: str) -> list[int]:
 def _is_claim(sentence: str) -> bool:
     """Worth a source: not a lead-in ("Here is how:"), not the refusal, not a fragment."""
     stripped = sentence.strip()
-    if stripped.endswith(":") or REFUSAL.rstrip(".").lower() in stripped.lower():
+    if stripped.endswith(":") or says_not_found(stripped):
         return False
     return len(re.findall(r"\w+", stripped)) >= _MIN_CLAIM_WORDS
 
 
-def _append_marker(sentence: str, number: int) -> str:
-    body = sentence.rstrip()
-    trailing = sentence[len(body) :]
-    if body and body[-1] in ".!?":
-        return f"{body[:-1]} [{number}]{body[-1]}{trailing}"
-    return f"{body} [{number}]{trailing}"
+def _fold(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text.casefold().replace("’", "'"))
+    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+
+
+def specifics(claim: str, given: str = "") -> set[str]:
+    """The numbers, identifiers, names and quoted values of a claim, folded for matching;
+    those of `given` (the question: its subject, not a claim of the answer) left out."""
+    if given:
+        return specifics(claim) - specifics(given)
+    found = set()
+    for match in _SPECIFIC.finditer(claim):
+        value = next(g for g in match.groups() if g)
+        if re.fullmatch(r"[\d\s\u202f\u00a0.,]+", value):  # 1 000 / 1,000 -> 1000
+            value = re.sub(r"[\s\u202f\u00a0,]", "", value).rstrip(".")
+        found.add(_fold(value.strip()))
+    found |= {_fold(m.group(1)) for m in _CAPITALISED.finditer(claim)}
+    return {f for f in found if f}
+
+
+def _all_in(wanted: set[str], text: str) -> bool:
+    folded = _fold(text)
+    digits = re.sub(r"(?<=\d)[\s\u202f\u00a0,](?=\d{3}\b)", "", folded)  # 1 000 -> 1000
+    return all(_contains(folded, w) or _contains(digits, w) for w in wanted)
+
+
+def _specifics_in(wanted: set[str], passages: Sequence[Passage]) -> bool:
+    """Every specific is in one of the passages (trivially, when there is none)."""
+    return not wanted or _all_in(wanted, " ".join(_searchable(p) for p in passages))
+
+
+def _stated_together(claim: str, wanted: set[str], passage: Passage) -> bool:
+    """The specifics are all in the passage, and a sentence of it (or two in a row) holds
+    one of them with at least a third of the claim's words: "X is 500" is not earned by a
+    passage where 500 belongs to something else."""
+    if not _specifics_in(wanted, [passage]):
+        return False
+    words = set(terms(claim))
+    sentences = [s for s in re.split(r"(?<=[.!?;:])\s+|\n+", passage.text) if s.strip()]
+    windows = sentences + [f"{a} {b}" for a, b in itertools.pairwise(sentences)]
+    for window in windows:
+        if any(_all_in({w}, window) for w in wanted):
+            shared = len(words & set(terms(window))) / len(words) if words else 1.0
+            if shared >= 1 / 3:
+                return True
+    return False
+
+
+def _contains(haystack: str, value: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(value)}(?![\w])", haystack) is not None
+
+
+def _searchable(p: Passage) -> str:
+    return " ".join((p.title, *p.headings, p.before, p.text, p.after))
 
 
 def _overlap(claim: str, passage: Passage) -> float:
@@ -143,43 +263,60 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _best_support(
-    claims: Sequence[str], passages: Sequence[Passage], embed: Embed | None
+    claims: Sequence[str], passages: Sequence[Passage], embed: Embed | None, question: str
 ) -> list[int | None]:
-    """For each claim, the number of the passage that supports it, or None."""
+    """For each claim, the number of the passage that earns it, or None."""
     if not claims or not passages:
         return [None] * len(claims)
     vectors = embed([*claims, *(p.text for p in passages)]) if embed else None
     result: list[int | None] = []
     for i, claim in enumerate(claims):
+        wanted = specifics(claim, question)
         best: tuple[float, int] | None = None
         for j, passage in enumerate(passages):
             lexical = _overlap(claim, passage)
             cosine = _cosine(vectors[i], vectors[len(claims) + j]) if vectors else 0.0
-            supported = lexical >= _ALIGN_LEXICAL or (
-                lexical >= _ALIGN_MIXED[0] and cosine >= _ALIGN_MIXED[1]
-            )
-            if supported and (best is None or lexical + cosine > best[0]):
+            if wanted:
+                # Everything specific it states is said together, in one place of the
+                # passage that is about the same thing: "X is 500" is not earned by a
+                # passage where 500 belongs to something else.
+                earned = _stated_together(claim, wanted, passage) and (
+                    lexical >= 0.3 or cosine >= _ALIGN_COSINE
+                )
+            elif vectors is not None:
+                earned = lexical >= _ALIGN_LEXICAL and cosine >= _ALIGN_COSINE
+            else:
+                earned = lexical >= _ALIGN_LEXICAL_ALONE
+            if earned and (best is None or lexical + cosine > best[0]):
                 best = (lexical + cosine, j + 1)
         result.append(best[1] if best else None)
     return result
 
 
 def _snippet(passage_text: str, cited_by: str) -> str:
-    """The passage sentence sharing the most words with what cites it, kept short."""
+    """The passage sentence sharing the most with what cites it (its specifics first),
+    kept short."""
     wanted = set(terms(cited_by))
+    exact = specifics(cited_by)
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", passage_text) if s.strip()]
     if not sentences:
         return ""
-    best = max(sentences, key=lambda s: len(wanted & set(terms(s))))
+
+    def score(sentence: str) -> tuple[int, int]:
+        folded = _fold(sentence)
+        return (sum(_contains(folded, e) for e in exact), len(wanted & set(terms(sentence))))
+
+    best = max(sentences, key=score)
     if len(best) <= _SNIPPET_CHARS:
         return best
     return best[: _SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
 class MarkerFilter:
-    """Streams text with invalid markers removed as it arrives: text from a '[' is held
-    back until the bracket closes (or clearly is not a marker), then let through only if
-    every number in it is a source that was given."""
+    """Streams text with invalid markers removed as it arrives, exactly as `cite` removes
+    them from the final text: text from a '[' is held back until the bracket closes (or
+    clearly is not a marker), and trailing spaces until what follows them is known (a
+    removed marker takes the space before it)."""
 
     _LONGEST_MARKER = 40
 
@@ -189,7 +326,7 @@ class MarkerFilter:
 
     def feed(self, text: str) -> str:
         self._held += text
-        out = []
+        out: list[str] = []
         while self._held:
             start = self._held.find("[")
             if start < 0:
@@ -217,10 +354,18 @@ class MarkerFilter:
                 out.append(candidate)
                 continue
             numbers = _numbers(match.group(1))
-            out.append("".join(f"[{n}]" for n in numbers if 1 <= n <= self._sources))
-        return "".join(out)
+            kept = "".join(f"[{n}]" for n in dict.fromkeys(numbers) if 1 <= n <= self._sources)
+            if kept:
+                out.append(kept)
+            else:  # the marker goes, with the space before it
+                done = "".join(out)
+                out = [done[:-1] if done.endswith((" ", "\t")) else done]
+        shown = "".join(out)
+        body = shown.rstrip(" \t")
+        self._held = shown[len(body) :] + self._held
+        return body
 
     def flush(self) -> str:
         """The text still held when the stream ends; a half-written marker is dropped."""
         held, self._held = self._held, ""
-        return "" if _PARTIAL_MARKER.fullmatch(held) else held
+        return "" if _PARTIAL_MARKER.fullmatch(held.lstrip(" \t")) else held

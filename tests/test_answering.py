@@ -22,7 +22,7 @@ from rag.adapters.ollama import OllamaGenerator
 from rag.adapters.qdrant.edge import EdgeStore
 from rag.answering import HISTORY_CHARS, REFUSAL_NOTICE, AnswerService
 from rag.errors import InvalidQuestion
-from rag.prompting import CONTEXT_STEPS, REFUSAL, SYSTEM_PROMPT, estimate_tokens
+from rag.prompting import CONTEXT_STEPS, REFUSAL, SMALL_MODEL_PASSAGES, system_prompt
 from rag.retrieval import Retriever
 from rag.settings import IngestSettings, LlmSettings, RetrievalSettings, Settings
 from rag.sparse import Bm25Encoder
@@ -183,18 +183,17 @@ def test_answer_streams_in_order_with_citations_and_the_request_carries_the_sett
     assert num_ctx in CONTEXT_STEPS
     assert num_ctx <= settings.max_context_tokens
     messages = request["messages"]
-    estimate = sum(estimate_tokens(m["content"]) for m in messages)
-    assert num_ctx >= estimate + settings.max_answer_tokens
+    assert num_ctx >= (answer.prompt_tokens or 0) + settings.max_answer_tokens
     assert [m["role"] for m in messages] == ["system", "user"]
-    assert messages[0]["content"] == SYSTEM_PROMPT
+    assert messages[0]["content"] == system_prompt(LEAVE_QUESTION)
     user = messages[1]["content"]
-    assert user.startswith(
-        f"Sources:\n\n[1] Larkspur Analytics Employee Handbook ({', '.join(LEAVE_SOURCE)})\n"
-    )
+    document, location = LEAVE_SOURCE
+    assert user.startswith(f'<source id="1" document="{document}" location="{location}">\n')
     assert LEAVE_FACT in user
-    numbered = re.findall(r"^\[(\d+)\] ", user, re.M)
+    numbered = re.findall(r'^<source id="(\d+)"', user, re.M)
     assert numbered == [str(i) for i in range(1, len(answer.passages) + 1)]
-    assert user.endswith(f"\n\nQuestion: {LEAVE_QUESTION}")
+    assert user.count("</source>") == len(answer.passages)
+    assert user.endswith(f"<question>\n{LEAVE_QUESTION}\n</question>")
     assert answer.prompt_tokens is not None and answer.prompt_tokens > 0
 
 
@@ -246,7 +245,7 @@ def test_unmarked_sentences_are_aligned_to_a_passage_or_listed_as_unsupported(
     assert (citation.passage.source, citation.passage.location) == LEAVE_SOURCE
     assert citation.snippet == LEAVE_FACT
     number = citation.number
-    assert answer.text == f"{LEAVE_FACT[:-1]} [{number}]. {invented}"
+    assert answer.text == f"{LEAVE_FACT[:-1]} [~{number}]. {invented}"
     assert answer.unsupported == [invented]
     assert not answer.refused
 
@@ -429,14 +428,16 @@ def test_small_context_leaves_passages_out_and_says_so(
 
     assert answer.dropped_passages > 0
     assert len(answer.passages) >= 1
-    assert len(answer.passages) + answer.dropped_passages == RetrievalSettings().top_k
+    # A small context is offered a small model's share of the passages, then what fits.
+    offered = min(RetrievalSettings().top_k, SMALL_MODEL_PASSAGES)
+    assert len(answer.passages) + answer.dropped_passages == offered
     assert f"{answer.dropped_passages} retrieved passage(s)" in (answer.notice or "")
     assert "left out" in (answer.notice or "")
     [request] = chats(fake)
     num_ctx = request["options"]["num_ctx"]
     assert num_ctx == answer.num_ctx <= settings.max_context_tokens
     user = request["messages"][1]["content"]
-    assert re.findall(r"^\[(\d+)\] ", user, re.M) == [
+    assert re.findall(r'^<source id="(\d+)"', user, re.M) == [
         str(i) for i in range(1, len(answer.passages) + 1)
     ]
     assert not answer.truncated
@@ -527,8 +528,8 @@ def test_follow_up_is_rewritten_by_the_model_before_retrieval(
     assert FOLLOW_UP in prompt["content"]
     assert condense["options"]["num_ctx"] in CONTEXT_STEPS
     # the answer request retrieves and asks with the rewritten question
-    assert answering["messages"][0]["content"] == SYSTEM_PROMPT
-    assert answering["messages"][1]["content"].endswith(f"Question: {rewritten}")
+    assert answering["messages"][0]["content"] == system_prompt(rewritten)
+    assert answering["messages"][1]["content"].endswith(f"<question>\n{rewritten}\n</question>")
     assert (answer.citations[0].passage.source, answer.citations[0].passage.location) == (
         LEAVE_SOURCE
     )
@@ -573,3 +574,27 @@ def test_follow_up_without_a_reachable_model_prepends_the_previous_question(
     assert answer.question == FOLLOW_UP
     _assert_search_mode(answer)
     assert time.monotonic() - started < 3.0
+
+
+def test_an_answer_no_source_supports_is_taken_for_a_refusal(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    """A small model answers from its own knowledge rather than refuse: when none of its
+    sentences is supported, the user is told the documents do not answer."""
+    invented = [
+        "Install the wireguard package on both servers. ",
+        "Generate a key pair with wg genkey on each one. ",
+        "Write /etc/wireguard/wg0.conf with the peer's public key and endpoint. ",
+        "Start the tunnel with wg-quick up wg0 and enable it at boot.",
+    ]
+    fake.enqueue(Script(tokens=invented))
+    answers, _ = service(fake.url)
+
+    _, answer = ask(answers, LEAVE_QUESTION)
+
+    assert answer.refused is True
+    assert answer.text == REFUSAL
+    assert answer.citations == []
+    assert len(answer.unsupported) == 4
+    assert "none of your documents supports" in (answer.notice or "")
+    assert not answer.search_mode

@@ -53,7 +53,7 @@ def test_unmarked_claims_are_aligned_or_reported_unsupported() -> None:
         PASSAGES,
     )
 
-    assert "25 days of paid leave each year [2]." in cited.text
+    assert "25 days of paid leave each year [~2]." in cited.text  # Citadel's, shown as such
     assert cited.citations[0].aligned
     assert cited.unsupported == ["The canteen serves pizza on Fridays."]
 
@@ -64,7 +64,9 @@ def test_streaming_filter_hides_invalid_markers_split_across_tokens() -> None:
 
     text = "".join(shown.feed(t) for t in tokens) + shown.flush()
 
-    assert text == "Within one hour [1] and . See [a note] [2]."
+    # The invalid marker goes with the space before it, as in the final text.
+    assert text == "Within one hour [1] and. See [a note] [2]."
+    assert cite("Within one hour [1] and [9]. See [a note] [2].", PASSAGES).text == text
 
 
 def test_a_half_written_marker_at_the_end_of_a_cut_stream_is_dropped() -> None:
@@ -72,7 +74,7 @@ def test_a_half_written_marker_at_the_end_of_a_cut_stream_is_dropped() -> None:
 
     text = shown.feed("Leave is 25 days [") + shown.feed("2") + shown.flush()
 
-    assert text == "Leave is 25 days "
+    assert text == "Leave is 25 days"  # the space goes with the marker, as in the final text
 
 
 def test_odd_marker_forms_are_checked_too() -> None:
@@ -85,7 +87,7 @@ def test_odd_marker_forms_are_checked_too() -> None:
     )
     shown = MarkerFilter(sources=2)
     text = shown.feed("See [[9]] now, [see [7]] and [1–2].") + shown.flush()
-    assert text == "See [] now, [see ] and [1][2]."
+    assert text == "See [] now, [see] and [1][2]."
 
 
 def test_a_marker_the_model_wrote_is_not_labelled_as_matched_by_citadel() -> None:
@@ -94,7 +96,7 @@ def test_a_marker_the_model_wrote_is_not_labelled_as_matched_by_citadel() -> Non
         PASSAGES,
     )
 
-    assert cited.text.endswith("within one hour [1].")
+    assert cited.text.endswith("within one hour [~1].")  # the sentence Citadel matched
     assert [(c.number, c.aligned) for c in cited.citations] == [(1, False)]
 
 
@@ -103,3 +105,61 @@ def test_a_marker_after_the_last_sentence_stays_with_it() -> None:
 
     assert cited.text == "Staff in Lyon get 25 days of paid annual leave. [2]"
     assert [(c.number, c.aligned) for c in cited.citations] == [(2, False)]
+
+
+def test_an_aligned_citation_must_be_earned_by_the_claims_specific_content() -> None:
+    """A passage about the same thing with another number, setting or name does not back a
+    claim: the sentence is shown as unsupported instead."""
+    passages = [
+        _passage(1, "The default value of max_connections is 100 on every server."),
+        _passage(2, "Employees receive 25 days of paid annual leave per calendar year."),
+    ]
+    cited = cite(
+        "The default value of max_pool_size is 100 on every server. "
+        "Employees receive 30 days of paid annual leave per calendar year. "
+        "Employees receive 25 days of paid annual leave per calendar year.",
+        passages,
+    )
+
+    assert cited.unsupported == [
+        "The default value of max_pool_size is 100 on every server.",
+        "Employees receive 30 days of paid annual leave per calendar year.",
+    ]
+    assert [(c.number, c.aligned) for c in cited.citations] == [(2, True)]
+    assert cited.text.endswith("per calendar year [~2].")
+
+
+def test_a_model_citation_whose_numbers_its_source_lacks_is_flagged() -> None:
+    cited = cite("Leave is 30 days per year [2]. Leave is 25 days per year [2].", PASSAGES)
+
+    assert cited.text == "Leave is 30 days per year [2]. Leave is 25 days per year [2]."
+    assert cited.unsupported == ["Leave is 30 days per year."]
+
+
+def test_the_models_text_is_kept_as_written() -> None:
+    """Only invalid markers go: French spacing before punctuation and code stay."""
+    answer = (
+        "Le fichier de configuration est : `/etc/resolv.conf` [1] ! Voir aussi [9] ; "
+        "```\nx = f(a , b) [3]\n```"
+    )
+    cited = cite(answer, PASSAGES)
+
+    assert cited.text.startswith("Le fichier de configuration est : `/etc/resolv.conf` [1] !")
+    assert "Voir aussi ; " in cited.text
+    assert "x = f(a , b)\n```" in cited.text
+
+
+def test_a_number_belonging_to_something_else_in_the_passage_does_not_earn_it() -> None:
+    passages = [
+        _passage(
+            1,
+            "Packages of the target release get pin priority 990. "
+            "Versions that are already installed get 100. All others get 500.",
+        )
+    ]
+    cited = cite("The target release gets pin priority 500.", passages)
+
+    assert cited.unsupported == ["The target release gets pin priority 500."]
+    assert cited.citations == []
+    right = cite("The target release gets pin priority 990.", passages)
+    assert [(c.number, c.aligned) for c in right.citations] == [(1, True)]

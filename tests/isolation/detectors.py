@@ -69,12 +69,12 @@ def sent_text(probe: Probe) -> str:
 
 
 def retrieved_context(prompt: dict[str, Any]) -> str:
-    """What a prompt carries besides the caller's own words: the sources block."""
+    """What a prompt carries besides the caller's own words: the <source> blocks."""
     messages = prompt.get("messages") or []
     last = str(messages[-1].get("content", "")) if messages else ""
-    if not last.startswith("Sources:"):
+    if not last.startswith("<source "):
         return ""
-    return last.rsplit("\n\nQuestion: ", 1)[0]
+    return last.rsplit("<question>", 1)[0]
 
 
 def leaks(probe: Probe, world: World) -> list[str]:
