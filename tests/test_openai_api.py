@@ -20,7 +20,7 @@ from ingest.pipeline import IngestPipeline
 from ingest.workers import ParserPool
 from rag.adapters.embedder import SentenceTransformerEmbedder
 from rag.answering import REFUSAL_NOTICE
-from rag.prompting import REFUSAL, SYSTEM_PROMPT
+from rag.prompting import REFUSAL, system_prompt
 from rag.settings import IngestSettings
 from tests.fake_ollama import FakeOllama, Script
 from tests.live_server import LiveServer, add_user, server_settings, workspace_with
@@ -239,7 +239,7 @@ def test_answer_with_citations_and_the_citadel_extra(citadel: Served, fake: Fake
     assert source["link"].startswith("/files/")
     # Citadel's own prompt governs the answer: the client's system message never reaches it
     [chat] = chats_since(fake, start)
-    assert chat["messages"][0]["content"] == SYSTEM_PROMPT
+    assert chat["messages"][0]["content"] == system_prompt(LEAVE_QUESTION)
     assert all("answer freely" not in m["content"] for m in chat["messages"])
     # the answer id is the one feedback refers to
     workspace = citadel.workspace
@@ -326,7 +326,7 @@ def test_follow_up_uses_the_conversation(citadel: Served, fake: FakeOllama) -> N
     assert FOLLOW_UP in prompt["content"]
     assert "Sources:" not in prompt["content"]  # the appended block is not history
     assert "You are helpful." not in prompt["content"]
-    assert answering["messages"][-1]["content"].endswith(f"Question: {rewritten}")
+    assert answering["messages"][-1]["content"].endswith(f"<question>\n{rewritten}\n</question>")
 
 
 def test_question_the_documents_do_not_cover_is_refused_with_the_closest(

@@ -14,7 +14,7 @@ import httpx
 
 from ingest.discover import discover
 from rag.errors import CitadelError
-from rag.types import AnswerEvent, Delta, Message, SearchFilter
+from rag.types import AnswerEvent, Delta, Message, SearchFilter, Thinking
 from ui.http.wire import AnswerOut, SearchRequest
 
 FILES_PER_REQUEST = 10  # well under the server's default uploads_per_minute (30)
@@ -120,6 +120,8 @@ class RemoteCitadel:
                         data = json.loads(line.removeprefix("data: "))
                         if event == "delta":
                             yield Delta(data["text"])
+                        elif event == "thinking":
+                            yield Thinking(data["text"])
                         elif event == "answer":
                             yield AnswerOut.model_validate(data).to_answer()
         except httpx.HTTPError as exc:

@@ -47,14 +47,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (a 413)
 
 from rag.errors import CitadelError
-from rag.prompting import estimate_tokens
 from rag.text import printable
-from rag.types import Answer, Delta, Message
+from rag.types import Answer, Delta, Message, Thinking
 from ui.http.deps import bearer_caller, client_of
 from ui.http.errors import MODEL_NOT_FOUND, http_error, retry_after_s
 from ui.http.rest import answered_out
 from ui.metadata.accounts import Caller
-from ui.service.sources import shown_sources
+from ui.service.sources import ShownSource, shown_sources
 from ui.service.workspace import Answered, Workspace
 
 log = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ CLOSEST_HEADING = "Closest documents:"
 # The block this module appends to answers, found again when a client sends the answer
 # back as history: it is not part of what the assistant said.
 _APPENDED_BLOCK = re.compile(
-    rf"\n\n(?:{SOURCES_HEADING}|{CLOSEST_HEADING})\n(?:(?:\[\d+\]|-) [^\n]*(?:\n|$))+\s*$"
+    rf"\n\n(?:{SOURCES_HEADING}|{CLOSEST_HEADING})\n(?:(?:\[~?\d+\]|-) [^\n]*(?:\n|$))+\s*$"
 )
 
 
@@ -257,9 +256,15 @@ def answer_tail(answer: Answer) -> str:
         listed = [f"- {_plain(s.passage.where)}" for s in sources]
         parts.append("\n".join([CLOSEST_HEADING, *listed]))
     elif sources:
-        cited = [f"[{s.number}] {_plain(s.passage.where)}" for s in sources]
+        cited = [_source_line(s) for s in sources]
         parts.append("\n".join([SOURCES_HEADING, *cited]))
     return "".join(f"\n\n{p}" for p in parts)
+
+
+def _source_line(source: ShownSource) -> str:
+    if source.aligned:  # the model did not cite it: Citadel matched the sentence to it
+        return f"[~{source.number}] {_plain(source.passage.where)} (matched by Citadel)"
+    return f"[{source.number}] {_plain(source.passage.where)}"
 
 
 def without_appended_block(text: str) -> str:
@@ -268,9 +273,9 @@ def without_appended_block(text: str) -> str:
 
 
 def usage_json(answer: Answer) -> dict[str, int]:
-    """Best effort: the prompt as the model server counted it; the answer estimated."""
+    """As the model server counted them (0 when no model wrote the answer)."""
     prompt = answer.prompt_tokens or 0
-    completion = estimate_tokens(answer.text) if answer.model and answer.text else 0
+    completion = answer.output_tokens or 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -449,6 +454,7 @@ def completion_json(
                     "role": "assistant",
                     "content": answer_body(answer) + answer_tail(answer),
                     "refusal": None,
+                    **({"reasoning_content": answer.thinking} if answer.thinking else {}),
                 },
                 "logprobs": None,
                 "finish_reason": _finish_reason(answer),
@@ -462,7 +468,7 @@ def completion_json(
 def stream_chunks(
     workspace: Workspace,
     caller: Caller,
-    events: Iterator[Delta | Answered],
+    events: Iterator[Delta | Thinking | Answered],
     model: str,
     created: int,
     include_usage: bool,
@@ -491,7 +497,9 @@ def stream_chunks(
         streamed = False
         answered: Answered | None = None
         for event in events:
-            if isinstance(event, Delta):
+            if isinstance(event, Thinking):  # apart from the content, as vLLM and others send it
+                yield chunk({"reasoning_content": event.text})
+            elif isinstance(event, Delta):
                 streamed = streamed or bool(event.text)
                 yield chunk({"content": event.text})
             else:

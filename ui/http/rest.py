@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from rag.errors import CitadelError
 from rag.text import escape_invisible
-from rag.types import Delta, Message
+from rag.types import Delta, Message, Thinking
 from ui.http.deps import CallerDep, client_of
 from ui.http.files import file_response
 from ui.http.incoming import receive_files
@@ -202,8 +202,9 @@ def api_router(workspace: Workspace) -> APIRouter:
         responses={
             200: {
                 "description": "The answer (JSON), or with `stream: true` server-sent events: "
-                "`delta` ({text}) while the model writes, then `answer` (the checked answer, "
-                "as the JSON response), or `error` ({detail}) if it fails mid-way.",
+                "`delta` ({text}) while the model writes, `thinking` ({text}) for a reasoning "
+                "model's reasoning (never part of the answer), then `answer` (the checked "
+                "answer, as the JSON response), or `error` ({detail}) if it fails mid-way.",
                 "content": {"application/json": {}, "text/event-stream": {}},
             }
         },
@@ -229,6 +230,8 @@ def api_router(workspace: Workspace) -> APIRouter:
                 for event in events:
                     if isinstance(event, Delta):
                         yield sse("delta", {"text": event.text})
+                    elif isinstance(event, Thinking):
+                        yield sse("thinking", {"text": event.text})
                     else:
                         yield sse("answer", answered_out(workspace, caller, event).json_body())
             except CitadelError as exc:  # after the 200: the client reads it as an event

@@ -93,7 +93,7 @@ class KeyRequest(BaseModel):
 class PassageOut(BaseModel):
     rank: int
     chunk_id: str
-    number: int = Field(description="The chunk's position in its document, from 0.")
+    chunk: int = Field(description="The passage's position in its document, from 0.")
     score: float
     dense_score: float | None
     collection: str
@@ -113,7 +113,7 @@ class PassageOut(BaseModel):
         return cls(
             rank=rank,
             chunk_id=p.chunk_id,
-            number=p.number,
+            chunk=p.number,
             score=round(p.score, 6),
             dense_score=None if p.dense_score is None else round(p.dense_score, 6),
             collection=p.collection,
@@ -139,7 +139,7 @@ class PassageOut(BaseModel):
             title=self.title,
             headings=tuple(self.headings),
             pages=tuple(self.pages),
-            number=self.number,
+            number=self.chunk,
             text=self.text,
             score=self.score,
             dense_score=self.dense_score,
@@ -197,6 +197,10 @@ class AnswerOut(BaseModel):
     num_ctx: int | None
     prompt_tokens: int | None
     retrieval_ms: float
+    thinking: str = Field("", description="A reasoning model's reasoning, apart from the answer.")
+    output_tokens: int | None = None
+    first_token_s: float | None = Field(None, description="From the request to the first token.")
+    generation_s: float | None = Field(None, description="From the request to the last token.")
     citations: list[CitationOut]
     passages: list[PassageOut]
     # Set when the answer comes from the server: the id feedback refers to, and what it read.
@@ -227,6 +231,10 @@ class AnswerOut(BaseModel):
             num_ctx=a.num_ctx,
             prompt_tokens=a.prompt_tokens,
             retrieval_ms=round(a.retrieval_ms, 2),
+            thinking=a.thinking,
+            output_tokens=a.output_tokens,
+            first_token_s=None if a.first_token_s is None else round(a.first_token_s, 3),
+            generation_s=None if a.generation_s is None else round(a.generation_s, 3),
             citations=[
                 CitationOut.cited(c, links[i] if links else None) for i, c in enumerate(a.citations)
             ],
@@ -263,6 +271,10 @@ class AnswerOut(BaseModel):
             num_ctx=self.num_ctx,
             prompt_tokens=self.prompt_tokens,
             retrieval_ms=self.retrieval_ms,
+            thinking=self.thinking,
+            output_tokens=self.output_tokens,
+            first_token_s=self.first_token_s,
+            generation_s=self.generation_s,
         )
 
 

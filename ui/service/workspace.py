@@ -10,6 +10,7 @@ The store is asked for its collection list once per request.
 from __future__ import annotations
 
 import itertools
+import logging
 import secrets
 import threading
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.errors import CitadelError
 from rag.ids import validate_collection_name
 from rag.retrieval import Retrieval
 from rag.settings import Settings
@@ -30,6 +32,7 @@ from rag.types import (
     Passage,
     Question,
     SearchFilter,
+    Thinking,
 )
 from rag.wiring import Services
 from ui.metadata import Metadata
@@ -48,6 +51,8 @@ from ui.service.limits import RateLimiter
 from ui.service.links import FileLinks, secret_key
 from ui.service.sessions import Sessions
 from ui.service.sources import drawn_on
+
+log = logging.getLogger(__name__)
 
 KEPT_ANSWERS = 5000  # recent answers kept for feedback, per server
 
@@ -225,10 +230,11 @@ class Workspace:
         search_filter: SearchFilter | None = None,
         client: str | None = None,
         scope: Scope | None = None,
-    ) -> Iterator[Delta | Answered]:
-        """Deltas, then one Answered. The work up to the first event (checks, retrieval,
-        the model's first token) happens here, so a refused or failing request raises now,
-        not in the middle of a stream that has already answered 200. `scope`: the request's
+    ) -> Iterator[Delta | Thinking | Answered]:
+        """Deltas (and a reasoning model's Thinking, apart), then one Answered. The work up
+        to the first event (checks, retrieval, the model's first token) happens here, so a
+        refused or failing request raises now, not in the middle of a stream that has
+        already answered 200. `scope`: the request's
         own, when its front end needed it already."""
         self._query_limit.check(caller.name)
         # The one check of the question: before it is audited, condensed or searched.
@@ -246,7 +252,7 @@ class Workspace:
         history: Sequence[Message],
         search_filter: SearchFilter | None,
         client: str | None,
-    ) -> Iterator[Delta | Answered]:
+    ) -> Iterator[Delta | Thinking | Answered]:
         answer: Answer | None = None
         try:
             for event in self.services.answers.ask(question, names, history, search_filter):
@@ -477,9 +483,20 @@ class Workspace:
         return health.readiness(self.services)
 
     def warm_up(self) -> None:
-        """Load the embedder now rather than on the first question (about 10 s)."""
+        """Load the embedder now rather than on the first question (about 10 s), and get
+        the model server ready meanwhile (the embedded one loads its model)."""
+        model = threading.Thread(target=self._warm_model, name="model-warm-up", daemon=True)
+        model.start()
         self.services.embedder.embed_query("warm up")
         self.services.embedder.use_threads(serving_threads())
+
+    def _warm_model(self) -> None:
+        generator = self.services.generator
+        if generator is not None:
+            try:
+                generator.check()
+            except CitadelError as exc:  # answers will say it, in search mode
+                log.warning("the model server is not ready: %s", exc)
 
 
 def _audited(passages: Sequence[Passage]) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ CSS = """
 a.citadel-cite { font-weight: 600; text-decoration: none; cursor: pointer;
   color: var(--color-accent); padding: 0; margin: 0; }
 a.citadel-cite:hover, a.citadel-cite.citadel-active { text-decoration: underline; }
+a.citadel-cite-placed { font-weight: 400; font-style: italic; opacity: 0.85; }
 .citadel-sources-title { margin-top: 8px; font-weight: 600; font-size: 0.9em; }
 .citadel-sources, .citadel-closest { margin: 4px 0 0 0; padding-left: 1.2em; font-size: 0.9em;
   list-style: none; }

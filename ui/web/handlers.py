@@ -21,7 +21,7 @@ from fastapi import Request
 from gradio.utils import get_upload_folder
 
 from rag.errors import CitadelError
-from rag.types import Delta, DocumentRecord, Message
+from rag.types import Delta, DocumentRecord, Message, Thinking
 from ui.metadata.accounts import Caller
 from ui.service.access import LOCAL_ADMIN
 from ui.service.jobs import Job
@@ -154,6 +154,8 @@ class Handlers:
             shown_at = 0.0
             answered: Answered | None = None
             for event in events:
+                if isinstance(event, Thinking):
+                    continue  # reasoning is drawn by the chat UI (not this one)
                 if isinstance(event, Delta):
                     written += event.text
                     now = time.monotonic()

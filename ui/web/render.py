@@ -19,7 +19,7 @@ from rag.types import Answer, Passage
 from ui.service.sources import ShownSource, shown_sources
 
 # What the answer service leaves in a checked answer: [n] markers, one number each.
-_MARKER = re.compile(r"\[(\d{1,3})\]")
+_MARKER = re.compile(r"\[(~?)(\d{1,3})\]")  # [n] the model's, [~n] placed by Citadel
 _ELLIPSIS = "…"
 LEAD_CHARS = 220  # a passage's preview in lists
 
@@ -34,12 +34,19 @@ def esc(text: object) -> str:
 # -- citations -----------------------------------------------------------------------------
 
 
-def cite_link(answer_id: str, number: int, label: str | None = None) -> str:
-    """A clickable [n]: the page's script opens the matching hidden source block."""
-    text = esc(label) if label is not None else f"[{number}]"
+def cite_link(answer_id: str, number: int, label: str | None = None, placed: bool = False) -> str:
+    """A clickable [n]: the page's script opens the matching hidden source block. A marker
+    Citadel placed (`placed`, [~n]) looks different and says so."""
+    text = esc(label) if label is not None else (f"[~{number}]" if placed else f"[{number}]")
+    kind = "citadel-cite citadel-cite-placed" if placed else "citadel-cite"
+    title = (
+        f"Matched by Citadel to source {number} (the model did not cite it): check it"
+        if placed
+        else f"Show source {number}"
+    )
     return (
-        f'<a class="citadel-cite" href="#" role="button" data-answer="{esc(answer_id)}" '
-        f'data-n="{number}" title="Show source {number}">{text}</a>'
+        f'<a class="{kind}" href="#" role="button" data-answer="{esc(answer_id)}" '
+        f'data-n="{number}" title="{title}">{text}</a>'
     )
 
 
@@ -50,11 +57,11 @@ def cited_text(text: str, answer_id: str, numbers: Iterable[int]) -> str:
     out: list[str] = []
     position = 0
     for match in _MARKER.finditer(text):
-        number = int(match.group(1))
+        number = int(match.group(2))
         if number not in valid:
             continue
         out.append(esc(text[position : match.start()]))
-        out.append(cite_link(answer_id, number))
+        out.append(cite_link(answer_id, number, placed=bool(match.group(1))))
         position = match.end()
     out.append(esc(text[position:]))
     return "".join(out)
@@ -151,7 +158,9 @@ def _source_list(answer_id: str, sources: Sequence[ShownSource], previews: bool)
             if previews
             else ""
         )
-        items.append(f"<li>{cite_link(answer_id, s.number)} {esc(s.passage.where)}{preview}</li>")
+        link = cite_link(answer_id, s.number, placed=s.aligned)
+        placed = ' <span class="citadel-muted">(matched by Citadel)</span>' if s.aligned else ""
+        items.append(f"<li>{link} {esc(s.passage.where)}{placed}{preview}</li>")
     return f'<ol class="citadel-sources">{"".join(items)}</ol>'
 
 
