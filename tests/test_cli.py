@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -447,3 +448,152 @@ def test_eval_with_a_model_measures_the_answers(ingested, tmp_path: Path) -> Non
     lines = {json.loads(x)["id"]: json.loads(x) for x in out.read_text().splitlines()}
     assert lines["q1"]["answer"] == "Employees get 25 days of leave [1]."
     assert lines["q3"]["refused"] is True
+
+
+def test_eval_refuses_a_model_it_cannot_use_before_running_anything(
+    ingested, tmp_path: Path
+) -> None:
+    from tests.fake_ollama import FakeOllama
+
+    docs, data, _ = ingested
+    qa = _question_set(tmp_path)
+    out = tmp_path / "results.jsonl"
+    unnamed = _eval_json(data, qa, docs, out, "--model", "llama3.1:8b")
+    with FakeOllama({"a": 8192}) as server:
+        missing = _eval_json(
+            data,
+            qa,
+            docs,
+            out,
+            "--model",
+            "ollama:a",
+            "--model",
+            "ollama:nope",
+            env={"CITADEL_LLM__HOST": server.url},
+        )
+        chats = [r for r in server.requests if r.get("messages")]
+
+    assert unnamed.returncode == 2 and "ollama:NAME, openai:NAME" in unnamed.stderr
+    assert missing.returncode == 2 and "ollama pull nope" in missing.stderr
+    assert chats == [] and out.read_text(encoding="utf-8") == ""
+    assert "Traceback" not in unnamed.stderr + missing.stderr
+
+
+SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+HOSTILE = '<i id="pwned">x</i>'
+
+
+def test_eval_writes_each_result_line_as_soon_as_it_is_done(ingested, tmp_path: Path) -> None:
+    from tests.fake_ollama import FakeOllama, Script
+
+    docs, data, _ = ingested
+    qa = _question_set(tmp_path)
+    out = tmp_path / "results.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
+    with FakeOllama() as server:
+        server.enqueue(Script(tokens=["Employees get ", "25 days [1]."]))
+        server.enqueue(Script(tokens=["Within one hour [1]."], delay_before_first_s=5))
+        env["CITADEL_LLM__HOST"] = server.url
+        command = [sys.executable, "-m", "ui", "--data-dir", str(data), "eval", str(qa)]
+        command += ["--root", str(docs), "-c", "hr", "--out", str(out)]
+        with subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process:
+            while len([r for r in server.requests if r.get("messages")]) < 2:
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.05)
+            # the second answer is being written: the first question's line is on disk
+            written = out.read_text(encoding="utf-8").splitlines()
+            _, stderr = process.communicate(timeout=300)
+
+    assert process.returncode == 0, stderr
+    assert [json.loads(line)["id"] for line in written] == ["q1"]
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+    # progress on every question, though stderr is not a terminal
+    progress = [line for line in stderr.splitlines() if "/3 q" in line]
+    assert [line.split()[0] for line in progress] == ["1/3", "2/3", "3/3"]
+    assert "left" in progress[0] and "elapsed" in progress[0]
+
+
+def test_eval_compares_models_side_by_side_in_an_offline_report(ingested, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.fake_ollama import FakeOllama, Script
+
+    docs, data, _ = ingested
+    qa = _question_set(tmp_path)
+    out, page = tmp_path / "results.jsonl", tmp_path / "report.html"
+    with FakeOllama({"a": 8192, "b": 8192}) as server:
+        for tokens in (
+            ["Employees get ", "25 days [1]. ", HOSTILE],  # model a: q1, q2
+            ["Report it ", "within one hour [1]."],
+            ["Ten days [1]."],  # model b: q1 wrong, q2 refused
+            ["I could not find this in your documents."],
+        ):
+            server.enqueue(Script(tokens=tokens))
+        result = citadel(
+            data,
+            "eval",
+            str(qa),
+            "--root",
+            str(docs),
+            "-c",
+            "hr",
+            "--model",
+            "ollama:a",
+            "--model",
+            "ollama:b",
+            "--model",
+            str(SMOLLM2),
+            "--out",
+            str(out),
+            "--report",
+            str(page),
+            "--json",
+            env={
+                "CITADEL_LLM__HOST": server.url,
+                "CITADEL_LLM__THREADS": "1",
+                "CITADEL_LLM__MAX_ANSWER_TOKENS": "32",
+                "CITADEL_LLM__MAX_CONTEXT_TOKENS": "2048",  # small prompts: 3 passages
+            },
+        )
+        chats = [r["model"] for r in server.requests if r.get("messages")]
+
+    assert result.returncode == 0, result.stderr
+    assert chats == ["a", "a", "b", "b"]  # q3 was refused on the evidence, for every model
+    models = {m["model"]: m["overall"] for m in json.loads(result.stdout)["models"]}
+    assert list(models) == ["ollama:a", "ollama:b", SMOLLM2.name]
+    a, b, smol = models.values()
+    assert (a["answer_contains"], b["answer_contains"]) == (1.0, 0.0)
+    assert (a["false_refusals"], b["false_refusals"]) == (0, 1)
+    assert a["citation_precision_model"] == 1.0 and a["citations_model"] == 2
+    assert all(m["refusal_recall"] == 1.0 for m in models.values())
+    assert smol["not_generated"] == 0 and smol["prompt_tokens_mean"] > 0
+    assert smol["ttft_p50_s"] > 0 and smol["tokens_per_s"] > 0
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(line["model"], line["id"]) for line in lines] == [
+        (m, q) for m in models for q in ("q1", "q2", "q3")
+    ]
+    assert lines[0]["citations"][0]["holds_answer"] is True and lines[0]["prompt_tokens"] > 0
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            context = browser.new_context()
+            requests: list[str] = []
+            context.on("request", lambda r: requests.append(r.url))
+            view = context.new_page()
+            view.goto(page.as_uri())
+            text = view.locator("body").inner_text()
+            charts = view.locator("svg").count()
+            pwned = view.locator("#pwned").count()
+        finally:
+            browser.close()
+
+    assert requests == [page.as_uri()]  # nothing but the page itself
+    assert all(label in text for label in models)
+    assert "Employees get 25 days" in text and HOSTILE in text and pwned == 0
+    assert charts >= 3

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rag.errors import CitadelError
-from rag.types import Answer, Delta, Message, SearchFilter
+from rag.types import Answer, Delta, Message, SearchFilter, Thinking
 from rag.wiring import Services
 from ui.cli.context import JsonOpt, cli, console
 from ui.cli.render import print_eval, print_passages, print_sources, shown
 from ui.http.wire import AnswerOut, RetrievalOut
 
 if TYPE_CHECKING:
+    from rag.evaluation import ModelRun, ModelSpec
+    from rag.ports import Generator
     from ui.cli.remote import RemoteCitadel
 
 CollectionsOpt = Annotated[
@@ -27,6 +29,9 @@ TypeOpt = Annotated[
     list[str] | None, typer.Option("--type", help="Only these file types (pdf, docx, ...).")
 ]
 PathOpt = Annotated[str | None, typer.Option("--path", help="Only documents under this folder.")]
+ThinkingOpt = Annotated[
+    bool, typer.Option("--show-thinking", help="Show a reasoning model's reasoning (dimmed).")
+]
 
 
 def _scope(
@@ -96,18 +101,30 @@ def _answer(
     history: list[Message],
     search_filter: SearchFilter | None,
     as_json: bool,
+    show_thinking: bool = False,
 ) -> Answer:
-    """Stream one answer to the terminal (or print it as JSON); return it."""
+    """Stream one answer to the terminal (or print it as JSON); return it. A reasoning
+    model's reasoning is shown dimmed with `show_thinking`, else only said to exist."""
     out, err = console(), console(stderr=True)
     answer: Answer | None = None
-    streamed = False
+    streamed = ""
+    thinking = False
     asking = source.answers.ask if isinstance(source, Services) else source.ask
     for event in asking(question, collections, history, search_filter):
-        if isinstance(event, Delta):
-            streamed = True
+        if isinstance(event, Thinking):
+            if not as_json and show_thinking:
+                out.print(f"[dim]{shown(event.text)}[/]", end="")
+                out.file.flush()
+            thinking = True
+        elif isinstance(event, Delta):
             if not as_json:
+                if thinking and not streamed:
+                    out.print(
+                        "\n" if show_thinking else "[dim](reasoned first: --show-thinking)[/]"
+                    )
                 out.print(shown(event.text), end="")
                 out.file.flush()
+            streamed += event.text
         else:
             answer = event
     assert answer is not None
@@ -117,6 +134,10 @@ def _answer(
     if not streamed:  # decided without the model (refusal on weak evidence)
         out.print(shown(answer.text), end="")
     out.print()
+    if streamed and answer.text != streamed.strip() and "[~" in answer.text:
+        # Citadel matched sentences the model left uncited to a source: [~n].
+        out.print("[dim]Checked, with the sources Citadel matched as [~n]:[/]")
+        out.print(shown(answer.text))
     if answer.notice:
         style = "yellow" if answer.search_mode or answer.refused else "red"
         err.print(f"[{style}]{shown(answer.notice)}[/]")
@@ -131,12 +152,13 @@ def ask(
     file_type: TypeOpt = None,
     path: PathOpt = None,
     as_json: JsonOpt = False,
+    show_thinking: ThinkingOpt = False,
 ) -> None:
     """Answer a question from the documents, streamed, with numbered sources."""
     collections, search_filter = _scope(collection, file_type, path)
     source = cli(ctx).remote() or cli(ctx).services()
     try:
-        _answer(source, question, collections, [], search_filter, as_json)
+        _answer(source, question, collections, [], search_filter, as_json, show_thinking)
     finally:
         source.close()
 
@@ -146,6 +168,7 @@ def chat(
     collection: CollectionsOpt = None,
     file_type: TypeOpt = None,
     path: PathOpt = None,
+    show_thinking: ThinkingOpt = False,
 ) -> None:
     """A conversation: follow-up questions are understood with the history. Ctrl-D ends."""
     collections, search_filter = _scope(collection, file_type, path)
@@ -165,7 +188,9 @@ def chat(
             if question in {"/exit", "/quit"}:
                 break
             try:
-                answer = _answer(services, question, collections, history, search_filter, False)
+                answer = _answer(
+                    services, question, collections, history, search_filter, False, show_thinking
+                )
             except CitadelError as exc:
                 console(stderr=True).print(f"[red]error:[/] {shown(str(exc))}")
                 continue
@@ -181,25 +206,47 @@ def evaluate_command(
         Path, typer.Option(help="Corpus root the questions' `sources` are relative to.")
     ],
     collection: CollectionsOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Write one JSON line per question.")] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A model to compare (repeat): ollama:NAME, openai:NAME or a .gguf file. "
+            "Default: the configured model.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write one JSON line per question, as each is done.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write a self-contained HTML page comparing the models.")
+    ] = None,
     no_generate: Annotated[
         bool, typer.Option("--no-generate", help="Retrieval and refusal only, no model.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure retrieval, citations and refusals on a labelled question set."""
+    """Measure retrieval, answers, citations and refusals on a labelled question set, and
+    compare models on the same retrieval."""
     from rag import evaluation
+    from ui.cli.render import progress_line
 
+    state = cli(ctx)
+    if model and no_generate:
+        raise CitadelError("--model and --no-generate contradict each other: choose one")
+    specs = evaluation.model_specs(model or [], state.settings.llm)
     items = evaluation.load_questions(questions)
     collections, _ = _scope(collection, None, None)
+    if report is not None and not report.parent.resolve().is_dir():
+        raise CitadelError(f"cannot write the report to {report}: no folder {report.parent}")
     results_file = None
     if out is not None:
         try:  # before the run: a long evaluation must not end on "cannot write"
             results_file = out.open("w", encoding="utf-8")
         except OSError as exc:
             raise CitadelError(f"cannot write the results to {out}: {exc}") from exc
-    state = cli(ctx)
     services = state.services()
+    generators: list[Generator] = []
     try:
         documents = [
             (d.id, d.root, d.source) for c in collections for d in services.store.documents(c)
@@ -211,28 +258,73 @@ def evaluate_command(
                 f"no document of {', '.join(collections)} was ingested from {root}: run "
                 f"`citadel ingest {root} -c {collections[0]}` first"
             )
-        answers = None if no_generate else services.answers
+        runs = _model_runs(services, specs, no_generate, generators)
         err = console(stderr=True)
 
-        def progress(n: int, total: int, item: evaluation.QaItem) -> None:
-            if err.is_terminal or n == total or n % 10 == 0:
-                err.print(f"[dim]{n}/{total} {shown(item.id)}[/]")
+        def progress(step: evaluation.Step) -> None:
+            err.print(f"[dim]{shown(progress_line(step))}[/]")
+
+        def record(outcome: evaluation.Outcome) -> None:
+            if results_file is not None:
+                results_file.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+                results_file.flush()
 
         services.retriever.retrieve("warm-up", collections)  # load the model before timing
-        outcomes = evaluation.evaluate(
-            items, services.retriever, collections, to_source, answers, progress
+        top_k = services.settings.retrieval.top_k
+        done = evaluation.run(
+            items,
+            services.retriever,
+            collections,
+            to_source,
+            runs,
+            progress,
+            record,
+            top_k=max(evaluation.MRR_CUTOFF, top_k),
+            answer_top_k=top_k,
         )
     finally:
+        for generator in generators:
+            generator.close()
         services.close()
-    if results_file is not None:
-        with results_file:
-            for item in items:
-                line = json.dumps(outcomes[item.id].to_json(), ensure_ascii=False)
-                results_file.write(line + "\n")
-    result = evaluation.report(items, outcomes)
-    result["refusal_sweep"] = evaluation.refusal_sweep(items, outcomes)
+        if results_file is not None:
+            results_file.close()
+    result = evaluation.full_report(items, done)
     result["min_evidence"] = state.settings.retrieval.min_evidence
+    if report is not None:
+        from ui.cli.report import write_report
+
+        write_report(report, items, done, result, f"{questions.name} on {', '.join(collections)}")
     if as_json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return
     print_eval(console(), result)
+
+
+def _model_runs(
+    services: Services,
+    specs: list[ModelSpec],
+    no_generate: bool,
+    generators: list[Generator],
+) -> list[ModelRun]:
+    """The models that answer: those named (each checked before anything runs, the embedded
+    one stopped after its questions), else the configured one, else none."""
+    from rag.evaluation import ModelRun
+    from rag.wiring import answers_with
+
+    if no_generate:
+        return []
+    if not specs:
+        label = services.generator.model if services.generator is not None else "search mode"
+        return [ModelRun(label, services.answers)]
+    runs = []
+    for spec in specs:
+        answers, generator = answers_with(services, spec.llm)
+        assert generator is not None  # a spec always names a model
+        generators.append(generator)
+        if spec.llm.provider != "llamacpp":  # the embedded one starts when it first answers
+            try:
+                generator.check()
+            except CitadelError as exc:
+                raise CitadelError(f"model {spec.spec!r}: {exc}") from exc
+        runs.append(ModelRun(spec.label, answers, generator.close))
+    return runs

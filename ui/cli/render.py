@@ -3,7 +3,7 @@ escaped for rich markup, so a document cannot style or hide what the terminal sh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,6 +11,9 @@ from rich.markup import escape
 from rag.text import printable, shorten
 from rag.types import Answer, Passage
 from ui.service.sources import shown_sources
+
+if TYPE_CHECKING:
+    from rag.evaluation import Step
 
 SNIPPET_CHARS = 240
 
@@ -108,9 +111,70 @@ def print_eval(out: Console, result: dict[str, Any]) -> None:
             f"{row['false_refusals']:.0f}",
         )
     out.print(sweep)
+    if result.get("models"):
+        print_comparison(out, result["models"])
     if result["failures"]:
         out.print("[bold]To read:[/]")
     for f in result["failures"]:
         top = ", ".join(f["top"])
         out.print(f"  {shown(f['id'])} ({shown(f['kind'])}): {shown('; '.join(f['problems']))}")
         out.print(f"    [dim]top: {shown(top)}[/]")
+
+
+# The models side by side: (figure, column title, format).
+COMPARISON = (
+    ("answer_contains", "answer contains", "{:.2f}"),
+    ("citation_precision_model", "citation precision: model", "{:.2f}"),
+    ("citation_precision_citadel", "citation precision: Citadel [~n]", "{:.2f}"),
+    ("unsupported_per_answer", "unsupported / answer", "{:.2f}"),
+    ("refusal_recall", "refusal recall", "{:.2f}"),
+    ("false_refusals", "false refusals", "{}"),
+    ("ttft_p50_s", "TTFT p50 s", "{:.2f}"),
+    ("ttft_p95_s", "TTFT p95 s", "{:.2f}"),
+    ("tokens_per_s", "tokens/s", "{:.1f}"),
+    ("prompt_tokens_mean", "prompt tokens", "{:.0f}"),
+)
+
+
+def comparison_cell(figures: dict[str, Any], name: str, fmt: str) -> str:
+    value = figures.get(name)
+    return "-" if value is None else fmt.format(value)
+
+
+def print_comparison(out: Console, models: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Models, on the same retrieval")
+    table.add_column("model")
+    for _, title, _ in COMPARISON:
+        table.add_column(title, justify="right")
+    table.add_column("time", justify="right")
+    for run in models:
+        figures = run["overall"]
+        cells = [comparison_cell(figures, name, fmt) for name, _, fmt in COMPARISON]
+        table.add_row(shown(run["model"]), *cells, duration(run.get("seconds") or 0.0))
+    out.print(table)
+    for run in models if len(models) > 1 else ():  # one model: said above already
+        figures = run["overall"]
+        if figures.get("not_generated"):
+            out.print(
+                f"[yellow]{shown(run['model'])}: {figures['not_generated']} answer(s) not "
+                "generated (search mode: the model failed or is not reachable).[/]"
+            )
+
+
+def duration(seconds: float) -> str:
+    """12s, 4m05s, 1h02m."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def progress_line(step: Step) -> str:
+    """One question done: `12/100 hb-012 (model) 1m05s elapsed, about 8m left`."""
+    model = f" ({step.model})" if step.model else ""
+    left = f", about {duration(step.eta_s)} left" if step.n < step.total else ", done"
+    return f"{step.n}/{step.total} {step.item.id}{model} {duration(step.elapsed_s)} elapsed{left}"
