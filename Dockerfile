@@ -28,10 +28,10 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 FROM ${PYTHON_IMAGE} AS runtime
 
 # libmagic1: python-magic's library, which unstructured uses to detect file types (as on the
-# development machines). No poppler, tesseract or LibreOffice: Citadel reads PDFs with the
+# development machines); libgomp1: OpenMP, which the embedded llama.cpp (xllamacpp) needs. No poppler, tesseract or LibreOffice: Citadel reads PDFs with the
 # "fast" text-layer path and does not run OCR.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmagic1 \
+    && apt-get install -y --no-install-recommends libmagic1 libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 citadel \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/citadel citadel \

