@@ -124,7 +124,8 @@ class EmbeddedLlamaCpp(OpenAICompatibleGenerator):
             return
         # Quoted before the child is stopped: its last lines would be about stopping.
         why = self._log_tail() or "no message"
-        self._stop_child()
+        # Still loading, it reads no signal until the model is in memory: killed, not waited on.
+        self._stop_child(hung=ready is None)
         if ready is None:  # still loading at the deadline
             raise GeneratorUnavailable(
                 f"the embedded llama.cpp did not load {self._path.name} within {allowed:g} s "
