@@ -163,8 +163,10 @@ def screenshots_on_failure(name: str, pages: list[Page]) -> Iterator[None]:
         raise
 
 
-def login(browser: Browser, site: Site, user: str, pages: list[Page]) -> Visit:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def login(browser: Browser, site: Site, user: str, pages: list[Page], dark: bool = False) -> Visit:
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 1000}, color_scheme="dark" if dark else "light"
+    )
     context.set_default_timeout(30_000)
     page = context.new_page()
     visit = Visit(context, page)
@@ -215,6 +217,78 @@ def wait_for_answer(page: Page, turn: int) -> None:
     answer = page.locator(f"#citadel-conversation .citadel-turn[data-turn='{turn}'] .citadel-a")
     answer.wait_for(timeout=WAIT_MS)
     expect(answer.locator(".citadel-streaming")).to_have_count(0, timeout=WAIT_MS)
+
+
+# WCAG's contrast ratio of an element's text on its own background (both computed).
+CONTRAST_JS = """(el) => {
+  const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let bg = el;
+  while (bg && getComputedStyle(bg).backgroundColor.match(/rgba\\(.*, 0\\)$|transparent/)) {
+    bg = bg.parentElement;
+  }
+  const a = lum(rgb(getComputedStyle(el).color));
+  const b = lum(rgb(getComputedStyle(bg).backgroundColor));
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+def test_the_chat_sends_on_enter_stops_on_request_and_reads_well_in_the_dark(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("chat-keys", shots):
+        bob = login(browser, site, "bob", shots, dark=True)
+        page = bob.page
+        assert page.evaluate("document.body.classList.contains('dark')")
+        expect(page.locator("h1")).to_have_count(1)
+        expect(page.locator("h1")).to_have_text("Citadel")
+        page.get_by_role("tab", name="Documents").click()
+        expect(page.locator("#citadel-upload")).to_contain_text("add them to eng-docs")
+        page.get_by_role("tab", name="Ask").click()
+
+        box = page.locator("#citadel-question textarea")
+        box.focus()
+        ring = box.evaluate(
+            "(e) => [getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineWidth]"
+        )
+        assert ring[0] != "none" and float(ring[1].removesuffix("px")) >= 2, ring
+        # Shift+Enter starts a new line; Enter sends.
+        box.type("How many days of paid annual leave")
+        box.press("Shift+Enter")
+        box.type("do employees get?")
+        assert box.input_value() == "How many days of paid annual leave\ndo employees get?"
+        expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
+        words = [f"word{i} " for i in range(40)]
+        site.fake.enqueue(Script(tokens=["Employees get ", *words], delay_between_s=0.5))
+        box.press("Enter")
+        streaming = page.locator("#citadel-conversation .citadel-streaming")
+        expect(streaming).to_contain_text("Employees get", timeout=WAIT_MS)
+        # Stop while it streams: the text so far stays, marked as stopped; Send is back.
+        expect(page.locator("#citadel-send")).to_be_hidden()
+        page.locator("#citadel-stop").click()
+        expect(streaming).to_have_count(0)
+        first = page.locator("#citadel-conversation .citadel-turn[data-turn='1']")
+        expect(first.locator(".citadel-banner-incomplete")).to_contain_text("Stopped")
+        expect(first).to_contain_text("Employees get")
+        expect(page.locator("#citadel-send")).to_be_visible()
+        expect(page.locator("#citadel-stop")).to_be_hidden()
+        assert "word39" not in (first.inner_text())
+
+        # The model fails: the search-mode banner, legible on the dark theme. (A stopped
+        # answer is no history: the question goes as it is, not condensed.)
+        site.fake.enqueue(Script(tokens=[], status=500))
+        ask(page, LEAVE)
+        wait_for_answer(page, 2)
+        banner = page.locator(".citadel-turn[data-turn='2'] .citadel-banner-search")
+        for part in (banner.locator("strong"), banner.locator("div").first):
+            assert part.evaluate(CONTRAST_JS) >= 4.5
+        # The answer, once complete, is said once in the live region.
+        live = page.locator("#citadel-live")
+        expect(live).to_have_attribute("aria-live", "polite")
+        expect(live).to_contain_text("Written answers are unavailable right now")
 
 
 def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
@@ -279,8 +353,9 @@ def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
         assert LAPTOP in condense and "must be reported within one hour" in condense
         second = conversation.locator(".citadel-turn[data-turn='2']")
         banner = second.locator(".citadel-banner-search")
-        expect(banner).to_contain_text("Ollama server reported an error")
-        expect(banner).to_contain_text("start Ollama")
+        # alice is no administrator: plain words, not the model server's address or error
+        expect(banner).to_contain_text("Written answers are unavailable right now")
+        expect(banner).not_to_contain_text("Ollama")
         second.locator("ol.citadel-sources a.citadel-cite[data-n='1']").click()
         expect(source.locator(".citadel-src-n")).to_have_text("[1]")
         expect(source.locator(".citadel-src-text")).not_to_be_empty()
@@ -337,8 +412,13 @@ def test_a_hostile_document_stays_inert_from_upload_to_source_panel(
         ask(page, "When does the Zephyr parking garage open?")
         wait_for_answer(page, 1)
         conversation = page.locator("#citadel-conversation")
-        expect(conversation).to_contain_text(f"<script>{PWNED}</script>")
-        expect(conversation).to_contain_text("![m](http://evil.example/model.png)")
+        # The model's HTML is dropped and its outside image reduced to its text (the
+        # output guard); what remains is shown as text.
+        written = conversation.locator(".citadel-a > .citadel-text")
+        expect(written).to_contain_text("The Zephyr garage opens at 06:45")
+        expect(written).to_contain_text(PWNED)
+        expect(written).not_to_contain_text("<script>")
+        expect(written).not_to_contain_text("evil.example/model.png")
         conversation.locator(".citadel-text a.citadel-cite[data-n='1']").first.click()
 
         source = page.locator("#citadel-source-panel .citadel-src-shown")

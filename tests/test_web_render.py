@@ -240,7 +240,7 @@ def test_a_cited_answer_has_one_hidden_block_per_citation_and_a_sources_list():
     p1, p2 = passage("First passage.", chunk_id="c1"), passage("Second one.", chunk_id="c2")
     markup = answer_html(
         "ans",
-        answer("One [1]. Two [2].", [Citation(1, p1, "First", False), Citation(2, p2, "", True)]),
+        answer("One [1]. Two [~2].", [Citation(1, p1, "First", False), Citation(2, p2, "", True)]),
         link_for,
     )
     blocks = [attrs for tag, attrs in tags_of(markup) if attrs.get("class") == "citadel-src"]
@@ -248,7 +248,9 @@ def test_a_cited_answer_has_one_hidden_block_per_citation_and_a_sources_list():
         ("ans", "1", True),
         ("ans", "2", True),
     ]
-    assert markup.count('class="citadel-cite"') == 4  # two in the text, two in the list
+    # [1] the model's, [~2] placed by Citadel: each in the text and in the list, drawn apart
+    assert markup.count('class="citadel-cite"') == 2
+    assert markup.count('class="citadel-cite citadel-cite-placed"') == 2
     assert "citadel-banner" not in markup
 
 
@@ -295,22 +297,24 @@ def test_highlight_cannot_be_steered_into_markup():
 # -- banners -------------------------------------------------------------------------------
 
 
-def test_search_mode_banner_says_what_happened_and_what_to_do_and_lists_passages():
+def test_search_mode_banner_speaks_plainly_to_employees_and_gives_admins_the_detail():
     p = passage("The best passage text.")
-    markup = answer_html(
-        "ans",
-        answer(
-            "",
-            [Citation(1, p, "The best passage text.", False)],
-            search_mode=True,
-            notice="Search mode: no Ollama server answers at http://127.0.0.1:11434.",
-        ),
-        link_for,
+    searched = answer(
+        "",
+        [Citation(1, p, "The best passage text.", False)],
+        search_mode=True,
+        notice="Search mode: no Ollama server answers at http://127.0.0.1:11434.",
     )
-    assert 'class="citadel-banner citadel-banner-search"' in markup
-    assert "no Ollama server answers" in markup and "start Ollama" in markup
-    assert "administrator" in markup and "best passages" in markup
-    assert 'data-n="1"' in markup and 'class="citadel-src"' in markup
+    employee = answer_html("ans", searched, link_for)
+    admin = answer_html("ans", searched, link_for, technical=True)
+
+    assert 'class="citadel-banner citadel-banner-search"' in employee
+    assert "Written answers are unavailable right now" in employee
+    assert "passages that match" in employee and "administrator" in employee
+    assert "Ollama" not in employee and "127.0.0.1" not in employee
+    assert "no Ollama server answers at http://127.0.0.1:11434" in admin
+    for markup in (employee, admin):
+        assert 'data-n="1"' in markup and 'class="citadel-src"' in markup
 
 
 def test_refusal_banner_suggests_rephrasing_and_lists_the_closest_documents():

@@ -59,7 +59,7 @@ def build(web: Handlers) -> gr.Blocks:
     with blocks:
         turns = gr.State([])
         with gr.Row(equal_height=False):
-            gr.Markdown("## Citadel", elem_id="citadel-title")
+            gr.Markdown("# Citadel", elem_id="citadel-title")
             user = gr.HTML("", elem_id="citadel-user", js_on_load=None)
         with gr.Tabs(elem_id="citadel-tabs"):
             with gr.Tab("Ask", id="ask", elem_id="citadel-tab-ask"):
@@ -128,11 +128,13 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                 max_height=720,
             )
             with gr.Row():
+                # One line that grows: Enter sends, Shift+Enter starts a new line (Gradio's
+                # Textbox does the opposite when it starts with several lines).
                 c["question"] = gr.Textbox(
-                    placeholder="Ask a question about your documents…",
+                    placeholder="Ask a question about your documents… (Shift+Enter: new line)",
                     label="Question",
                     show_label=False,
-                    lines=2,
+                    lines=1,
                     max_lines=8,
                     max_length=MAX_QUESTION_CHARS,
                     scale=6,
@@ -140,6 +142,9 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                 )
                 with gr.Column(scale=1, min_width=120):
                     c["send"] = gr.Button("Send", variant="primary", elem_id="citadel-send")
+                    c["stop"] = gr.Button(
+                        "Stop", variant="stop", visible=False, elem_id="citadel-stop"
+                    )
                     c["clear"] = gr.Button("New conversation", elem_id="citadel-new-chat")
             with gr.Accordion("Rate an answer", open=False, elem_id="citadel-feedback"):
                 with gr.Row():
@@ -180,7 +185,14 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
             gr.HTML(source_panel_html(), elem_id="citadel-source-panel", js_on_load=None)
 
     ask_inputs = [c["question"], c["collections"], turns]
-    ask_outputs = [c["conversation"], turns, c["question"], c["send"], c["rate_answer"]]
+    ask_outputs = [
+        c["conversation"],
+        turns,
+        c["question"],
+        c["rate_answer"],
+        c["send"],
+        c["stop"],
+    ]
     # Asking is wired to three triggers (send, Enter, a starter question), the same way.
     asking: dict[str, Any] = {
         "fn": web.ask,
@@ -189,14 +201,26 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         "api_visibility": "private",
         "concurrency_limit": 16,
     }
-    for trigger in (c["send"].click, c["question"].submit):
-        trigger(**asking)
-    c["starters"].click(
-        web.pick_starter,
-        inputs=[c["starters"]],
-        outputs=[c["question"]],
+    # While an answer streams, Stop replaces Send (the answer's handler swaps them); Stop
+    # cancels the event, which closes the answer's generator and with it the model's stream.
+    answering = [trigger(**asking) for trigger in (c["send"].click, c["question"].submit)]
+    answering.append(
+        c["starters"]
+        .click(
+            web.pick_starter,
+            inputs=[c["starters"]],
+            outputs=[c["question"]],
+            api_visibility="private",
+        )
+        .then(**asking)
+    )
+    c["stop"].click(
+        web.stop,
+        inputs=[turns],
+        outputs=[c["conversation"], turns, c["send"], c["stop"]],
+        cancels=answering,
         api_visibility="private",
-    ).then(**asking)
+    )
     c["clear"].click(
         web.new_conversation,
         outputs=[c["conversation"], turns, c["rate_answer"], c["rated"]],
@@ -228,6 +252,12 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         api_visibility="private",
     )
     return c
+
+
+def _drop_zone(collection: str | None) -> Any:
+    if not collection:
+        return gr.File(label="Choose a collection above, then drop files here")
+    return gr.File(label=f"Drop files here to add them to {collection} (PDF, Word, …)")
 
 
 def _documents_tab(web: Handlers) -> dict[str, Any]:
@@ -288,6 +318,10 @@ def _documents_tab(web: Handlers) -> dict[str, Any]:
                 elem_id="citadel-failures",
             )
 
+    # The drop zone names the collection the files will go to.
+    d["collection"].change(
+        _drop_zone, inputs=[d["collection"]], outputs=[d["files"]], api_visibility="private"
+    )
     view = [d["collection"], d["filter"], d["sort"]]
     listing = [d["library"], d["select"], d["failures"]]
     for trigger in (

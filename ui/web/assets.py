@@ -34,6 +34,8 @@ mark.citadel-mark { background: #ffe27a; color: #1f1f1f; padding: 0 1px; }
 .citadel-banner { border-radius: 8px; padding: 8px 12px; margin-bottom: 8px;
   border: 1px solid; color: #1f1f1f; }
 .citadel-banner div { margin-top: 4px; }
+/* The banners keep their light background in the dark theme: their text must stay dark. */
+.citadel-banner, .citadel-banner * { color: #1f1f1f; }
 .citadel-banner a.citadel-cite { color: #0b4fa8; }
 .citadel-banner-search { background: #fff4d6; border-color: #e0a800; }
 .citadel-banner-refused { background: #eef2f7; border-color: #8a9bb4; }
@@ -52,6 +54,13 @@ mark.citadel-mark { background: #ffe27a; color: #1f1f1f; padding: 0 1px; }
  { color: #2e7d32; }
 .citadel-user { font-size: 0.9em; text-align: right; }
 .citadel-logout { display: inline; margin-left: 0.4em; }
+/* A focus ring that shows, on the question box above all. */
+#citadel-question textarea:focus-visible, #citadel-question textarea:focus,
+button:focus-visible, a:focus-visible, [role="tab"]:focus-visible {
+  /* !important: Gradio's own rules remove the outline with a more specific selector */
+  outline: 3px solid var(--color-accent) !important; outline-offset: 2px; }
+.citadel-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;
+  overflow: hidden; clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
 .citadel-logout button { background: none; border: 0; padding: 0; font: inherit;
   color: var(--link-text-color); text-decoration: underline; cursor: pointer; }
 """
@@ -83,4 +92,21 @@ element.addEventListener('click', (event) => {
   link.classList.add('citadel-active');
   panel.scrollIntoView({block: 'nearest'});
 });
+// A live region outside the re-rendered answer: screen readers hear each answer once, when
+// it is complete, not every refresh of the streamed text. Filled with textContent only.
+const live = document.createElement('div');
+live.id = 'citadel-live';
+live.className = 'citadel-sr-only';
+live.setAttribute('role', 'status');
+live.setAttribute('aria-live', 'polite');
+(element.parentElement || element).appendChild(live);
+let said = '';
+new MutationObserver(() => {
+  if (element.querySelector('.citadel-streaming')) return;
+  const answers = element.querySelectorAll('.citadel-a');
+  const last = answers[answers.length - 1];
+  if (!last) return;
+  const text = last.innerText.trim().slice(0, 4000);
+  if (text && text !== said) { said = text; live.textContent = text; }
+}).observe(element, {childList: true, subtree: true, characterData: true});
 """

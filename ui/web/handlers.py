@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from ui.web.render import (
     error_html,
     message_html,
     progress_html,
+    stopped_html,
     streaming_html,
     user_html,
 )
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 MAX_TURNS_SHOWN = 50
 POLL_S = 0.5
 STREAM_REFRESH_S = 0.08  # re-render the streamed answer at most this often
+STREAMS_KEPT = 256  # answers being written, remembered for Stop (one per browser session)
 EXPORT_KEEP_S = 120.0  # the exported file's own copy; Gradio serves its cached copy
 SORTS: dict[str, tuple[SortField, bool]] = {
     "Name": ("source", False),
@@ -63,6 +66,10 @@ class Handlers:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.auth = workspace.settings.server.auth
+        # What each session's answer has written so far (caller, question, text): Stop
+        # cancels the answer's event, so the text shown when it stopped is kept from here.
+        self._streams: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
+        self._streams_lock = threading.Lock()
 
     # -- who -----------------------------------------------------------------------------
     def session_user(self, request: Request) -> str | None:
@@ -119,31 +126,34 @@ class Handlers:
         turns: list[Turn] | None,
         request: gr.Request,
     ) -> Iterator[tuple[Any, ...]]:
-        """Outputs: conversation, turns, question box, send button, answer to rate."""
+        """Outputs: conversation, turns, question box, answer to rate, then Send and Stop (Stop
+        replaces Send while the answer streams)."""
         turns = list(turns or [])[-MAX_TURNS_SHOWN:]
         question = (question or "").strip()
         skip = gr.skip()
         if not question:
-            yield skip, skip, skip, skip, skip
+            yield skip, skip, skip, skip, skip, skip
             return
         caller = self.caller(request)
         if caller is None:
-            yield conversation_html([Turn(question, error_html(NO_ACCOUNT))]), [], skip, skip, skip
+            yield conversation_html([Turn(question, error_html(NO_ACCOUNT))]), [], *[skip] * 4
             return
         # The conversation lives in Gradio's session, which a browser names itself: only the
         # turns of this user are ever shown or sent back as history.
         turns = [t for t in turns if t.owner == caller.name]
         if not collections:
             failed = Turn(question, error_html("Choose at least one collection to search."))
-            yield conversation_html([*turns, failed]), turns, skip, skip, skip
+            yield conversation_html([*turns, failed]), turns, *[skip] * 4
             return
         history = _history(turns)
+        session = getattr(request, "session_hash", None) or ""
+        self._remember(session, caller.name, question, "")
         yield (
             conversation_html([*turns, Turn(question, streaming_html(""))]),
             skip,
             "",
-            gr.Button(interactive=False),
             skip,
+            *_streaming(True),
         )
         final: Turn
         try:
@@ -158,11 +168,12 @@ class Handlers:
                     continue  # reasoning is drawn by the chat UI (not this one)
                 if isinstance(event, Delta):
                     written += event.text
+                    self._remember(session, caller.name, question, written)
                     now = time.monotonic()
                     if now - shown_at >= STREAM_REFRESH_S:
                         shown_at = now
                         pending = Turn(question, streaming_html(written))
-                        yield conversation_html([*turns, pending]), skip, skip, skip, skip
+                        yield conversation_html([*turns, pending]), *[skip] * 5
                 else:
                     answered = event
             if answered is None:
@@ -172,6 +183,7 @@ class Handlers:
                     answered.id,
                     answered.answer,
                     lambda p: self.workspace.file_link(caller, p),
+                    technical=caller.admin,
                 )
                 final = Turn(question, html, answered.id, answered.answer.text, caller.name)
         except CitadelError as exc:
@@ -179,14 +191,38 @@ class Handlers:
         except Exception:
             log.exception("answering in the web UI failed")
             final = Turn(question, error_html(INTERNAL), owner=caller.name)
+        self._forget(session)
         done = [*turns, final]
         yield (
             conversation_html(done),
             done,
             skip,
-            gr.Button(interactive=True),
             _rate_choices(done) if final.answer_id else skip,
+            *_streaming(False),
         )
+
+    def stop(self, turns: list[Turn] | None, request: gr.Request) -> tuple[Any, ...]:
+        """Stop pressed while an answer streams (its event is cancelled): the text written so
+        far stays, marked as stopped and unchecked. Outputs: conversation, turns, Send, Stop."""
+        caller = self.caller(request)
+        stream = self._forget(getattr(request, "session_hash", None) or "")
+        if caller is None or stream is None or stream[0] != caller.name:
+            return gr.skip(), gr.skip(), *_streaming(False)
+        _, question, written = stream
+        turns = [t for t in (turns or []) if t.owner == caller.name][-MAX_TURNS_SHOWN:]
+        done = [*turns, Turn(question, stopped_html(written), owner=caller.name)]
+        return conversation_html(done), done, *_streaming(False)
+
+    def _remember(self, session: str, caller: str, question: str, written: str) -> None:
+        with self._streams_lock:
+            self._streams[session] = (caller, question, written)
+            self._streams.move_to_end(session)
+            while len(self._streams) > STREAMS_KEPT:
+                self._streams.popitem(last=False)
+
+    def _forget(self, session: str) -> tuple[str, str, str] | None:
+        with self._streams_lock:
+            return self._streams.pop(session, None)
 
     def pick_starter(self, sample: Any) -> str:
         if isinstance(sample, list | tuple):
@@ -327,7 +363,7 @@ class Handlers:
             return
         rejected += [FileRow(name, "rejected", reason=why) for name, why in result.rejected]
         if result.job is None:
-            label = "Nothing to ingest: every file was rejected"
+            label = f"Nothing added to {collection}: every file was rejected"
             yield progress_html(rejected, "rejected", label), None, skip, skip, skip
             return
         yield from self._follow(
@@ -356,7 +392,8 @@ class Handlers:
                 return
             rows = [FileRow(f.name, f.status, f.chunks, f.reason) for f in job.files]
             finished = job.state not in ("queued", "running")
-            html = progress_html([*rows, *rejected], job.state, _job_state(job), job.message)
+            label = _job_state(job, len(rejected), collection)
+            html = progress_html([*rows, *rejected], job.state, label, job.message)
             if finished:
                 yield (html, cleared, *self.library(collection, text_filter, sort, request))
                 return
@@ -448,6 +485,11 @@ class Handlers:
         return str(target), message_html("ok", f"{len(items)} question(s) exported.")
 
 
+def _streaming(on: bool) -> tuple[Any, Any]:
+    """Send and Stop: Stop takes Send's place while an answer streams."""
+    return gr.Button(visible=not on, interactive=True), gr.Button(visible=on)
+
+
 def _history(turns: Sequence[Turn]) -> list[Message]:
     history: list[Message] = []
     for turn in turns:
@@ -481,13 +523,19 @@ def _document_row(r: DocumentRecord) -> list[Any]:
     ]
 
 
-def _job_state(job: Job) -> str:
+def _job_state(job: Job, rejected: int, collection: str | None) -> str:
+    """The job's line, naming the collection the files go to and counting every file that
+    was dropped (those rejected before ingestion too)."""
+    total = len(job.files) + rejected
     done = sum(1 for f in job.files if f.status not in ("queued", "processing"))
+    where = collection or "the collection"
     if job.state in ("queued", "running"):
-        return f"Ingesting: {done} of {len(job.files)} file(s) done…"
+        return f"Adding {total} file(s) to {where}: {done + rejected} of {total} done…"
     if job.state == "failed":
-        return "Ingestion failed"
-    return f"Done: {done} of {len(job.files)} file(s) processed"
+        return f"Adding files to {where} failed"
+    failed = rejected + sum(1 for f in job.files if f.status in ("failed", "rejected", "skipped"))
+    attention = f"; {failed} need attention" if failed else ""
+    return f"Done: {total - failed} of {total} file(s) are now in {where}{attention}"
 
 
 def _discard(paths: Sequence[Path]) -> None:

@@ -171,20 +171,24 @@ def _blocks(answer_id: str, sources: Sequence[ShownSource], link_for: LinkFor) -
     )
 
 
-def answer_html(answer_id: str, answer: Answer, link_for: LinkFor) -> str:
+def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bool = False) -> str:
     """The assistant's part of a turn: banners, the checked text with clickable markers,
-    the sources, and the hidden source blocks the markers open."""
+    the sources, and the hidden source blocks the markers open. `technical`: the reader
+    administers Citadel, and is told why the model server failed (its address, say)."""
     parts: list[str] = []
     sources = shown_sources(answer)
     if answer.search_mode:
         why = (answer.notice or "The model server is not available.").removeprefix("Search mode: ")
+        detail = (
+            f"For administrators: {esc(why)}"
+            if technical
+            else "If this lasts, tell your administrator."
+        )
         parts.append(
             banner(
                 "search",
-                "Search mode: no answer could be written",
-                f"{esc(why)} To get written answers, start Ollama (or ask your administrator to "
-                "check the model server). Meanwhile, the best passages from your documents are "
-                "listed below: click a number to read one.",
+                "Written answers are unavailable right now: here are the passages that match",
+                f"Click a number to read a passage. {detail}",
             )
         )
         parts.append(_source_list(answer_id, sources, previews=True) if sources else "")
@@ -235,6 +239,13 @@ def streaming_html(text: str) -> str:
     body = esc(text) if text else '<span class="citadel-muted">Searching your documents…</span>'
     cursor = '<span class="citadel-cursor">▍</span>'
     return f'<div class="citadel-text citadel-streaming">{body}{cursor}</div>'
+
+
+def stopped_html(text: str) -> str:
+    """An answer stopped while it was written: what was shown, marked as unchecked."""
+    body = f'<div class="citadel-text">{esc(text)}</div>' if text else ""
+    note = "Stopped: this answer is incomplete, and its sources were not checked."
+    return banner("incomplete", "Stopped", esc(note)) + body
 
 
 # -- the conversation ----------------------------------------------------------------------
