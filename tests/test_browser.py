@@ -291,6 +291,69 @@ def test_the_chat_sends_on_enter_stops_on_request_and_reads_well_in_the_dark(
         expect(live).to_contain_text("Written answers are unavailable right now")
 
 
+def _ask_and_wait(site: Site, page: Page, turn: int) -> None:
+    if turn > 1:  # a follow-up is first condensed with the history
+        site.fake.enqueue(Script(tokens=[LEAVE]))
+    lines = [f"Point {k} of answer {turn} about the leave rules.\n" for k in range(10)]
+    site.fake.enqueue(Script(tokens=[*lines, "Employees get 25 days of paid leave [1]."]))
+    ask(page, LEAVE)
+    wait_for_answer(page, turn)
+
+
+def test_the_view_follows_new_answers_and_sources_stay_at_hand(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("follow", shots):
+        page = login(browser, site, "bob", shots).page
+        for turn in range(1, 6):
+            _ask_and_wait(site, page, turn)
+            last = page.locator(f".citadel-turn[data-turn='{turn}'] .citadel-a .citadel-text")
+            expect(last).to_be_in_viewport()
+        jump = page.locator("#citadel-jump")
+        expect(jump).to_be_hidden()
+
+        # Scrolled up to re-read, the reader is not pulled down; a button offers the latest.
+        page.locator(".citadel-turn[data-turn='1']").scroll_into_view_if_needed()
+        page.mouse.wheel(0, -5000)
+        _ask_and_wait(site, page, 6)
+        latest = page.locator(".citadel-turn[data-turn='6'] .citadel-a .citadel-text")
+        expect(jump).to_be_visible()
+        expect(latest).not_to_be_in_viewport()
+        jump.click()
+        expect(latest).to_be_in_viewport()
+        expect(jump).to_be_hidden()
+
+        # The source panel stays beside the chat; a new conversation clears it.
+        page.locator(".citadel-turn[data-turn='6'] .citadel-text a.citadel-cite").first.click()
+        shown = page.locator("#citadel-source-panel .citadel-src-shown")
+        expect(shown).to_contain_text("handbook.md")
+        column = page.locator("#citadel-source-column")
+        assert column.evaluate("(e) => getComputedStyle(e).position") == "sticky"
+        page.locator("#citadel-new-chat").click()
+        expect(shown).to_have_count(0)
+        expect(page.locator("#citadel-source-panel")).to_contain_text("Click a [n]")
+
+
+def test_on_a_phone_a_source_opens_as_a_sheet_without_moving_the_page(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("phone", shots):
+        visit = login(browser, site, "bob", shots)
+        page = visit.page
+        page.set_viewport_size({"width": 390, "height": 844})
+        _ask_and_wait(site, page, 1)
+        marker = page.locator(".citadel-turn[data-turn='1'] .citadel-text a.citadel-cite").first
+        marker.scroll_into_view_if_needed()
+        before = page.evaluate("window.scrollY")
+        marker.click()
+        sheet = page.locator("#citadel-source-column.citadel-sheet-open")
+        expect(sheet).to_be_in_viewport()
+        expect(sheet.locator(".citadel-src-shown")).to_contain_text("handbook.md")
+        assert page.evaluate("window.scrollY") == before
+        sheet.locator("#citadel-sheet-close").click()
+        expect(page.locator("#citadel-source-column.citadel-sheet-open")).to_have_count(0)
+
+
 def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
     site: Site, browser: Browser, shots: list[Page]
 ):

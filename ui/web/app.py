@@ -123,7 +123,7 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                 conversation_html([]),
                 elem_id="citadel-conversation",
                 js_on_load=SOURCE_CLICK_JS,
-                autoscroll=True,
+                autoscroll=False,  # the script follows new text itself
                 min_height=240,
                 max_height=720,
             )
@@ -180,8 +180,12 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                 c["starters_saved"] = gr.HTML(
                     "", elem_id="citadel-starters-status", js_on_load=None
                 )
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, elem_id="citadel-source-column"):
             gr.Markdown("### Source")
+            gr.HTML(
+                '<button type="button" id="citadel-sheet-close">Close the source</button>',
+                js_on_load=None,
+            )
             gr.HTML(source_panel_html(), elem_id="citadel-source-panel", js_on_load=None)
 
     ask_inputs = [c["question"], c["collections"], turns]

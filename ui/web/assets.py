@@ -59,6 +59,21 @@ mark.citadel-mark { background: #ffe27a; color: #1f1f1f; padding: 0 1px; }
 button:focus-visible, a:focus-visible, [role="tab"]:focus-visible {
   /* !important: Gradio's own rules remove the outline with a more specific selector */
   outline: 3px solid var(--color-accent) !important; outline-offset: 2px; }
+#citadel-source-column { position: sticky; top: 8px; align-self: flex-start;
+  max-height: calc(100vh - 16px); overflow-y: auto; }
+#citadel-sheet-close { display: none; }
+@media (max-width: 767px) {
+  #citadel-source-column { position: static; max-height: none; }
+  #citadel-source-column.citadel-sheet-open { position: fixed; left: 0; right: 0; bottom: 0;
+    top: auto; max-height: 60vh; z-index: 50; padding: 8px 12px;
+    background: var(--background-fill-primary); border-top: 1px solid var(--border-color-primary);
+    box-shadow: 0 -4px 16px rgba(0, 0, 0, 0.25); }
+  #citadel-source-column.citadel-sheet-open #citadel-sheet-close { display: block; }
+}
+.citadel-jump { position: sticky; bottom: 8px; margin: 4px auto 0; display: block;
+  padding: 4px 12px; border-radius: 16px; border: 1px solid var(--border-color-primary);
+  background: var(--background-fill-primary); color: var(--body-text-color); cursor: pointer; }
+.citadel-jump[hidden] { display: none; }
 .citadel-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;
   overflow: hidden; clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
 .citadel-logout button { background: none; border: 0; padding: 0; font: inherit;
@@ -82,6 +97,7 @@ element.addEventListener('click', (event) => {
   const panel = document.getElementById('citadel-source-panel');
   if (!source || !panel) return;
   const body = panel.querySelector('.citadel-source-body') || panel;
+  if (!panelAtStart) panelAtStart = body.cloneNode(true);
   const copy = source.cloneNode(true);
   copy.removeAttribute('hidden');
   copy.classList.add('citadel-src-shown');
@@ -90,8 +106,58 @@ element.addEventListener('click', (event) => {
     active.classList.remove('citadel-active');
   }
   link.classList.add('citadel-active');
-  panel.scrollIntoView({block: 'nearest'});
+  // Desktop: the panel is sticky beside the chat. Small screens: it opens as a bottom
+  // sheet over the page, which stays where it was (no jump to the bottom).
+  const column = document.getElementById('citadel-source-column');
+  if (column) column.classList.add('citadel-sheet-open');
 });
+// The panel's first words (kept at the first click), put back when the conversation is
+// emptied (New conversation).
+let panelAtStart = null;
+const clearSource = () => {
+  const panel = document.getElementById('citadel-source-panel');
+  const body = panel && panel.querySelector('.citadel-source-body');
+  if (body && panelAtStart) body.replaceChildren(...panelAtStart.cloneNode(true).childNodes);
+  const column = document.getElementById('citadel-source-column');
+  if (column) column.classList.remove('citadel-sheet-open');
+};
+document.addEventListener('click', (event) => {
+  if (event.target.closest && event.target.closest('#citadel-sheet-close')) clearSheet();
+});
+const clearSheet = () => {
+  const column = document.getElementById('citadel-source-column');
+  if (column) column.classList.remove('citadel-sheet-open');
+};
+// The view follows new text while the reader is at the bottom; scrolled up, a "Jump to
+// latest" button appears instead. (Gradio's own autoscroll lost the bottom after the
+// second answer: a finished answer grows by more than its threshold.)
+const scroller = () => {
+  for (let n = element; n && n !== document.body; n = n.parentElement) {
+    const overflow = getComputedStyle(n).overflowY;
+    if ((overflow === 'auto' || overflow === 'scroll') && n.scrollHeight > n.clientHeight) return n;
+  }
+  return document.scrollingElement;
+};
+let follow = true;
+const jump = document.createElement('button');
+jump.type = 'button';
+jump.id = 'citadel-jump';
+jump.className = 'citadel-jump';
+jump.textContent = 'Jump to latest ↓';
+jump.hidden = true;
+(element.parentElement || element).appendChild(jump);
+const toBottom = () => { const s = scroller(); s.scrollTop = s.scrollHeight; };
+jump.addEventListener('click', () => { follow = true; jump.hidden = true; toBottom(); });
+document.addEventListener('scroll', (event) => {
+  const s = scroller();
+  if (event.target !== s && !(s === document.scrollingElement && event.target === document)) return;
+  follow = s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+  if (follow) jump.hidden = true;
+}, true);
+new MutationObserver(() => {
+  if (!element.querySelector('.citadel-turn')) { clearSource(); follow = true; jump.hidden = true; }
+  if (follow) { toBottom(); } else { jump.hidden = false; }
+}).observe(element, {childList: true, subtree: true, characterData: true});
 // A live region outside the re-rendered answer: screen readers hear each answer once, when
 // it is complete, not every refresh of the streamed text. Filled with textContent only.
 const live = document.createElement('div');
