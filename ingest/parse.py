@@ -175,7 +175,7 @@ def _describe(file_type: str, exc: Exception) -> str:
         return (
             f"the {file_type.upper()} is password-protected (encrypted); remove the password first"
         )
-    return f"cannot parse this {file_type.upper()} ({name}: {message})"
+    return f"cannot read this {file_type.upper()} ({name}: {message})"
 
 
 def _why_pdf_has_no_text(path: str) -> str:

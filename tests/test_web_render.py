@@ -367,3 +367,35 @@ def test_no_ui_handler_is_published_as_a_public_gradio_api(tmp_path):
     assert len(handlers) > 20
     public = [h["api_name"] for h in handlers if h.get("api_visibility") != "private"]
     assert public == []
+
+
+# -- plain words for the library -----------------------------------------------------------
+
+
+def test_a_failure_reason_is_told_without_the_parsers_exception_names():
+    from ui.web.render import plain_reason
+
+    technical = "cannot read this PDF (PdfStreamError: Stream has ended unexpectedly)"
+    assert plain_reason(technical) == "cannot read this PDF"
+    damaged = "the PDF is damaged or truncated (KeyError); no text could be recovered"
+    assert plain_reason(damaged) == "the PDF is damaged or truncated; no text could be recovered"
+    kept = "the file is 80 MB, over the 50 MB upload limit (ask your administrator)"
+    assert plain_reason(kept) == kept
+
+
+def test_library_sizes_and_dates_read_as_people_say_them():
+    from datetime import UTC, datetime
+
+    from ui.web.render import ago, file_size
+
+    assert [file_size(n) for n in (300, 2_048, 5 * 2**20 + 2**19)] == [
+        "300 bytes",
+        "2 KB",
+        "5.5 MB",
+    ]
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert ago("2026-12-05T11:59:30+00:00", now) == "just now"
+    assert ago("2026-12-05T11:55:00+00:00", now) == "5 minutes ago"
+    assert ago("2026-12-05T11:00:00+00:00", now) == "1 hour ago"
+    assert ago("2026-12-02T12:00:00+00:00", now) == "3 days ago"
+    assert ago("2026-01-15T09:00:00+00:00", now) == "15 Jan 2026"

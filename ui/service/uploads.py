@@ -16,7 +16,7 @@ import unicodedata
 import zipfile
 from pathlib import Path
 
-from ingest.formats import SUPPORTED_EXTENSIONS, ContentMismatch, Format, check_magic, format_of
+from ingest.formats import ContentMismatch, Format, check_magic, format_of
 from ingest.guards import Refused, check_file
 from rag.text import escape_invisible
 from ui.service.errors import UploadRejected
@@ -124,8 +124,9 @@ def check_upload(name: str, path: Path, max_bytes: int, max_expansion_ratio: flo
     fmt = format_of(Path(stored))
     if fmt is None:
         raise UploadRejected(
-            f"{shown}: this file type is not supported; "
-            f"supported extensions: {', '.join(SUPPORTED_EXTENSIONS)}"
+            f"{shown}: Citadel cannot read this type of file (it reads PDF, Word, "
+            "PowerPoint, Excel, OpenDocument text, HTML, Markdown, plain text, CSV, RTF, "
+            "e-mail and e-book files)"
         )
     size = path.stat().st_size
     if size == 0:

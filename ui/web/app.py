@@ -23,7 +23,7 @@ from ui.web.assets import CSS, SOURCE_CLICK_JS
 from ui.web.handlers import SORTS, Handlers
 from ui.web.render import conversation_html, source_panel_html
 
-LIBRARY_HEADERS = ["Document", "Type", "Title", "Pages", "Chunks", "Size (KB)", "Ingested"]
+LIBRARY_HEADERS = ["Document", "Type", "Title", "Pages", "Sections", "Size", "Added"]
 FAILURE_HEADERS = ["File", "Reason", "When"]
 
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -303,7 +303,7 @@ def _documents_tab(web: Handlers) -> dict[str, Any]:
                 d["select"] = gr.Dropdown(
                     choices=[], label="Document", elem_id="citadel-doc-select", scale=3
                 )
-                d["reingest"] = gr.Button("Re-ingest", elem_id="citadel-doc-reingest")
+                d["reingest"] = gr.Button("Read again", elem_id="citadel-doc-reingest")
                 d["delete"] = gr.Button("Delete…", variant="stop", elem_id="citadel-doc-delete")
                 d["confirm"] = gr.Button(
                     "Yes, delete it",

@@ -33,10 +33,13 @@ from ui.service.workspace import Answered, Workspace
 from ui.web.render import (
     FileRow,
     Turn,
+    ago,
     answer_html,
     conversation_html,
     error_html,
+    file_size,
     message_html,
+    plain_reason,
     progress_html,
     stopped_html,
     streaming_html,
@@ -315,7 +318,8 @@ class Handlers:
             return empty
         rows = [_document_row(r) for r in records]
         choices = [(r.source, r.id) for r in records]
-        failed = [[f["source"], f["reason"], f["at"][:19].replace("T", " ")] for f in failures]
+        words = (lambda r: r) if caller.admin else plain_reason
+        failed = [[f["source"], words(f["reason"]), ago(f["at"])] for f in failures]
         return rows, gr.Dropdown(choices=choices, value=None), failed
 
     def upload(
@@ -390,7 +394,8 @@ class Handlers:
             except CitadelError as exc:
                 yield message_html("error", str(exc)), cleared, skip, skip, skip
                 return
-            rows = [FileRow(f.name, f.status, f.chunks, f.reason) for f in job.files]
+            words = (lambda r: r) if caller.admin else plain_reason
+            rows = [FileRow(f.name, f.status, f.chunks, words(f.reason)) for f in job.files]
             finished = job.state not in ("queued", "running")
             label = _job_state(job, len(rejected), collection)
             html = progress_html([*rows, *rejected], job.state, label, job.message)
@@ -518,8 +523,8 @@ def _document_row(r: DocumentRecord) -> list[Any]:
         r.title,
         r.pages or "",
         r.chunks,
-        f"{r.size / 1024:.0f}",
-        r.ingested_at[:19].replace("T", " "),
+        file_size(r.size),
+        ago(r.ingested_at),
     ]
 
 

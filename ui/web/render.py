@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from rag.text import printable, shorten
 from rag.types import Answer, Passage
@@ -313,7 +314,7 @@ def progress_html(rows: Sequence[FileRow], state: str, label: str, message: str 
     return (
         f'<div class="citadel-progress" data-state="{esc(state)}">'
         f'<p class="citadel-job-state">{esc(label)}</p>{note}'
-        "<table><thead><tr><th>File</th><th>Status</th><th>Chunks</th><th>Reason</th></tr>"
+        "<table><thead><tr><th>File</th><th>Status</th><th>Sections</th><th>Reason</th></tr>"
         f"</thead><tbody>{body}</tbody></table></div>"
     )
 
@@ -336,3 +337,44 @@ def user_html(name: str, admin: bool, teams: Iterable[str], auth: bool) -> str:
         f'<div class="citadel-user">Signed in as <strong>{esc(name)}</strong> ({role}'
         f"{', teams: ' + esc(team_list) if team_list else ''}) {logout}</div>"
     )
+
+
+# -- plain words for the library -------------------------------------------------------
+
+# "(PdfStreamError: ...)", "(KeyError)": the parser's own words, for administrators.
+_TECHNICAL = re.compile(r"\s*\((?:[A-Z]\w*(?:Error|Exception|Warning)\b)[^)]*\)")
+
+
+def plain_reason(reason: str) -> str:
+    """Why a file could not be added, without the parser's exception names."""
+    return _TECHNICAL.sub("", reason)
+
+
+def file_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 2**20:.1f} MB"
+
+
+def ago(iso: str, now: datetime | None = None) -> str:
+    """A moment as people say it: "just now", "5 minutes ago", "3 days ago", or the date."""
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso[:19].replace("T", " ")
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - then).total_seconds()
+    for limit, unit, size in (
+        (3600, "minute", 60),
+        (86400, "hour", 3600),
+        (86400 * 30, "day", 86400),
+    ):
+        if seconds < 60:
+            return "just now"
+        if seconds < limit:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return then.strftime("%d %b %Y")
