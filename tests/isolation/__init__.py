@@ -19,7 +19,8 @@ The files, in the order a run goes through them:
   answers, signed links), and every secret of blue's that the checks look for.
 - plans.py: the probes. What mallory sends, route by route: blue's ids, names and links,
   altered the ways a lax router or comparison might still accept, each foreign probe with
-  a twin naming an unknown value of the same shape.
+  a twin naming an unknown value of the same shape; and the ids of victim's open web UI
+  tab (session, event, upload), which are victim's alone: 403.
 - clients.py: the senders. A raw http.client connection for the HTTP probes, a signed-in
   browser session for the web UI's events; each response is kept whole on its probe.
 - conftest.py: the `world` and `campaign` fixtures, each built once for the package.
@@ -27,5 +28,6 @@ The files, in the order a run goes through them:
   another team's objects in a successful response, twins that are answered differently.
 - test_isolation.py: the verdicts on the campaign, then blue's state after it: documents,
   files, signed links and the audit log.
-- test_rate_limits.py: past the per-minute limits, 429 with Retry-After.
+- test_rate_limits.py: past the per-minute limits, 429 with Retry-After (the web UI's
+  upload route too, counted in bytes).
 """

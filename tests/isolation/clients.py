@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from tests.isolation.plans import Probe, forms, gradio_calls
-from tests.isolation.world import World
+from tests.isolation.world import BLUE, World, make_canary
 from tests.live_server import PASSWORD
 
 
@@ -41,8 +41,10 @@ class Wire:
                 if probe.body or probe.method in ("POST", "PUT"):
                     self.conn.putheader("Content-Length", str(len(probe.body)))
                 self.conn.endheaders(probe.body or None)
+                if probe.hang_up_s is not None and self.conn.sock is not None:
+                    self.conn.sock.settimeout(probe.hang_up_s)
                 response = self.conn.getresponse()
-                probe.response = response.read()
+                probe.response = self._read(response, probe.hang_up_s)
             except (http.client.RemoteDisconnected, ConnectionError):
                 self.conn.close()
                 self.conn = None
@@ -51,10 +53,24 @@ class Wire:
                 continue
             probe.status = response.status
             probe.response_headers = response.getheaders()
-            if response.will_close:
+            if response.will_close or probe.hang_up_s is not None:
                 self.conn.close()
                 self.conn = None
             return
+
+    @staticmethod
+    def _read(response: http.client.HTTPResponse, hang_up_s: float | None) -> bytes:
+        """The whole response; or, for a stream that may never end, what came before it
+        fell silent for `hang_up_s` seconds (the socket's timeout, set before sending)."""
+        if hang_up_s is None:
+            return response.read()
+        body = b""
+        try:
+            while chunk := response.read1(65536):
+                body += chunk
+        except TimeoutError:
+            pass
+        return body
 
     def close(self) -> None:
         if self.conn is not None:
@@ -73,7 +89,8 @@ class GradioSession:
         if load:
             self.call("on_load", [])
 
-    def call(self, name: str, data: list[Any]) -> tuple[int, bytes]:
+    def join(self, name: str, data: list[Any]) -> httpx.Response:
+        """Queue an event; its results wait in the session until its stream is read."""
         fn, trigger = self.world.gradio[name]
         payload = {
             "data": data,
@@ -82,7 +99,10 @@ class GradioSession:
             "session_hash": self.session,
             "event_data": None,
         }
-        joined = self.http.post("/gradio_api/queue/join", json=payload)
+        return self.http.post("/gradio_api/queue/join", json=payload)
+
+    def call(self, name: str, data: list[Any]) -> tuple[int, bytes]:
+        joined = self.join(name, data)
         if not joined.is_success:
             return joined.status_code, joined.content
         event = joined.json()["event_id"]
@@ -101,6 +121,30 @@ class GradioSession:
 
     def close(self) -> None:
         self.http.close()
+
+
+def open_victim_tab(world: World) -> GradioSession:
+    """Victim's web UI tab, open during the campaign: the page loaded, a file uploaded, and
+    a listing of blue asked for but not read yet. Its ids go in `World.victim_tab`, for
+    mallory to try."""
+    tab = GradioSession(world, "victim", load=True)
+    upload = secrets.token_hex(8)
+    name = f"notes-{make_canary()}.md"
+    world.secret(name.removesuffix(".md").split("-", 1)[1], "victim's web upload canary")
+    sent = tab.http.post(
+        "/gradio_api/upload",
+        params={"upload_id": upload},
+        files=[("files", (name, b"# Notes\n\nFor the executive team only.\n"))],
+    )
+    assert sent.status_code == 200, sent.text
+    joined = tab.join("library", [BLUE, "", "Name"])
+    assert joined.status_code == 200, joined.text
+    world.victim_tab = {
+        "session": tab.session,
+        "event": joined.json()["event_id"],
+        "upload": upload,
+    }
+    return tab
 
 
 def run_gradio(world: World, probes: list[Probe], pairs: Iterator[int]) -> None:

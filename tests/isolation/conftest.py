@@ -1,9 +1,10 @@
 """The isolation campaign's fixtures, shared by the package's test modules.
 
-`world` sets up the two teams on a live server (world.py). `campaign` plans every probe
-(plans.py), sends them (clients.py) noting the model prompts each one caused, then drives
-the web UI. Both are package-scoped: built once, for the first test that needs them, and
-torn down after the package's last test.
+`world` sets up the two teams on a live server (world.py). `campaign` opens victim's web
+UI tab (whose ids mallory then tries), plans every probe (plans.py), sends them
+(clients.py) noting the model prompts each one caused, then drives the web UI. Both are
+package-scoped: built once, for the first test that needs them, and torn down after the
+package's last test.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.isolation.clients import Campaign, Wire, run_gradio
+from tests.isolation.clients import Campaign, Wire, open_victim_tab, run_gradio
 from tests.isolation.plans import (
     Plan,
     plan_admin_routes,
@@ -23,6 +24,7 @@ from tests.isolation.plans import (
     plan_document_routes,
     plan_file_links,
     plan_gradio_anonymous,
+    plan_gradio_sessions,
     plan_jobs_and_feedback,
     plan_library_queries,
     plan_openai,
@@ -40,6 +42,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[W
 
 @pytest.fixture(scope="package")
 def campaign(world: World) -> Campaign:
+    victim_tab = open_victim_tab(world)
     plan = Plan(world.keys["mallory"], world.cookie)
     for build in (
         plan_document_routes,
@@ -52,6 +55,7 @@ def campaign(world: World) -> Campaign:
         plan_admin_routes,
         plan_unauthenticated,
         plan_gradio_anonymous,
+        plan_gradio_sessions,
     ):
         build(plan, world)
     started = time.monotonic()
@@ -63,6 +67,7 @@ def campaign(world: World) -> Campaign:
             probe.prompts = list(world.fake.requests[before:])
     finally:
         wire.close()
+        victim_tab.close()
     probes = list(plan.probes)
     run_gradio(world, probes, itertools.count(10**6))
     return Campaign(probes, time.monotonic() - started)

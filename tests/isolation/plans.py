@@ -48,6 +48,7 @@ class Probe:
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     response: bytes = b""
     prompts: list[dict[str, Any]] = field(default_factory=list)
+    hang_up_s: float | None = None  # a stream that may never end: read this long, then leave
 
     def describe(self) -> str:
         return f"{self.method} {self.target[:160]} -> {self.status}"
@@ -82,6 +83,7 @@ class Plan:
         auth: str | None = "mallory",
         expect: set[int] | None = None,
         foreign: bool = False,
+        hang_up_s: float | None = None,
     ) -> Probe:
         headers = {}
         if auth == "mallory":
@@ -108,6 +110,7 @@ class Plan:
             headers,
             frozenset(expect) if expect is not None else None,
             foreign,
+            hang_up_s=hang_up_s,
         )
         self.probes.append(probe)
         return probe
@@ -674,6 +677,12 @@ def plan_gradio_anonymous(plan: Plan, world: World) -> None:
              expect={401})  # fmt: skip
     plan.add("web UI, anonymous", "POST", "/gradio_api/upload", files=[("x.txt", b"x")],
              auth=None, expect={401})  # fmt: skip
+    # Routes Gradio serves to anyone: cancelling or resetting an event, a session's heartbeat.
+    cancel = {"session_hash": "x", "fn_index": join["fn_index"], "event_id": "x"}
+    for target, body in [("/gradio_api/cancel", cancel), ("/gradio_api/reset", {"event_id": "x"})]:
+        plan.add("web UI, anonymous", "POST", target, json_body=body, auth=None, expect={401})
+    plan.add("web UI, anonymous", "GET", "/gradio_api/heartbeat/x", auth=None, expect={401},
+             hang_up_s=2)  # fmt: skip
     files = [blue_upload, data_dir / "server.key", world.workspace.settings.metadata_path]
     for path, prefix, auth in itertools.product(
         files, ("/gradio_api/file=", "/file="), (None, "mallory's web session")
@@ -685,6 +694,40 @@ def plan_gradio_anonymous(plan: Plan, world: World) -> None:
             str(path.with_name(f"nothing-{secrets.token_hex(4)}{path.suffix}")),
             auth=auth,
         )
+
+
+def plan_gradio_sessions(plan: Plan, world: World) -> None:
+    """Victim's open web UI tab (`World.victim_tab`), named by mallory in her own web
+    session: its session hash (the answer waiting in it, its state, its heartbeat), its
+    event and its upload. Each is victim's alone: 403, and Gradio never sees the request."""
+    session, event, upload = (world.victim_tab[k] for k in ("session", "event", "upload"))
+    mine = secrets.token_hex(8)  # a session of mallory's own, naming victim's event
+    fn = world.gradio["new_conversation"][0]
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        # First: victim's answer is still waiting in the session, for whoever reads it.
+        ("GET", f"/gradio_api/queue/data?session_hash={session}", {"hang_up_s": 10}),
+        ("GET", f"/gradio_api/queue/data?session_hash={mine}&session_hash={session}",
+         {"hang_up_s": 5, "expect": {400}}),
+        ("GET", f"/gradio_api/deep_link?session_hash={session}", {}),
+        ("POST", "/gradio_api/queue/join",
+         {"json_body": {"data": [], "fn_index": fn, "session_hash": session}}),
+        ("POST", "/gradio_api/cancel",
+         {"json_body": {"session_hash": session, "fn_index": fn, "event_id": event}}),
+        ("POST", "/gradio_api/cancel",
+         {"json_body": {"session_hash": mine, "fn_index": fn, "event_id": event}}),
+        ("POST", "/gradio_api/reset", {"json_body": {"session_hash": session, "event_id": event}}),
+        ("POST", "/gradio_api/reset", {"json_body": {"event_id": event}}),
+        ("GET", f"/gradio_api/heartbeat/{session}", {"hang_up_s": 2}),
+        ("GET", f"/gradio_api/call/library/{event}", {"hang_up_s": 5}),
+        ("POST", f"/gradio_api/stream/{event}/close", {}),
+        ("GET", f"/gradio_api/upload_progress?upload_id={upload}", {"hang_up_s": 5}),
+        ("POST", f"/gradio_api/upload?upload_id={upload}",
+         {"files": [("mallory.txt", b"planted by mallory")]}),
+    ]  # fmt: skip
+    for method, target, options in requests:
+        options.setdefault("expect", {403})
+        plan.add("web UI, another user's session", method, target,
+                 auth="mallory's web session", foreign=True, **options)  # fmt: skip
 
 
 # -- the web UI's events ---------------------------------------------------------------

@@ -197,6 +197,7 @@ class World:
     uploads_before: dict[str, list[str]] = field(default_factory=dict)
     gradio: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> fn, trigger
     cookie: str = ""  # mallory's web UI session
+    victim_tab: dict[str, str] = field(default_factory=dict)  # its session, event, upload ids
 
     @property
     def workspace(self) -> Workspace:

@@ -24,6 +24,7 @@ from rag.errors import ConfigurationError
 from ui.http.deps import session_caller
 from ui.http.errors import install_error_handlers
 from ui.http.files import files_router
+from ui.http.gradio_sessions import GradioSessions
 from ui.http.guards import BodyLimit, SameOrigin
 from ui.http.login import login_router
 from ui.http.openai import openai_router
@@ -77,6 +78,7 @@ def create_app(workspace: Workspace) -> FastAPI:
     # Added last, so outermost: the body is counted before anything reads it, and another
     # site's page is turned away before any route runs. A CORS policy of our own (no other
     # origin may read a response) also keeps Gradio from adding its permissive one.
+    app.add_middleware(GradioSessions, workspace=workspace)
     app.add_middleware(CORSMiddleware, allow_origins=[])
     app.add_middleware(SameOrigin)
     app.add_middleware(BodyLimit, limit_for=body_limit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -105,6 +106,7 @@ class Workspace:
         )
         self.jobs = self.ingestion.jobs
         self._query_limit = RateLimiter(s.requests_per_minute, what="questions and searches")
+        self._received_limit = RateLimiter(s.uploads_per_minute)  # bytes, in largest files
         key = secret_key(settings.data_dir / "server.key")
         self.links = FileLinks(key, s.link_ttl_s)
         self.sessions = Sessions(
@@ -352,6 +354,15 @@ class Workspace:
         files are received."""
         self.resolve(caller, [collection])
         self.ingestion.admit(caller.name)
+
+    def admit_received_files(self, caller: Caller, size: int) -> None:
+        """Whether `size` bytes of files may be received for `caller` now, before anyone
+        knows their collection (the web UI receives files first, then asks to ingest them,
+        which `upload` checks). They count as files of the largest accepted size, so a
+        user sends no more bytes a minute this way than `uploads_per_minute` such files."""
+        self.ingestion.admit(caller.name)
+        largest = self.settings.server.max_upload_mb * 2**20
+        self._received_limit.check(caller.name, cost=max(1, math.ceil(size / largest)))
 
     def upload(
         self,
