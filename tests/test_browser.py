@@ -291,6 +291,30 @@ def test_the_chat_sends_on_enter_stops_on_request_and_reads_well_in_the_dark(
         expect(live).to_contain_text("Written answers are unavailable right now")
 
 
+AXE = REPO / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (WCAG 2.x A and
+    AA rules), one line each: rule, impact, and the first elements concerned."""
+    assert AXE.exists(), f"{AXE} is missing: make test installs it (make axe)"
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => {
+          const result = await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+            resultTypes: ['violations'],
+          });
+          return result.violations
+            .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => `${v.id} (${v.impact}): ` +
+              v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | '));
+        }"""
+    )
+    return list(found)
+
+
 def _ask_and_wait(site: Site, page: Page, turn: int) -> None:
     if turn > 1:  # a follow-up is first condensed with the history
         site.fake.enqueue(Script(tokens=[LEAVE]))
@@ -352,6 +376,32 @@ def test_on_a_phone_a_source_opens_as_a_sheet_without_moving_the_page(
         assert page.evaluate("window.scrollY") == before
         sheet.locator("#citadel-sheet-close").click()
         expect(page.locator("#citadel-source-column.citadel-sheet-open")).to_have_count(0)
+
+
+def test_every_screen_passes_axe_core_light_and_dark_desktop_and_phone(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    problems: dict[str, list[str]] = {}
+    with screenshots_on_failure("axe", shots):
+        for dark in (False, True):
+            for width, height in ((1400, 1000), (390, 844)):
+                where = f"{'dark' if dark else 'light'} {width}px"
+                visit = login(browser, site, "root", shots, dark=dark)
+                page = visit.page
+                page.set_viewport_size({"width": width, "height": height})
+                _ask_and_wait(site, page, 1)
+                page.locator(".citadel-text a.citadel-cite").first.click()
+                problems[f"ask, {where}"] = axe_problems(page)
+                for tab in ("Documents", "Administration"):
+                    page.get_by_role("tab", name=tab).click()
+                    page.wait_for_timeout(300)
+                    problems[f"{tab.lower()}, {where}"] = axe_problems(page)
+                page.context.clear_cookies()
+                page.goto(site.url + "/login")
+                problems[f"login, {where}"] = axe_problems(page)
+                visit.context.close()
+    found = [f"{screen}: {problem}" for screen, listed in problems.items() for problem in listed]
+    assert found == [], "\n".join(found)
 
 
 def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(

@@ -19,14 +19,21 @@ from fastapi import FastAPI
 
 from ui.service.limits import MAX_QUESTION_CHARS
 from ui.service.workspace import Workspace
-from ui.web.assets import CSS, SOURCE_CLICK_JS
+from ui.web.assets import CSS, DROP_ZONE_JS, SOURCE_CLICK_JS
 from ui.web.handlers import SORTS, Handlers
 from ui.web.render import conversation_html, source_panel_html
 
 LIBRARY_HEADERS = ["Document", "Type", "Title", "Pages", "Sections", "Size", "Added"]
 FAILURE_HEADERS = ["File", "Reason", "When"]
 
-THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+# The Soft theme, with primary buttons dark enough for their white text (WCAG AA).
+THEME = gr.themes.Soft(
+    font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+).set(
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    button_primary_text_color="white",
+)
 
 
 def mount_web(app: FastAPI, workspace: Workspace) -> None:
@@ -275,7 +282,7 @@ def _documents_tab(web: Handlers) -> dict[str, Any]:
                 label="Drop files here (PDF, Word, PowerPoint, Excel, HTML, Markdown, text…)",
                 elem_id="citadel-upload",
             )
-            d["progress"] = gr.HTML("", elem_id="citadel-upload-status", js_on_load=None)
+            d["progress"] = gr.HTML("", elem_id="citadel-upload-status", js_on_load=DROP_ZONE_JS)
         with gr.Column(scale=3):
             gr.Markdown("### Library")
             with gr.Row():
@@ -373,6 +380,9 @@ def _admin_tab(web: Handlers) -> None:
         "### Feedback export\nAnswers rated helpful, as a question set (JSONL) for `citadel eval`."
     )
     export = gr.Button("Export feedback", elem_id="citadel-export-feedback")
-    exported = gr.File(label="Export", interactive=False, elem_id="citadel-export-file")
+    # Shown once there is a file: Gradio's empty file box is a div with a prohibited label.
+    exported = gr.File(
+        label="Export", interactive=False, visible=False, elem_id="citadel-export-file"
+    )
     note = gr.HTML("", elem_id="citadel-export-status", js_on_load=None)
     export.click(web.export, outputs=[exported, note], api_visibility="private")

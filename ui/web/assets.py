@@ -2,6 +2,25 @@
 (system fonts only, nothing fetched from another origin)."""
 
 CSS = """
+/* WCAG AA contrast for the secondary text, labels and links of the theme, light and dark
+   (the theme's own were 2.4:1 to 4.3:1). Set on body: the theme sets them on :root and
+   .dark (the body, in the dark theme), so these win in both. */
+body { --citadel-subdued: #4b5563; --citadel-link: #3730a3;
+  --body-text-color-subdued: var(--citadel-subdued);
+  --block-info-text-color: var(--citadel-subdued);
+  --block-label-text-color: var(--citadel-subdued);
+  --block-title-text-color: var(--citadel-subdued);
+  --link-text-color: var(--citadel-link); --link-text-color-hover: var(--citadel-link);
+  --link-text-color-visited: var(--citadel-link); --link-text-color-active: var(--citadel-link); }
+body.dark { --citadel-subdued: #d1d5db; --citadel-link: #c7d2fe;
+  --body-text-color-subdued: var(--citadel-subdued);
+  --block-info-text-color: var(--citadel-subdued);
+  --block-label-text-color: var(--citadel-subdued);
+  --block-title-text-color: var(--citadel-subdued);
+  --link-text-color: var(--citadel-link); --link-text-color-hover: var(--citadel-link);
+  --link-text-color-visited: var(--citadel-link); --link-text-color-active: var(--citadel-link); }
+button[role="tab"] { color: var(--body-text-color) !important; }
+button[role="tab"][aria-selected="true"] { color: var(--citadel-link) !important; }
 .citadel-chat { display: flex; flex-direction: column; gap: 14px; }
 .citadel-empty, .citadel-muted { color: var(--body-text-color-subdued); }
 .citadel-turn { display: flex; flex-direction: column; gap: 6px; }
@@ -15,7 +34,7 @@ CSS = """
 .citadel-cursor { animation: citadel-blink 1s steps(2) infinite; }
 @keyframes citadel-blink { 50% { opacity: 0; } }
 a.citadel-cite { font-weight: 600; text-decoration: none; cursor: pointer;
-  color: var(--color-accent); padding: 0; margin: 0; }
+  color: var(--citadel-link); padding: 0; margin: 0; }
 a.citadel-cite:hover, a.citadel-cite.citadel-active { text-decoration: underline; }
 a.citadel-cite-placed { font-weight: 400; font-style: italic; opacity: 0.85; }
 .citadel-sources-title { margin-top: 8px; font-weight: 600; font-size: 0.9em; }
@@ -77,7 +96,8 @@ button:focus-visible, a:focus-visible, [role="tab"]:focus-visible {
 .citadel-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;
   overflow: hidden; clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
 .citadel-logout button { background: none; border: 0; padding: 0; font: inherit;
-  color: var(--link-text-color); text-decoration: underline; cursor: pointer; }
+  color: var(--citadel-link); text-decoration: underline; cursor: pointer; }
+a.citadel-open { color: var(--citadel-link); }
 """
 
 # Runs once when the conversation component mounts (gr.HTML's js_on_load): one delegated
@@ -175,4 +195,17 @@ new MutationObserver(() => {
   const text = last.innerText.trim().slice(0, 4000);
   if (text && text !== said) { said = text; live.textContent = text; }
 }).observe(element, {childList: true, subtree: true, characterData: true});
+"""
+
+# Runs once when the upload area mounts: Gradio labels its drop zone button with the
+# component's label, which does not contain the words shown on it ("Drop File Here...");
+# without the attribute, its name is the words shown, as WCAG's "label in name" asks.
+DROP_ZONE_JS = """
+const fix = () => {
+  for (const zone of document.querySelectorAll('#citadel-upload button[aria-label]')) {
+    zone.removeAttribute('aria-label');
+  }
+};
+fix();
+new MutationObserver(fix).observe(document.body, {childList: true, subtree: true});
 """

@@ -487,7 +487,8 @@ class Handlers:
         timer = threading.Timer(EXPORT_KEEP_S, shutil.rmtree, (folder,), {"ignore_errors": True})
         timer.daemon = True
         timer.start()
-        return str(target), message_html("ok", f"{len(items)} question(s) exported.")
+        exported = gr.File(value=str(target), visible=True)
+        return exported, message_html("ok", f"{len(items)} question(s) exported.")
 
 
 def _streaming(on: bool) -> tuple[Any, Any]:
