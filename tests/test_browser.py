@@ -404,6 +404,30 @@ def test_every_screen_passes_axe_core_light_and_dark_desktop_and_phone(
     assert found == [], "\n".join(found)
 
 
+def test_after_logout_or_an_ended_session_the_login_page_says_so(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("session-ended", shots):
+        page = login(browser, site, "alice", shots).page
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url("**/login?ended=out")
+        expect(page.get_by_role("status")).to_have_text("You are signed out.")
+        page.go_back()  # not the app's page again, whose every event would fail
+        expect(page.get_by_label("Username")).to_be_visible()
+        assert "/login" in page.url
+
+        page = login(browser, site, "bob", shots).page
+        site.workspace.accounts.set_password("bob", PASSWORDS["bob"] + "!")  # ends it
+        try:
+            page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # tab shown
+            page.wait_for_url("**/login?ended=session")
+            expect(page.get_by_role("status")).to_have_text(
+                "Your session ended. Sign in again to continue."
+            )
+        finally:
+            site.workspace.accounts.set_password("bob", PASSWORDS["bob"])
+
+
 def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
     site: Site, browser: Browser, shots: list[Page]
 ):

@@ -340,11 +340,15 @@ def test_web_login_sets_a_session_that_a_password_change_ends(live):
         assert ok.status_code == 303 and "citadel_session" in browser.cookies
         cookie = ok.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie
-        assert browser.get("/").status_code == 200
+        page = browser.get("/")
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
         assert browser.get("/config").status_code == 200
         live.workspace.accounts.set_password("alice", PASSWORD + "!")  # ends the session
         try:
-            assert browser.get("/").status_code == 303
+            ended = browser.get("/")
+            assert ended.status_code == 303 and ended.headers["location"] == "/login?ended=session"
+            told = browser.get(ended.headers["location"])
+            assert "Your session ended" in told.text
         finally:
             live.workspace.accounts.set_password("alice", PASSWORD)
     entries = live.workspace.audit.entries(10, actor="alice")
@@ -362,7 +366,8 @@ def test_logging_out_ends_the_session_on_the_server(live):
         assert browser.get("/logout").headers["location"] == "/"
         assert browser.get("/").status_code == 200
         out = browser.post("/logout")
-        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert out.status_code == 303 and out.headers["location"] == "/login?ended=out"
+        assert "You are signed out" in browser.get("/login?ended=out").text
         assert "citadel_session" not in browser.cookies
     # A copy of the cookie taken before (another tab, a stolen one) opens nothing now.
     with httpx.Client(base_url=live.url, timeout=30, cookies={"citadel_session": session}) as copy:

@@ -30,6 +30,7 @@ from ui.http.login import login_router
 from ui.http.openai import openai_router
 from ui.http.rest import api_router
 from ui.service.limits import MAX_FILES_PER_UPLOAD
+from ui.service.sessions import COOKIE
 from ui.service.workspace import Workspace
 from ui.web.app import mount_web
 
@@ -66,8 +67,15 @@ def create_app(workspace: Workspace) -> FastAPI:
         # The web UI's page: the login form first when nobody is signed in.
         web_page = request.url.path == "/" and request.method == "GET"
         if auth and web_page and session_caller(workspace, request) is None:
-            return RedirectResponse("/login", status_code=303)
+            # A session cookie that no longer works: the session ended (logout elsewhere,
+            # expiry, a disabled account), which the login page says.
+            ended = "?ended=session" if request.cookies.get(COOKIE) else ""
+            return RedirectResponse(f"/login{ended}", status_code=303)
         response = await call_next(request)
+        if web_page:
+            # Never kept for Back: after logout, Back asks again and lands on the login page
+            # instead of a page whose every event fails.
+            response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # No address (a signed file link, say) leaves for another site. Not "no-referrer":
         # under it browsers send `Origin: null` with the login form, which SameOrigin refuses.

@@ -33,6 +33,7 @@ input {{ width: 100%; box-sizing: border-box; padding: .55rem; margin-top: .3rem
 button {{ margin-top: 1.4rem; width: 100%; padding: .6rem; border: 0; border-radius: 6px;
           background: #4f46e5; color: #fff; font-size: 1rem; cursor: pointer; }}
 .error {{ color: #b42318; background: #fef3f2; padding: .5rem .7rem; border-radius: 6px; }}
+.notice {{ color: #1f1f1f; background: #eef2f7; padding: .5rem .7rem; border-radius: 6px; }}
 </style></head>
 <body><main>
 <h1>Citadel</h1>
@@ -51,6 +52,14 @@ button {{ margin-top: 1.4rem; width: 100%; padding: .6rem; border: 0; border-rad
 """
 
 
+# Why the login page is shown again (`/login?ended=...`): said on it, instead of the
+# web UI's events failing one by one with "Error".
+_ENDED = {
+    "out": "You are signed out.",
+    "session": "Your session ended. Sign in again to continue.",
+}
+
+
 def login_router(workspace: Workspace) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     server = workspace.settings.server
@@ -60,16 +69,20 @@ def login_router(workspace: Workspace) -> APIRouter:
         f"{max(1, int(server.login_lockout_s // 60))} min."
     )
 
-    def page(error: str = "", username: str = "", status: int = 200) -> HTMLResponse:
+    def page(
+        error: str = "", username: str = "", status: int = 200, notice: str = ""
+    ) -> HTMLResponse:
         shown = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+        if notice and not error:
+            shown = f'<p class="notice" role="status">{html.escape(notice)}</p>'
         body = _PAGE.format(hint=html.escape(hint), error=shown, username=html.escape(username))
         return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     @router.get("/login")
-    def login_form() -> Response:
+    def login_form(ended: str = "") -> Response:
         if not server.auth:
             return RedirectResponse("/", status_code=303)
-        return page()
+        return page(notice=_ENDED.get(ended, ""))
 
     @router.post("/login")
     def login(
@@ -107,7 +120,7 @@ def login_router(workspace: Workspace) -> APIRouter:
         # A POST (from Citadel's own page: see SameOrigin), and ended on the server: a copy
         # of the cookie taken before stops working too.
         workspace.sessions.end(request.cookies.get(COOKIE))
-        response = RedirectResponse("/login", status_code=303)
+        response = RedirectResponse("/login?ended=out", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from ui.service.limits import MAX_QUESTION_CHARS
 from ui.service.workspace import Workspace
-from ui.web.assets import CSS, DROP_ZONE_JS, SOURCE_CLICK_JS
+from ui.web.assets import CSS, DROP_ZONE_JS, SESSION_JS, SOURCE_CLICK_JS
 from ui.web.handlers import SORTS, Handlers
 from ui.web.render import conversation_html, source_panel_html
 
@@ -129,7 +129,8 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
             c["conversation"] = gr.HTML(
                 conversation_html([]),
                 elem_id="citadel-conversation",
-                js_on_load=SOURCE_CLICK_JS,
+                # (an empty HTML component runs no script: the conversation never is empty)
+                js_on_load=SOURCE_CLICK_JS + SESSION_JS,
                 autoscroll=False,  # the script follows new text itself
                 min_height=240,
                 max_height=720,

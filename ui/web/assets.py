@@ -209,3 +209,19 @@ const fix = () => {
 fix();
 new MutationObserver(fix).observe(document.body, {childList: true, subtree: true});
 """
+
+# Runs once when the conversation mounts: when the session has ended (logout in
+# another tab, expiry, an account disabled), the page goes to the login page, which says
+# so, instead of every event failing with "Error". Checked when the tab is shown again,
+# when the page comes back from the browser's history, and every minute.
+SESSION_JS = """
+const check = async () => {
+  try {
+    const answer = await fetch('/api/me', {credentials: 'same-origin', cache: 'no-store'});
+    if (answer.status === 401) window.location.replace('/login?ended=session');
+  } catch (error) { /* the server is unreachable: Gradio says so itself */ }
+};
+document.addEventListener('visibilitychange', () => { if (!document.hidden) check(); });
+window.addEventListener('pageshow', (event) => { if (event.persisted) check(); });
+setInterval(check, 60000);
+"""
