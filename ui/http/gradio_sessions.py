@@ -13,12 +13,11 @@ conversation), or cancel them. So, with authentication on, `GradioSessions`:
 - counts an upload against the user's upload rate limit by its size, before its body is
   received (429 with Retry-After, from the one error table): Gradio keeps what it receives
   for an hour, whoever sent it;
-- opens a session's answer stream (queue/data) only after an event was joined to it, once
-  per join. Gradio answers any other with an error raised inside its stream (an unknown
-  session, or one whose queue it dropped when a reader hung up), which the server logs as
-  a traceback of over a hundred lines. An error that still escapes a stream once it
-  started (a session's stream cut short while another event was being joined to it) is
-  logged in one line, a few a minute at most.
+- opens a session's answer stream (queue/data) only after an event was joined to it.
+  Gradio answers any other with an error raised inside its stream (an unknown session),
+  which the server logged as a traceback of over a hundred lines. An error that still
+  escapes a stream once it started (a session's stream cut short while another event was
+  being joined to it) is logged in one line, a few a minute at most.
 
 The table of owners is bounded: a user's oldest tokens are forgotten past TOKENS_PER_USER
 (so one user cannot push out another's), the least recently used past TOKENS_KEPT, and any
@@ -77,7 +76,7 @@ class Claim:
 
     user: str
     used_at: float
-    joined: bool = False  # an event was joined since the session's stream last opened
+    joined: bool = False  # an event was joined to the session: its stream may open
 
 
 class Owners:
@@ -300,9 +299,10 @@ class GradioSessions:
             message = "nothing is waiting for this session: join an event first"
             await _refuse(404, message)(scope, receive, send)
             return
-        # Each join opens one stream. Not "one stream at a time": the browser opens the
-        # next one as soon as the last one says it is closing, before it has ended here.
-        session.joined = False
+        # A session once joined may open its stream again: the browser reopens it when
+        # events chain (.then) across the end of the last one, and counting streams per
+        # join refused some of those (its pending answers then showed "Error"). What Gradio
+        # still raises inside such a stream is logged in one line (_log_stream_error).
         await self._pass_on(scope, receive, send)
 
     def _joining(self, user: str, session: Claim | None, send: Send) -> Send:
