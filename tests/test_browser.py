@@ -417,6 +417,11 @@ def test_after_logout_or_an_ended_session_the_login_page_says_so(
         assert "/login" in page.url
 
         page = login(browser, site, "bob", shots).page
+        with page.expect_response(lambda r: r.url.endswith("/session")) as checked:
+            page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+        assert checked.value.status == 204  # a session that works: the page stays
+        page.wait_for_timeout(300)
+        assert "/login" not in page.url
         site.workspace.accounts.set_password("bob", PASSWORDS["bob"] + "!")  # ends it
         try:
             page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # tab shown
@@ -426,6 +431,50 @@ def test_after_logout_or_an_ended_session_the_login_page_says_so(
             )
         finally:
             site.workspace.accounts.set_password("bob", PASSWORDS["bob"])
+
+
+def test_conversations_are_saved_survive_a_reload_and_can_be_renamed_and_deleted(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("conversations", shots):
+        visit = login(browser, site, "bob", shots)
+        page = visit.page
+        page.locator("#citadel-new-chat").click()
+        _ask_and_wait(site, page, 1)
+        title = page.locator(
+            "#citadel-conversation-title textarea, #citadel-conversation-title input"
+        )
+        expect(title).to_have_value(LEAVE)
+
+        page.reload()  # a new page opens on a new conversation; the saved one is listed
+        page.locator("#citadel-question textarea").wait_for()
+        expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
+        page.locator("#citadel-saved input").click()
+        newest = page.locator("#citadel-saved [role='option']").first  # newest first
+        expect(newest).to_contain_text(LEAVE)
+        newest.click()
+        first = page.locator("#citadel-conversation .citadel-turn[data-turn='1']")
+        expect(first).to_contain_text("Employees get 25 days of paid leave")
+        title.fill("Leave rules")
+        page.locator("#citadel-rename").click()
+        expect(page.locator("#citadel-saved-status")).to_contain_text("Renamed")
+        assert "Leave rules" in options(page, "citadel-saved")
+
+        page.locator("#citadel-new-chat").click()
+        expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
+        _ask_and_wait(site, page, 1)
+        assert {"Leave rules", LEAVE} <= set(options(page, "citadel-saved"))
+        page.locator("#citadel-delete-conversation").click()
+        expect(page.locator("#citadel-saved-status")).to_contain_text("Deleted")
+        expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
+        assert "Leave rules" in options(page, "citadel-saved")
+
+        # alice, in her own browser, sees none of bob's conversations.
+        alice = login(browser, site, "alice", shots).page
+        listed = alice.locator("#citadel-saved")
+        expect(listed).not_to_contain_text("Leave rules")
+        alice.locator("#citadel-saved input").click()
+        expect(alice.get_by_role("option", name="Leave rules")).to_have_count(0)
 
 
 def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
@@ -769,6 +818,21 @@ def test_handlers_recheck_every_permission_and_explain_errors(site: Site, tmp_pa
     assert "salary" not in str(shown) and "Band 7" not in str(shown) and kept == []
     shown, kept, *_ = list(web.ask("q", [], theirs, alice))[-1]
     assert "What is my salary band" in str(shown) and "Band 7" in str(shown)
+    # A saved conversation is its owner's: another user can neither open, rename, delete
+    # nor overwrite it, whatever id the browser sends.
+    saved_id, _, _ = web.save_conversation("", theirs, alice)
+    bob = FakeRequest("bob")
+    opened = web.open_conversation(saved_id, bob)
+    assert "salary" not in str(opened[0]) and opened[1] == []
+    assert "no such conversation" in str(web.rename_conversation(saved_id, "pwned", bob)[1])
+    assert "no such conversation" in str(web.delete_conversation(saved_id, bob)[-1])
+    bobs = [Turn("Bob's own question", "<p>x</p>", "b1", "x", "bob")]
+    assert web.save_conversation(saved_id, bobs, bob)[0] != saved_id  # a new one of his
+    alice_caller = site.workspace.caller_named("alice")
+    assert alice_caller is not None
+    kept_turns = site.workspace.conversation(alice_caller, saved_id)
+    assert [t["question"] for t in kept_turns] == ["What is my salary band"]
+    assert saved_id not in str(web.saved_conversations(bob))
     # The text box's length limit is the browser's; the server checks again, before the
     # question reaches the audit log, the model or the store.
     asked_before = len(site.workspace.audit.entries(1000, actor="alice", action="ask"))

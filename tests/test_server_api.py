@@ -342,9 +342,11 @@ def test_web_login_sets_a_session_that_a_password_change_ends(live):
         assert "httponly" in cookie and "samesite=lax" in cookie
         page = browser.get("/")
         assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        assert browser.get("/session").status_code == 204
         assert browser.get("/config").status_code == 200
         live.workspace.accounts.set_password("alice", PASSWORD + "!")  # ends the session
         try:
+            assert browser.get("/session").status_code == 401
             ended = browser.get("/")
             assert ended.status_code == 303 and ended.headers["location"] == "/login?ended=session"
             told = browser.get(ended.headers["location"])

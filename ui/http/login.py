@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rag.errors import CitadelError
-from ui.http.deps import client_of
+from ui.http.deps import client_of, session_caller
 from ui.metadata.errors import LoginLocked
 from ui.service.errors import RateLimited
 from ui.service.limits import RateLimiter
@@ -123,6 +123,14 @@ def login_router(workspace: Workspace) -> APIRouter:
         response = RedirectResponse("/login?ended=out", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
+
+    @router.get("/session")
+    def session(request: Request) -> Response:
+        """Whether the browser's session still works (204) or ended (401): the web UI asks,
+        to show the login page rather than fail."""
+        if server.auth and session_caller(workspace, request) is None:
+            return Response(status_code=401, headers={"Cache-Control": "no-store"})
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
     @router.get("/logout")
     def logout_page() -> Response:

@@ -6,6 +6,7 @@
     audit           the audit log
     catalog         which team owns each collection, and its starter questions
     feedback        thumbs up/down on answers, exported as an evaluation set
+    conversations   each user's saved conversations (the web UI's history)
     failures        files that could not be ingested, per collection
     errors          this room's errors
 
@@ -21,6 +22,7 @@ from rag.settings import Settings
 from ui.metadata.accounts import Accounts
 from ui.metadata.audit import AuditLog
 from ui.metadata.catalog import Catalog
+from ui.metadata.conversations import ConversationStore
 from ui.metadata.database import Database
 from ui.metadata.failures import IngestFailures
 from ui.metadata.feedback import FeedbackStore
@@ -34,6 +36,7 @@ class Metadata:
     audit: AuditLog
     feedback: FeedbackStore
     failures: IngestFailures
+    conversations: ConversationStore
 
     @classmethod
     def open(cls, settings: Settings) -> Metadata:
@@ -46,6 +49,7 @@ class Metadata:
             AuditLog(db),
             FeedbackStore(db),
             IngestFailures(db),
+            ConversationStore(db),
         )
 
     def close(self) -> None:

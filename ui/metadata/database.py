@@ -92,6 +92,17 @@ _MIGRATIONS = [
         expires REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        title TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        turns TEXT NOT NULL
+    );
+    CREATE INDEX conversations_by_owner ON conversations (owner, updated_at);
+    """,
 ]
 
 

@@ -27,11 +27,15 @@ class FileLinks:
 
     def make(self, user: str, passage: Passage) -> str:
         """A link to the passage's file (at the page, for PDFs) for `user` only."""
-        expires = int(self._clock() + self._ttl_s)
-        token = self._sign(f"{user}\n{passage.document_id}\n{expires}")
-        name = base64.urlsafe_b64encode(user.encode()).decode().rstrip("=")
         anchor = f"#page={passage.pages[0]}" if passage.pages else ""
-        return f"/files/{passage.document_id}?u={name}&e={expires}&s={token}{anchor}"
+        return self.for_document(user, passage.document_id) + anchor
+
+    def for_document(self, user: str, document_id: str) -> str:
+        """A link to a document's file for `user` only (a link shown again, renewed)."""
+        expires = int(self._clock() + self._ttl_s)
+        token = self._sign(f"{user}\n{document_id}\n{expires}")
+        name = base64.urlsafe_b64encode(user.encode()).decode().rstrip("=")
+        return f"/files/{document_id}?u={name}&e={expires}&s={token}"
 
     def user_of(self, document_id: str, user: str, expires: str, signature: str) -> str:
         """The user an authentic, unexpired link was made for; NotFound otherwise."""

@@ -40,6 +40,7 @@ from ui.metadata import Metadata
 from ui.metadata.accounts import Caller, UserInfo
 from ui.metadata.administration import Administration
 from ui.metadata.audit import AuditEntry
+from ui.metadata.conversations import ConversationInfo
 from ui.metadata.errors import LoginLocked
 from ui.metadata.feedback import FeedbackEntry, SourceRef
 from ui.service import access, health
@@ -308,6 +309,36 @@ class Workspace:
         return self.metadata.failures.of(name)
 
     # -- files -------------------------------------------------------------------------
+    # -- saved conversations (the web UI's history) ---------------------------------------
+    def conversations(self, caller: Caller) -> list[ConversationInfo]:
+        return self.metadata.conversations.owned_by(caller.name)
+
+    def conversation(self, caller: Caller, conversation_id: str) -> list[dict[str, Any]]:
+        """The turns of one of the caller's conversations (NotFound for anyone else's)."""
+        turns = self.metadata.conversations.turns(caller.name, conversation_id)
+        if turns is None:
+            raise NotFound("no such conversation")
+        return turns
+
+    def save_conversation(
+        self, caller: Caller, conversation_id: str, title: str, turns: list[dict[str, Any]]
+    ) -> None:
+        if not self.metadata.conversations.save(caller.name, conversation_id, title, turns):
+            raise NotFound("no such conversation")
+
+    def rename_conversation(self, caller: Caller, conversation_id: str, title: str) -> None:
+        if not self.metadata.conversations.rename(caller.name, conversation_id, title):
+            raise NotFound("no such conversation")
+
+    def delete_conversation(self, caller: Caller, conversation_id: str) -> None:
+        if not self.metadata.conversations.delete(caller.name, conversation_id):
+            raise NotFound("no such conversation")
+
+    def document_link(self, caller: Caller, document_id: str) -> str:
+        """A fresh signed link to a document's file for the caller (a saved answer's links
+        have expired); the file route checks the caller's access when it is opened."""
+        return self.links.for_document(caller.name, document_id)
+
     def file_link(self, caller: Caller, passage: Passage) -> str:
         """A signed link that opens the cited file (at the page, for PDFs) for this caller
         only; the file route checks the caller's access again when it is opened."""

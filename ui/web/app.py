@@ -90,6 +90,10 @@ def build(web: Handlers) -> gr.Blocks:
             ],
             api_visibility="private",
         ).then(
+            web.saved_conversations,  # a page opens on a new conversation, like any chat
+            outputs=[chat["saved"]],
+            api_visibility="private",
+        ).then(
             web.starters_for,
             inputs=[chat["collections"]],
             outputs=[chat["starters"]],
@@ -111,8 +115,29 @@ def build(web: Handlers) -> gr.Blocks:
 
 def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
     c: dict[str, Any] = {}
+    c["conversation_id"] = gr.State("")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
+            with gr.Row(equal_height=True):
+                c["saved"] = gr.Dropdown(
+                    choices=[],
+                    value=None,
+                    label="Your conversations",
+                    elem_id="citadel-saved",
+                    scale=3,
+                )
+                c["title"] = gr.Textbox(
+                    label="Name of this conversation",
+                    max_length=120,
+                    elem_id="citadel-conversation-title",
+                    scale=3,
+                )
+                with gr.Column(scale=1, min_width=110):
+                    c["rename"] = gr.Button("Rename", size="sm", elem_id="citadel-rename")
+                    c["forget"] = gr.Button(
+                        "Delete", size="sm", variant="stop", elem_id="citadel-delete-conversation"
+                    )
+            c["saved_status"] = gr.HTML("", elem_id="citadel-saved-status", js_on_load=None)
             c["collections"] = gr.Dropdown(
                 choices=[],
                 multiselect=True,
@@ -226,7 +251,7 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         )
         .then(**asking)
     )
-    c["stop"].click(
+    stopping = c["stop"].click(
         web.stop,
         inputs=[turns],
         outputs=[c["conversation"], turns, c["send"], c["stop"]],
@@ -235,7 +260,44 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
     )
     c["clear"].click(
         web.new_conversation,
-        outputs=[c["conversation"], turns, c["rate_answer"], c["rated"]],
+        outputs=[
+            c["conversation"],
+            turns,
+            c["rate_answer"],
+            c["rated"],
+            c["conversation_id"],
+            c["title"],
+            c["saved"],
+        ],
+        api_visibility="private",
+    )
+    # Saved after each answer (and a stopped one); opened, renamed and deleted from the list.
+    saving: dict[str, Any] = {
+        "fn": web.save_conversation,
+        "inputs": [c["conversation_id"], turns],
+        "outputs": [c["conversation_id"], c["title"], c["saved"]],
+        "api_visibility": "private",
+    }
+    for event in answering:
+        event.then(**saving)
+    stopping.then(**saving)
+    shown = [c["conversation"], turns, c["conversation_id"], c["title"], c["saved"]]
+    c["saved"].input(
+        web.open_conversation,
+        inputs=[c["saved"]],
+        outputs=shown,
+        api_visibility="private",
+    )
+    c["rename"].click(
+        web.rename_conversation,
+        inputs=[c["conversation_id"], c["title"]],
+        outputs=[c["saved"], c["saved_status"]],
+        api_visibility="private",
+    )
+    c["forget"].click(
+        web.delete_conversation,
+        inputs=[c["conversation_id"]],
+        outputs=[*shown, c["saved_status"]],
         api_visibility="private",
     )
     c["collections"].change(

@@ -129,7 +129,13 @@ element.addEventListener('click', (event) => {
   // Desktop: the panel is sticky beside the chat. Small screens: it opens as a bottom
   // sheet over the page, which stays where it was (no jump to the bottom).
   const column = document.getElementById('citadel-source-column');
-  if (column) column.classList.add('citadel-sheet-open');
+  if (column && !column.classList.contains('citadel-sheet-open')) {
+    // On a phone the sheet leaves the page's flow: its row keeps its height, so the page
+    // under the reader does not move.
+    const row = column.parentElement;
+    if (row) row.style.minHeight = `${row.offsetHeight}px`;
+    column.classList.add('citadel-sheet-open');
+  }
 });
 // The panel's first words (kept at the first click), put back when the conversation is
 // emptied (New conversation).
@@ -138,15 +144,16 @@ const clearSource = () => {
   const panel = document.getElementById('citadel-source-panel');
   const body = panel && panel.querySelector('.citadel-source-body');
   if (body && panelAtStart) body.replaceChildren(...panelAtStart.cloneNode(true).childNodes);
-  const column = document.getElementById('citadel-source-column');
-  if (column) column.classList.remove('citadel-sheet-open');
+  clearSheet();
 };
 document.addEventListener('click', (event) => {
   if (event.target.closest && event.target.closest('#citadel-sheet-close')) clearSheet();
 });
 const clearSheet = () => {
   const column = document.getElementById('citadel-source-column');
-  if (column) column.classList.remove('citadel-sheet-open');
+  if (!column) return;
+  column.classList.remove('citadel-sheet-open');
+  if (column.parentElement) column.parentElement.style.minHeight = '';
 };
 // The view follows new text while the reader is at the bottom; scrolled up, a "Jump to
 // latest" button appears instead. (Gradio's own autoscroll lost the bottom after the
@@ -217,7 +224,7 @@ new MutationObserver(fix).observe(document.body, {childList: true, subtree: true
 SESSION_JS = """
 const check = async () => {
   try {
-    const answer = await fetch('/api/me', {credentials: 'same-origin', cache: 'no-store'});
+    const answer = await fetch('/session', {credentials: 'same-origin', cache: 'no-store'});
     if (answer.status === 401) window.location.replace('/login?ended=session');
   } catch (error) { /* the server is unreachable: Gradio says so itself */ }
 };

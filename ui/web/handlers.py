@@ -6,6 +6,7 @@ updates); the layout and the wiring of events are in ui/web/app.py.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -24,6 +25,7 @@ from gradio.utils import get_upload_folder
 from rag.errors import CitadelError
 from rag.types import Delta, DocumentRecord, Message, Thinking
 from ui.metadata.accounts import Caller
+from ui.metadata.conversations import ConversationInfo, new_conversation_id
 from ui.service.access import LOCAL_ADMIN
 from ui.service.jobs import Job
 from ui.service.library import SortField
@@ -233,7 +235,95 @@ class Handlers:
         return str(sample or "")
 
     def new_conversation(self) -> tuple[Any, ...]:
-        return conversation_html([]), [], gr.Dropdown(choices=[], value=None), ""
+        """Outputs: conversation, turns, answer to rate, rating note, conversation id, title,
+        saved conversations (none chosen)."""
+        empty = conversation_html([])
+        return empty, [], gr.Dropdown(choices=[], value=None), "", "", "", gr.Dropdown(value=None)
+
+    # -- saved conversations -------------------------------------------------------------
+    def saved_conversations(self, request: gr.Request) -> Any:
+        """On load: the caller's saved conversations, newest first (none open)."""
+        caller = self.caller(request)
+        return _saved_choices(self.workspace.conversations(caller) if caller else [], None)
+
+    def open_conversation(
+        self, conversation_id: str | None, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Outputs: conversation, turns, conversation id, title, saved conversations."""
+        caller = self.caller(request)
+        if caller is None or not conversation_id:
+            return (gr.skip(),) * 5
+        return self._opened(caller, conversation_id, self.workspace.conversations(caller))
+
+    def _opened(
+        self, caller: Caller, conversation_id: str, saved: list[ConversationInfo]
+    ) -> tuple[Any, ...]:
+        try:
+            stored = self.workspace.conversation(caller, conversation_id)
+        except CitadelError:
+            return conversation_html([]), [], "", "", _saved_choices(saved, None)
+        renew = functools.partial(self.workspace.document_link, caller)
+        turns = [Turn.restored(t, caller.name, renew) for t in stored]
+        title = next((c.title for c in saved if c.id == conversation_id), "")
+        return (
+            conversation_html(turns),
+            turns,
+            conversation_id,
+            title,
+            _saved_choices(saved, conversation_id),
+        )
+
+    def save_conversation(
+        self, conversation_id: str | None, turns: list[Turn] | None, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """After each answer: the conversation saved (created at its first answer, titled by
+        its first question). Outputs: conversation id, title, saved conversations."""
+        caller = self.caller(request)
+        mine = [t for t in (turns or []) if t.owner == caller.name] if caller else []
+        if caller is None or not mine:
+            return gr.skip(), gr.skip(), gr.skip()
+        conversation_id = conversation_id or new_conversation_id()
+        try:
+            self.workspace.save_conversation(
+                caller, conversation_id, mine[0].question, [t.saved() for t in mine]
+            )
+        except CitadelError:
+            conversation_id = new_conversation_id()  # an id of someone else's: a new one
+            self.workspace.save_conversation(
+                caller, conversation_id, mine[0].question, [t.saved() for t in mine]
+            )
+        saved = self.workspace.conversations(caller)
+        title = next((c.title for c in saved if c.id == conversation_id), "")
+        return conversation_id, title, _saved_choices(saved, conversation_id)
+
+    def rename_conversation(
+        self, conversation_id: str | None, title: str | None, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Outputs: saved conversations, status."""
+        caller = self.caller(request)
+        if caller is None or not conversation_id:
+            return gr.skip(), message_html("error", "Ask a question first: then it can be named.")
+        try:
+            self.workspace.rename_conversation(caller, conversation_id, title or "")
+        except CitadelError as exc:
+            return gr.skip(), message_html("error", str(exc))
+        saved = self.workspace.conversations(caller)
+        return _saved_choices(saved, conversation_id), message_html("ok", "Renamed.")
+
+    def delete_conversation(
+        self, conversation_id: str | None, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Outputs: conversation, turns, conversation id, title, saved conversations, status."""
+        caller = self.caller(request)
+        if caller is None or not conversation_id:
+            return (*[gr.skip()] * 5, "")
+        try:
+            self.workspace.delete_conversation(caller, conversation_id)
+        except CitadelError as exc:
+            return (*[gr.skip()] * 5, message_html("error", str(exc)))
+        saved = self.workspace.conversations(caller)
+        empty = conversation_html([])
+        return empty, [], "", "", _saved_choices(saved, None), message_html("ok", "Deleted.")
 
     def starters_for(self, collections: Sequence[str] | None, request: gr.Request) -> Any:
         caller = self.caller(request)
@@ -489,6 +579,10 @@ class Handlers:
         timer.start()
         exported = gr.File(value=str(target), visible=True)
         return exported, message_html("ok", f"{len(items)} question(s) exported.")
+
+
+def _saved_choices(saved: Sequence[ConversationInfo], chosen: str | None) -> Any:
+    return gr.Dropdown(choices=[(c.title, c.id) for c in saved], value=chosen)
 
 
 def _streaming(on: bool) -> tuple[Any, Any]:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from rag.text import printable, shorten
 from rag.types import Answer, Passage
@@ -261,6 +262,32 @@ class Turn:
     answer_id: str | None = None
     answer_text: str = ""  # the checked answer, sent back as history for follow-ups
     owner: str = ""  # who asked: a conversation is only ever shown to its owner
+
+    def saved(self) -> dict[str, Any]:
+        """What a saved conversation keeps of the turn (its owner is the conversation's)."""
+        return {
+            "question": self.question,
+            "html": self.html,
+            "answer_id": self.answer_id,
+            "answer_text": self.answer_text,
+        }
+
+    @classmethod
+    def restored(cls, saved: dict[str, Any], owner: str, link_for: Callable[[str], str]) -> Turn:
+        """A saved turn shown again, its file links renewed by `link_for(document_id)`."""
+        html_text = _FILE_LINK.sub(lambda m: esc(link_for(m.group(1))), str(saved.get("html", "")))
+        answer_id = saved.get("answer_id")
+        return cls(
+            str(saved.get("question", "")),
+            html_text,
+            str(answer_id) if answer_id else None,
+            str(saved.get("answer_text", "")),
+            owner,
+        )
+
+
+# A signed file link as rendered in an answer (HTML-escaped), up to its anchor.
+_FILE_LINK = re.compile(r"/files/([A-Za-z0-9_-]+)\?u=[A-Za-z0-9_-]*&amp;e=\d+&amp;s=[A-Za-z0-9_-]+")
 
 
 def conversation_html(turns: Sequence[Turn]) -> str:
