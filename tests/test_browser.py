@@ -358,6 +358,32 @@ def test_the_view_follows_new_answers_and_sources_stay_at_hand(
         expect(page.locator("#citadel-source-panel")).to_contain_text("Click a [n]")
 
 
+def test_a_markdown_answer_is_rendered_with_its_chips_outside_tables(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("markdown", shots):
+        page = login(browser, site, "bob", shots).page
+        written = (
+            "**Annual leave**: 25 days [1].\n\n- Ask your manager\n- Book it in Beacon\n\n"
+            "| Site | Days |\n|---|---|\n| Lyon | 25 [1] |\n\n<b>raw</b> `code`"
+        )
+        site.fake.enqueue(Script(tokens=[written[i : i + 20] for i in range(0, len(written), 20)]))
+        ask(page, LEAVE)
+        wait_for_answer(page, 1)
+        answer = page.locator(".citadel-turn[data-turn='1'] .citadel-md")
+        expect(answer.locator("strong")).to_have_text("Annual leave")
+        expect(answer.locator("li")).to_have_count(2)
+        expect(answer.locator("table td").first).to_have_text("Lyon")
+        expect(answer.locator("table a.citadel-cite")).to_have_count(0)
+        expect(answer.locator("b")).to_have_count(0)
+        expect(answer).to_contain_text("<b>raw</b>")
+        expect(answer.locator("code")).to_have_text("code")
+        answer.locator("a.citadel-cite").first.click()
+        expect(page.locator("#citadel-source-panel .citadel-src-shown")).to_contain_text(
+            "handbook.md"
+        )
+
+
 def test_on_a_phone_a_source_opens_as_a_sheet_without_moving_the_page(
     site: Site, browser: Browser, shots: list[Page]
 ):
@@ -458,16 +484,21 @@ def test_conversations_are_saved_survive_a_reload_and_can_be_renamed_and_deleted
         title.fill("Leave rules")
         page.locator("#citadel-rename").click()
         expect(page.locator("#citadel-saved-status")).to_contain_text("Renamed")
-        assert "Leave rules" in options(page, "citadel-saved")
+        expect(page.locator("#citadel-saved input")).to_have_value("Leave rules")
+        bob = site.workspace.caller_named("bob")
+        assert bob is not None
+        assert "Leave rules" in [c.title for c in site.workspace.conversations(bob)]
 
         page.locator("#citadel-new-chat").click()
         expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
         _ask_and_wait(site, page, 1)
-        assert {"Leave rules", LEAVE} <= set(options(page, "citadel-saved"))
+        expect(page.locator("#citadel-saved input")).to_have_value(LEAVE)
+        before = len(site.workspace.conversations(bob))
         page.locator("#citadel-delete-conversation").click()
         expect(page.locator("#citadel-saved-status")).to_contain_text("Deleted")
         expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
-        assert "Leave rules" in options(page, "citadel-saved")
+        after = [c.title for c in site.workspace.conversations(bob)]
+        assert len(after) == before - 1 and "Leave rules" in after
 
         # alice, in her own browser, sees none of bob's conversations.
         alice = login(browser, site, "alice", shots).page

@@ -33,6 +33,9 @@ HOSTILE = (
 # Our own markup: the only tags and attributes the renderer may produce.
 ALLOWED_TAGS = {
     "a",
+    "code",
+    "em",
+    "pre",
     "blockquote",
     "div",
     "li",
@@ -95,8 +98,10 @@ def assert_inert(markup: str) -> None:
         assert tag in ALLOWED_TAGS, tag
         assert set(attrs) <= ALLOWED_ATTRIBUTES, attrs
         href = attrs.get("href")
-        if href is not None:
-            assert href == "#" or href.startswith("/files/"), href
+        if href is not None and href != "#" and not href.startswith("/files/"):
+            # a link the model wrote: http(s) only, a new tab without access to this page
+            assert href.startswith(("https://", "http://")), href
+            assert attrs.get("target") == "_blank" and "noopener" in (attrs.get("rel") or "")
         if tag == "form":
             assert attrs == {"class": "citadel-logout", "method": "post", "action": "logout"}
     assert "\x1b" not in markup and "\u202e" not in markup
@@ -399,3 +404,58 @@ def test_library_sizes_and_dates_read_as_people_say_them():
     assert ago("2026-12-05T11:00:00+00:00", now) == "1 hour ago"
     assert ago("2026-12-02T12:00:00+00:00", now) == "3 days ago"
     assert ago("2026-01-15T09:00:00+00:00", now) == "15 Jan 2026"
+
+
+# -- Markdown answers ----------------------------------------------------------------------
+
+
+def _chip(n: int, placed: bool) -> str:
+    return f'<a class="chip" data-n="{n}" data-placed="{placed}">[{n}]</a>'
+
+
+def test_a_models_markdown_is_rendered_and_its_markers_become_chips():
+    from ui.web.markdown import markdown_html
+
+    text = (
+        "**Leave**: 25 days [1].\n\n1. Ask your manager [~2]\n2. Book it in `Beacon`\n\n"
+        "```\nrm -rf /\n```"
+    )
+    html_out = markdown_html(text, [1, 2], _chip)
+
+    assert "<strong>Leave</strong>" in html_out and "<ol>" in html_out
+    assert "<code>Beacon</code>" in html_out and "<pre><code>rm -rf /" in html_out
+    assert '<a class="chip" data-n="1" data-placed="False">[1]</a>' in html_out
+    assert '<a class="chip" data-n="2" data-placed="True">[2]</a>' in html_out
+    assert "[~2]" not in html_out
+
+
+def test_a_models_markdown_cannot_carry_html_scripts_images_or_unsafe_links():
+    from ui.web.markdown import markdown_html
+
+    hostile = (
+        '<img src=x onerror="alert(1)"> <script>alert(2)</script> '
+        "[click](javascript:alert(3)) [data](data:text/html,x) ![pic](http://evil.example/p.png) "
+        "[fine](https://intranet.example/page) [9] \ue0001\ue002"
+    )
+    html_out = markdown_html(hostile, [1], _chip)
+
+    assert "<img" not in html_out and "<script" not in html_out
+    assert "&lt;img src=x" in html_out and "&lt;script&gt;" in html_out
+    assert 'href="javascript' not in html_out and 'href="data' not in html_out
+    assert (
+        '<a href="https://intranet.example/page" target="_blank" rel="noopener noreferrer">'
+        "fine</a>" in html_out
+    )
+    assert "[9]" in html_out and 'class="chip"' not in html_out  # no forged chip either
+
+
+def test_markers_are_never_inside_a_table_row():
+    from ui.web.markdown import markdown_html
+
+    table = "| Site | Days [~1] |\n|---|---|\n| Lyon | 25 [2] |\n\nThat is all."
+    html_out = markdown_html(table, [1, 2], _chip)
+
+    table_part, after = html_out.split("</table>")
+    assert "<th>Days</th>" in table_part and "<td>25</td>" in table_part
+    assert 'class="chip"' not in table_part
+    assert 'data-n="1"' in after and 'data-n="2"' in after and "That is all." in after

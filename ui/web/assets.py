@@ -31,6 +31,15 @@ button[role="tab"][aria-selected="true"] { color: var(--citadel-link) !important
 .citadel-who { display: block; font-size: 0.8em; font-weight: 600;
   color: var(--body-text-color-subdued); margin-bottom: 4px; }
 .citadel-text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.citadel-text.citadel-md { white-space: normal; }
+.citadel-md p { margin: 0 0 0.6em; }
+.citadel-md ul, .citadel-md ol { margin: 0 0 0.6em 1.3em; padding: 0; }
+.citadel-md pre { white-space: pre; overflow-x: auto; padding: 8px 10px; border-radius: 6px;
+  background: var(--background-fill-secondary); }
+.citadel-md table { border-collapse: collapse; margin: 0 0 0.6em; display: block;
+  overflow-x: auto; }
+.citadel-md th, .citadel-md td { border: 1px solid var(--border-color-primary);
+  padding: 3px 8px; text-align: left; }
 .citadel-cursor { animation: citadel-blink 1s steps(2) infinite; }
 @keyframes citadel-blink { 50% { opacity: 0; } }
 a.citadel-cite { font-weight: 600; text-decoration: none; cursor: pointer;
@@ -175,11 +184,21 @@ jump.hidden = true;
 (element.parentElement || element).appendChild(jump);
 const toBottom = () => { const s = scroller(); s.scrollTop = s.scrollHeight; };
 jump.addEventListener('click', () => { follow = true; jump.hidden = true; toBottom(); });
-document.addEventListener('scroll', (event) => {
+const atBottom = () => {
   const s = scroller();
-  if (event.target !== s && !(s === document.scrollingElement && event.target === document)) return;
-  follow = s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+};
+// Only the reader stops the following (wheel, touch, keys): a re-rendered answer that
+// changes height moves the scroll position too, and must not.
+const readerScrolled = () => requestAnimationFrame(() => {
+  follow = atBottom();
   if (follow) jump.hidden = true;
+});
+for (const kind of ['wheel', 'touchmove', 'keydown']) {
+  document.addEventListener(kind, readerScrolled, {capture: true, passive: true});
+}
+document.addEventListener('scroll', () => {
+  if (!follow && atBottom()) { follow = true; jump.hidden = true; }
 }, true);
 new MutationObserver(() => {
   if (!element.querySelector('.citadel-turn')) { clearSource(); follow = true; jump.hidden = true; }

@@ -19,6 +19,7 @@ from typing import Any
 from rag.text import printable, shorten
 from rag.types import Answer, Passage
 from ui.service.sources import ShownSource, shown_sources
+from ui.web.markdown import markdown_html
 
 # What the answer service leaves in a checked answer: [n] markers, one number each.
 _MARKER = re.compile(r"\[(~?)(\d{1,3})\]")  # [n] the model's, [~n] placed by Citadel
@@ -221,7 +222,11 @@ def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bo
         kind = "incomplete" if answer.incomplete or answer.truncated else "notice"
         parts.append(banner(kind, "Note", esc(answer.notice)))
     numbers = [c.number for c in answer.citations]
-    parts.append(f'<div class="citadel-text">{cited_text(answer.text, answer_id, numbers)}</div>')
+    # Markdown, rendered safely (ui/web/markdown.py); the chips are the same as elsewhere.
+    written = markdown_html(
+        answer.text, numbers, lambda n, placed: cite_link(answer_id, n, placed=placed)
+    )
+    parts.append(f'<div class="citadel-text citadel-md">{written}</div>')
     if answer.unsupported:
         items = "".join(f"<li>{esc(shorten(s, LEAD_CHARS))}</li>" for s in answer.unsupported)
         parts.append(

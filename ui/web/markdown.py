@@ -1,0 +1,84 @@
+"""A model's answer as Markdown, rendered safely: what the model writes is untrusted.
+
+No raw HTML (escaped, as text), no images (Citadel's output guard already turned images
+from elsewhere into their text), links only to http(s) addresses, opening in a new tab
+without access to this page (`rel="noopener noreferrer"`). Citation markers become the
+same chips as elsewhere, never inside a table: a table row's markers are listed after
+the table, where they cannot break its columns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+from rag.text import printable
+
+_MARKER = re.compile(r"\[(~?)(\d{1,3})\]")  # [n] the model's, [~n] placed by Citadel
+# Stand-ins for markers while Markdown is rendered (private-use characters, removed from
+# the model's text first, so that no text can forge one).
+_OPEN, _PLACED, _CLOSE = "\ue000", "\ue001", "\ue002"
+_STAND_IN = re.compile(f"([{_OPEN}{_PLACED}])(\\d{{1,3}}){_CLOSE}")
+_PRIVATE = re.compile(f"[{_OPEN}{_PLACED}{_CLOSE}]")
+_TABLE_ROW = re.compile(r"^\s*\|")
+
+Chip = Callable[[int, bool], str]  # (number, placed by Citadel) -> HTML
+
+
+def _renderer() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable("table").disable("image")
+    md.validateLink = _safe_link  # type: ignore[method-assign]
+
+    def link_open(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        tokens[idx].attrSet("target", "_blank")
+        tokens[idx].attrSet("rel", "noopener noreferrer")
+        return str(renderer.renderToken(tokens, idx, options, env))
+
+    md.add_render_rule("link_open", link_open)
+    return md
+
+
+def _safe_link(url: str) -> bool:
+    return url.strip().lower().startswith(("https://", "http://"))
+
+
+_MD = _renderer()
+
+
+def markdown_html(text: str, numbers: Iterable[int], chip: Chip) -> str:
+    """`text` rendered as Markdown (escaped, see the module), each marker of a real
+    citation (`numbers`) a chip; any other bracket stays text."""
+    valid = set(numbers)
+
+    def stand_in(match: re.Match[str]) -> str:
+        number = int(match.group(2))
+        if number not in valid:
+            return match.group(0)
+        return f"{_PLACED if match.group(1) else _OPEN}{number}{_CLOSE}"
+
+    # Control and direction characters go first, as everywhere text is shown.
+    marked = _MARKER.sub(stand_in, _PRIVATE.sub("", printable(text)))
+    rendered = _MD.render(_markers_out_of_tables(marked))
+    return _STAND_IN.sub(lambda m: chip(int(m.group(2)), m.group(1) == _PLACED), rendered)
+
+
+def _markers_out_of_tables(text: str) -> str:
+    """Each table's markers taken out of its rows and put on a line after it."""
+    out: list[str] = []
+    held: list[str] = []
+    for line in text.split("\n"):
+        if _TABLE_ROW.match(line):
+            held += [m.group(0) for m in _STAND_IN.finditer(line)]
+            out.append(_STAND_IN.sub("", line))
+            continue
+        if held:
+            out += ["", " ".join(dict.fromkeys(held)), ""]
+            held = []
+        out.append(line)
+    if held:
+        out += ["", " ".join(dict.fromkeys(held))]
+    return "\n".join(out)
