@@ -2,9 +2,9 @@
 its events to the handlers (ui/web/handlers.py).
 
 It only ever calls the Workspace, through the handlers; the pickers shown here are a
-convenience, never a decision. Document text, file names and model output are rendered by
-ui/web/render.py as escaped HTML (no Markdown, no chat widget that would turn a document's
-image syntax into an outside request).
+convenience, never a decision. Document text and file names are rendered by
+ui/web/render.py as escaped HTML; the model's answers as Markdown without raw HTML or
+images (ui/web/markdown.py), so nothing shown can make an outside request.
 
 Offline: no analytics, system fonts only, no run history kept in the browser, no links to
 Gradio's API pages.

@@ -2,9 +2,10 @@
 
 Everything shown here that came from a document, a file name or the model is untrusted:
 it is escaped before it reaches the page, piece by piece, and only this module's own
-markup (citation links, <mark>, banners) is ever added around the escaped text. Nothing
-here is Markdown: a document's `![x](http://evil/p.png)` stays a line of text, never an
-image fetched from outside.
+markup (citation links, <mark>, banners) is ever added around the escaped text. Document
+text is never Markdown: a document's `![x](http://evil/p.png)` stays a line of text. The
+model's finished answer is rendered as Markdown by ui/web/markdown.py (no raw HTML, no
+images, http(s) links only).
 """
 
 from __future__ import annotations
