@@ -342,6 +342,9 @@ def test_web_login_sets_a_session_that_a_password_change_ends(live):
         assert "httponly" in cookie and "samesite=lax" in cookie
         page = browser.get("/")
         assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        csp = page.headers["content-security-policy"]  # the backstop: nothing from elsewhere
+        assert "img-src 'self' data: blob:;" in csp and "connect-src 'self';" in csp
+        assert "default-src 'self';" in csp and "frame-ancestors 'none'" in csp
         assert browser.get("/session").status_code == 204
         assert browser.get("/config").status_code == 200
         live.workspace.accounts.set_password("alice", PASSWORD + "!")  # ends the session

@@ -35,6 +35,18 @@ from ui.service.workspace import Workspace
 from ui.web.app import mount_web
 
 MAX_JSON_BYTES = 1 << 20  # questions, histories, admin requests
+# The web UI page's backstop, should anything untrusted ever reach it as markup: images,
+# fonts, requests and frames from this server only (and data: images, Gradio's icons), no
+# form or <base> pointing elsewhere, never framed. Gradio's page needs inline scripts and
+# styles, and eval (its HTML components run their scripts with new Function), so those
+# stay allowed; what they could load or send is not.
+WEB_UI_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "font-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline' 'unsafe-eval'; connect-src 'self'; "
+    "worker-src 'self' blob:; frame-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'; object-src 'none'"
+)
 # The routes whose body is files: the REST upload and the web UI's (Gradio's own route).
 _UPLOAD_PATH = re.compile(r"/api/collections/[^/]+/documents|/gradio_api/upload")
 
@@ -76,6 +88,7 @@ def create_app(workspace: Workspace) -> FastAPI:
             # Never kept for Back: after logout, Back asks again and lands on the login page
             # instead of a page whose every event fails.
             response.headers["Cache-Control"] = "no-store"
+            response.headers["Content-Security-Policy"] = WEB_UI_CSP
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # No address (a signed file link, say) leaves for another site. Not "no-referrer":
         # under it browsers send `Origin: null` with the login form, which SameOrigin refuses.
