@@ -383,6 +383,20 @@ def test_a_markdown_answer_is_rendered_with_its_chips_outside_tables(
             "handbook.md"
         )
 
+        # Feedback right under the answer: a comment, then a thumb.
+        rate = page.locator(".citadel-turn[data-turn='1'] .citadel-rate")
+        rate.get_by_label("Comment on this answer").fill("the table helps")
+        rate.get_by_role("button", name="Not helpful").click()
+        expect(page.locator("#citadel-rate-result")).to_contain_text(
+            "Thank you: recorded as not helpful"
+        )
+        expect(rate.get_by_role("button", name="Not helpful")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        kept = site.workspace.feedback.entries()
+        assert (kept[-1].rating, kept[-1].comment) == (-1, "the table helps")
+        assert kept[-1].actor == "bob"
+
 
 def test_on_a_phone_a_source_opens_as_a_sheet_without_moving_the_page(
     site: Site, browser: Browser, shots: list[Page]
@@ -884,6 +898,12 @@ def test_handlers_recheck_every_permission_and_explain_errors(site: Site, tmp_pa
     assert web.export(root)[0] is not None
     rated = web._rater(1)("not-an-answer-id", "", alice)
     assert "no such answer" in str(rated[0])
+    # A thumb under an answer goes through the same check; a forged payload does nothing.
+    inline = web.rate_inline('{"answer": "not-an-answer-id", "rating": 1}', alice)
+    assert "no such answer" in str(inline[0])
+    for forged in ("", "not json", '{"answer": "x"}', '{"answer": "x", "rating": 5}'):
+        shown, cleared = web.rate_inline(forged, alice)
+        assert "Thank you" not in str(shown) and cleared == ""
     # Library of a collection that is not alice's: nothing, not an error page.
     rows, _, failures = web.library("eng-docs", "", "Name", alice)
     assert rows == [] and failures == []

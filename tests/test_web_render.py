@@ -53,8 +53,13 @@ ALLOWED_TAGS = {
     "td",
     "form",  # the log-out button's, posting to /logout only (checked below)
     "button",
+    "input",  # the comment under an answer (a thumb sends it)
 }
 ALLOWED_ATTRIBUTES = {
+    "aria-label",
+    "data-rating",
+    "maxlength",
+    "placeholder",
     "method",
     "action",
     "type",

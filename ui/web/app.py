@@ -179,6 +179,14 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                         "Stop", variant="stop", visible=False, elem_id="citadel-stop"
                     )
                     c["clear"] = gr.Button("New conversation", elem_id="citadel-new-chat")
+            c["rate_result"] = gr.HTML("", elem_id="citadel-rate-result", js_on_load=None)
+            # What a thumb under an answer sends (filled by the page's script, never shown).
+            c["rate_payload"] = gr.Textbox(
+                elem_id="citadel-rate-payload", elem_classes=["citadel-offstage"], max_length=4000
+            )
+            c["rate_send"] = gr.Button(
+                elem_id="citadel-rate-send", elem_classes=["citadel-offstage"]
+            )
             with gr.Accordion("Rate an answer", open=False, elem_id="citadel-feedback"):
                 with gr.Row():
                     c["rate_answer"] = gr.Dropdown(
@@ -304,6 +312,12 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         web.starters_for,
         inputs=[c["collections"]],
         outputs=[c["starters"]],
+        api_visibility="private",
+    )
+    c["rate_send"].click(
+        web.rate_inline,
+        inputs=[c["rate_payload"]],
+        outputs=[c["rate_result"], c["rate_payload"]],
         api_visibility="private",
     )
     for button, rating in ((c["up"], 1), (c["down"], -1)):

@@ -98,6 +98,15 @@ button:focus-visible, a:focus-visible, [role="tab"]:focus-visible {
     box-shadow: 0 -4px 16px rgba(0, 0, 0, 0.25); }
   #citadel-source-column.citadel-sheet-open #citadel-sheet-close { display: block; }
 }
+.citadel-rate { display: flex; gap: 6px; align-items: center; margin-top: 8px; }
+.citadel-rate-button { border: 1px solid var(--border-color-primary); border-radius: 14px;
+  background: var(--background-fill-primary); padding: 2px 10px; cursor: pointer; }
+.citadel-rate-button[aria-pressed="true"] { border-color: var(--citadel-link);
+  outline: 2px solid var(--citadel-link); }
+.citadel-rate-comment { flex: 1; min-width: 8em; padding: 3px 6px; font-size: 0.9em;
+  border: 1px solid var(--border-color-primary); border-radius: 6px;
+  background: var(--background-fill-primary); color: var(--body-text-color); }
+.citadel-offstage { display: none !important; }
 .citadel-jump { position: sticky; bottom: 8px; margin: 4px auto 0; display: block;
   padding: 4px 12px; border-radius: 16px; border: 1px solid var(--border-color-primary);
   background: var(--background-fill-primary); color: var(--body-text-color); cursor: pointer; }
@@ -145,6 +154,27 @@ element.addEventListener('click', (event) => {
     if (row) row.style.minHeight = `${row.offsetHeight}px`;
     column.classList.add('citadel-sheet-open');
   }
+});
+// A thumb under an answer: its answer id, rating and comment go to the server through a
+// hidden text box and button (ui/web/app.py), the way a Gradio event takes input.
+element.addEventListener('click', (event) => {
+  const thumb = event.target.closest ? event.target.closest('button.citadel-rate-button') : null;
+  if (!thumb || !element.contains(thumb)) return;
+  const box = thumb.closest('.citadel-rate');
+  const comment = box.querySelector('.citadel-rate-comment');
+  const payload = JSON.stringify({
+    answer: box.dataset.answer, rating: Number(thumb.dataset.rating),
+    comment: comment ? comment.value : '',
+  });
+  const field = document.querySelector('#citadel-rate-payload textarea');
+  const send = document.getElementById('citadel-rate-send');
+  if (!field || !send) return;
+  field.value = payload;
+  field.dispatchEvent(new Event('input', {bubbles: true}));
+  for (const other of box.querySelectorAll('button.citadel-rate-button')) {
+    other.setAttribute('aria-pressed', other === thumb ? 'true' : 'false');
+  }
+  setTimeout(() => send.click(), 50);
 });
 // The panel's first words (kept at the first click), put back when the conversation is
 // emptied (New conversation).

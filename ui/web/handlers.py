@@ -387,6 +387,20 @@ class Handlers:
 
         return rate
 
+    def rate_inline(self, payload: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """A thumb pressed under an answer (its answer id, rating and comment sent by the
+        page as JSON). Outputs: the result line, the payload box (cleared)."""
+        try:
+            sent = json.loads(payload or "")
+            answer_id, rating = str(sent["answer"]), int(sent["rating"])
+            comment = str(sent.get("comment") or "")
+        except (ValueError, KeyError, TypeError):
+            return gr.skip(), ""
+        if rating not in (1, -1):
+            return gr.skip(), ""
+        shown, _ = self._rater(rating)(answer_id, comment, request)
+        return shown, ""
+
     # -- documents -----------------------------------------------------------------------
     def library(
         self,

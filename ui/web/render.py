@@ -237,8 +237,24 @@ def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bo
     if sources:
         parts.append('<div class="citadel-sources-title">Sources</div>')
         parts.append(_source_list(answer_id, sources, previews=False))
+    parts.append(rating_html(answer_id))
     parts.append(_blocks(answer_id, sources, link_for))
     return "".join(parts)
+
+
+def rating_html(answer_id: str) -> str:
+    """Thumbs and a comment under an answer (the page sends them: ui/web/assets.py)."""
+    aid = esc(answer_id)
+    return (
+        f'<div class="citadel-rate" data-answer="{aid}">'
+        '<button type="button" class="citadel-rate-button" data-rating="1" '
+        'aria-label="Helpful" title="Helpful">👍</button>'
+        '<button type="button" class="citadel-rate-button" data-rating="-1" '
+        'aria-label="Not helpful" title="Not helpful">👎</button>'
+        '<input type="text" class="citadel-rate-comment" maxlength="2000" '
+        'placeholder="Comment (optional), then a thumb" aria-label="Comment on this answer">'
+        "</div>"
+    )
 
 
 def streaming_html(text: str) -> str:
