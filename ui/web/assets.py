@@ -224,9 +224,15 @@ const readerScrolled = () => requestAnimationFrame(() => {
   follow = atBottom();
   if (follow) jump.hidden = true;
 });
-for (const kind of ['wheel', 'touchmove', 'keydown']) {
+const SCROLL_KEYS = new Set(['PageUp', 'PageDown', 'ArrowUp', 'ArrowDown', 'Home', 'End', ' ']);
+for (const kind of ['wheel', 'touchmove']) {
   document.addEventListener(kind, readerScrolled, {capture: true, passive: true});
 }
+document.addEventListener('keydown', (event) => {
+  // Keys typed in a field (Enter sending a question) are not the reader scrolling.
+  const typing = event.target.closest && event.target.closest('input, textarea, [contenteditable]');
+  if (!typing && SCROLL_KEYS.has(event.key)) readerScrolled();
+}, {capture: true, passive: true});
 document.addEventListener('scroll', () => {
   if (!follow && atBottom()) { follow = true; jump.hidden = true; }
 }, true);

@@ -243,16 +243,17 @@ def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bo
 
 
 def rating_html(answer_id: str) -> str:
-    """Thumbs and a comment under an answer (the page sends them: ui/web/assets.py)."""
+    """Helpful / Not helpful and a comment under an answer (the page sends them:
+    ui/web/assets.py). Words, not emoji: a machine without an emoji font shows boxes."""
     aid = esc(answer_id)
     return (
         f'<div class="citadel-rate" data-answer="{aid}">'
-        '<button type="button" class="citadel-rate-button" data-rating="1" '
-        'aria-label="Helpful" title="Helpful">👍</button>'
-        '<button type="button" class="citadel-rate-button" data-rating="-1" '
-        'aria-label="Not helpful" title="Not helpful">👎</button>'
+        '<button type="button" class="citadel-rate-button" data-rating="1">Helpful</button>'
+        '<button type="button" class="citadel-rate-button" data-rating="-1">Not helpful'
+        "</button>"
         '<input type="text" class="citadel-rate-comment" maxlength="2000" '
-        'placeholder="Comment (optional), then a thumb" aria-label="Comment on this answer">'
+        'placeholder="Comment (optional), then Helpful or Not helpful" '
+        'aria-label="Comment on this answer">'
         "</div>"
     )
 
