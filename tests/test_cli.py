@@ -13,29 +13,10 @@ from pathlib import Path
 import pytest
 
 from rag.settings import Settings
+from tests.cli_process import citadel
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-
-
-def citadel(
-    data_dir: Path,
-    *args: str,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-    stdin: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "ui", "--data-dir", str(data_dir), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=full_env,
-        cwd=cwd or REPO,
-    )
 
 
 @pytest.fixture(scope="module")

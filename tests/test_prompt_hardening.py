@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from rag.output import OutputGuard, neutralise
 from rag.prompting import pack, render_source
 from rag.settings import IngestSettings
 from rag.types import Passage
+from tests.cli_process import citadel
 from tests.conftest import SAMPLES
 from tests.fake_ollama import FakeOllama, Script
 from tests.live_server import LiveServer, add_user, server_settings, workspace_with
@@ -227,18 +226,8 @@ def test_an_exfiltrating_answer_is_inert_on_every_route(site: Site) -> None:
     v1_streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
     site.fake.enqueue(Script(tokens=EXFILTRATING_ANSWER))
-    cli = subprocess.run(
-        [sys.executable, "-m", "ui", "ask", HOSTILE_QUESTION, "-c", "docs"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "CITADEL_SERVER__URL": site.url,
-            "CITADEL_SERVER__API_KEY": site.key,
-        },
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    server = {"CITADEL_SERVER__URL": site.url, "CITADEL_SERVER__API_KEY": site.key}
+    cli = citadel(None, "ask", HOSTILE_QUESTION, "-c", "docs", env=server, timeout=180)
     assert cli.returncode == 0, cli.stderr
 
     for route, text in {

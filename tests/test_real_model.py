@@ -13,11 +13,8 @@ time on two cores. Without models/SmolLM2-135M-Instruct.Q4_1.gguf they fail, say
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +30,8 @@ from rag.adapters.embedder import SentenceTransformerEmbedder
 from rag.adapters.qdrant.edge import EdgeStore
 from rag.settings import IngestSettings, Settings
 from rag.sparse import Bm25Encoder
-from tests.conftest import REPO, SAMPLES
+from tests.cli_process import citadel
+from tests.conftest import SAMPLES
 from tests.live_server import LiveServer, add_user, workspace_with
 from ui.service.workspace import Workspace
 
@@ -117,18 +115,10 @@ def served(library: Library, embedder: SentenceTransformerEmbedder) -> Iterator[
 
 
 def test_cli_ask_answers_with_the_embedded_model(library: Library, smollm2: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-    env.update({f"CITADEL_LLM__{k.upper()}": str(v) for k, v in llm(smollm2).items()})
+    env = {f"CITADEL_LLM__{k.upper()}": str(v) for k, v in llm(smollm2).items()}
 
     ask = ["ask", LEAVE_QUESTION, "-c", COLLECTION, "--json"]
-    result = subprocess.run(
-        [sys.executable, "-m", "ui", "--data-dir", str(library.cli_data), *ask],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=REPO,
-    )
+    result = citadel(library.cli_data, *ask, env=env, timeout=300)
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr

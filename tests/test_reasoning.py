@@ -11,11 +11,9 @@ with their own clients (httpx for REST, the official `openai` client, `python -m
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from rag.adapters.ollama import OllamaGenerator
 from rag.answering import AnswerService
 from rag.settings import IngestSettings, LlmSettings
 from rag.types import Answer, AnswerEvent, Delta, Message, Thinking
+from tests.cli_process import citadel
 from tests.fake_ollama import GPT_OSS, QWEN3, FakeOllama, ModelSpec, Script
 from tests.live_server import LiveServer, add_user, server_settings, workspace_with
 from ui.service.workspace import Answered, Workspace
@@ -379,17 +378,9 @@ QUESTION_ARGS = (LEAVE_QUESTION, "--collection", COLLECTION)
 def citadel_ask(live: Live, data_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     """`citadel ask` in a subprocess, through the running server (server.url): the CLI does
     not open the store the server holds."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-    env |= {"CITADEL_SERVER__URL": live.url, "CITADEL_SERVER__API_KEY": live.key}
+    env = {"CITADEL_SERVER__URL": live.url, "CITADEL_SERVER__API_KEY": live.key}
     env |= {"FORCE_COLOR": "1", "TERM": "xterm-256color"}  # styles kept: dimmed is visible
-    return subprocess.run(
-        [sys.executable, "-m", "ui", "--data-dir", str(data_dir), "ask", *QUESTION_ARGS, *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=REPO,
-    )
+    return citadel(data_dir, "ask", *QUESTION_ARGS, *flags, env=env, timeout=120)
 
 
 def test_cli_shows_the_reasoning_dimmed_only_when_asked(
