@@ -20,7 +20,7 @@ import itertools
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rag.language import says_not_found
@@ -291,6 +291,27 @@ def _best_support(
                 best = (lexical + cosine, j + 1)
         result.append(best[1] if best else None)
     return result
+
+
+# A marker as the checked answer text has them: the model's [n], Citadel's [~n].
+_CHECKED_MARKER = re.compile(r"\[~?(\d{1,3})\]")
+
+
+def marker_support(text: str, passage_texts: Mapping[int, str]) -> list[str]:
+    """For each marker of a checked answer, in the order of the text: the sentence of its
+    source that supports the claim it follows ("" for a number not in `passage_texts`).
+    Two claims citing the same source each get their own sentence, where a citation's
+    snippet is the best match for all of them together."""
+    support: list[str] = []
+    claim = ""
+    for match in _SENTENCE.finditer(text):
+        sentence = match.group(0)
+        if not _ONLY_MARKERS.match(sentence):  # markers alone belong to the claim before
+            claim = _MARKER_WITH_SPACE.sub("", sentence)
+        for marker in _CHECKED_MARKER.finditer(sentence):
+            passage = passage_texts.get(int(marker.group(1)))
+            support.append(_snippet(passage, claim) if passage is not None else "")
+    return support
 
 
 def _snippet(passage_text: str, cited_by: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from rag.settings import LlmSettings, ServerSettings, Settings
 from rag.wiring import Services
@@ -179,6 +179,9 @@ def login(browser: Browser, site: Site, user: str, pages: list[Page], dark: bool
     page.get_by_role("button", name="Log in").click()
     page.locator("#citadel-question textarea").wait_for()
     expect(page.locator("#citadel-user")).to_contain_text(f"Signed in as {user}")
+    # The page's own script ran (it adds the live region): an error in it would leave
+    # sources, feedback and Copy dead without any other sign.
+    expect(page.locator("#citadel-live")).to_have_count(1)
     return visit
 
 
@@ -213,8 +216,13 @@ def ask(page: Page, question: str) -> None:
     page.locator("#citadel-send").click()
 
 
+def answer_of(page: Page, turn: int) -> Locator:
+    """The answer of the conversation's turn (from 1), in Gradio's chat."""
+    return page.locator("#citadel-conversation .citadel-a").nth(turn - 1)
+
+
 def wait_for_answer(page: Page, turn: int) -> None:
-    answer = page.locator(f"#citadel-conversation .citadel-turn[data-turn='{turn}'] .citadel-a")
+    answer = answer_of(page, turn)
     answer.wait_for(timeout=WAIT_MS)
     expect(answer.locator(".citadel-streaming")).to_have_count(0, timeout=WAIT_MS)
 
@@ -260,7 +268,7 @@ def test_the_chat_sends_on_enter_stops_on_request_and_reads_well_in_the_dark(
         box.press("Shift+Enter")
         box.type("do employees get?")
         assert box.input_value() == "How many days of paid annual leave\ndo employees get?"
-        expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
+        expect(page.locator("#citadel-conversation .citadel-a")).to_have_count(0)
         words = [f"word{i} " for i in range(40)]
         site.fake.enqueue(Script(tokens=["Employees get ", *words], delay_between_s=0.5))
         box.press("Enter")
@@ -270,7 +278,7 @@ def test_the_chat_sends_on_enter_stops_on_request_and_reads_well_in_the_dark(
         expect(page.locator("#citadel-send")).to_be_hidden()
         page.locator("#citadel-stop").click()
         expect(streaming).to_have_count(0)
-        first = page.locator("#citadel-conversation .citadel-turn[data-turn='1']")
+        first = answer_of(page, 1)
         expect(first.locator(".citadel-banner-incomplete")).to_contain_text("Stopped")
         expect(first).to_contain_text("Employees get")
         expect(page.locator("#citadel-send")).to_be_visible()
@@ -282,7 +290,7 @@ def test_the_chat_sends_on_enter_stops_on_request_and_reads_well_in_the_dark(
         site.fake.enqueue(Script(tokens=[], status=500))
         ask(page, LEAVE)
         wait_for_answer(page, 2)
-        banner = page.locator(".citadel-turn[data-turn='2'] .citadel-banner-search")
+        banner = answer_of(page, 2).locator(".citadel-banner-search")
         for part in (banner.locator("strong"), banner.locator("div").first):
             assert part.evaluate(CONTRAST_JS) >= 4.5
         # The answer, once complete, is said once in the live region.
@@ -331,16 +339,16 @@ def test_the_view_follows_new_answers_and_sources_stay_at_hand(
         page = login(browser, site, "bob", shots).page
         for turn in range(1, 6):
             _ask_and_wait(site, page, turn)
-            last = page.locator(f".citadel-turn[data-turn='{turn}'] .citadel-a .citadel-text")
+            last = answer_of(page, turn).locator(".citadel-text")
             expect(last).to_be_in_viewport()
         jump = page.locator("#citadel-jump")
         expect(jump).to_be_hidden()
 
         # Scrolled up to re-read, the reader is not pulled down; a button offers the latest.
-        page.locator(".citadel-turn[data-turn='1']").scroll_into_view_if_needed()
+        answer_of(page, 1).scroll_into_view_if_needed()
         page.mouse.wheel(0, -5000)
         _ask_and_wait(site, page, 6)
-        latest = page.locator(".citadel-turn[data-turn='6'] .citadel-a .citadel-text")
+        latest = answer_of(page, 6).locator(".citadel-text")
         expect(jump).to_be_visible()
         expect(latest).not_to_be_in_viewport()
         jump.click()
@@ -348,7 +356,7 @@ def test_the_view_follows_new_answers_and_sources_stay_at_hand(
         expect(jump).to_be_hidden()
 
         # The source panel stays beside the chat; a new conversation clears it.
-        page.locator(".citadel-turn[data-turn='6'] .citadel-text a.citadel-cite").first.click()
+        answer_of(page, 6).locator(".citadel-text a.citadel-cite").first.click()
         shown = page.locator("#citadel-source-panel .citadel-src-shown")
         expect(shown).to_contain_text("handbook.md")
         column = page.locator("#citadel-source-column")
@@ -370,7 +378,7 @@ def test_a_markdown_answer_is_rendered_with_its_chips_outside_tables(
         site.fake.enqueue(Script(tokens=[written[i : i + 20] for i in range(0, len(written), 20)]))
         ask(page, LEAVE)
         wait_for_answer(page, 1)
-        answer = page.locator(".citadel-turn[data-turn='1'] .citadel-md")
+        answer = answer_of(page, 1).locator(".citadel-md")
         expect(answer.locator("strong")).to_have_text("Annual leave")
         expect(answer.locator("li")).to_have_count(2)
         expect(answer.locator("table td").first).to_have_text("Lyon")
@@ -384,8 +392,8 @@ def test_a_markdown_answer_is_rendered_with_its_chips_outside_tables(
         )
 
         # Feedback right under the answer: a comment, then a thumb.
-        rate = page.locator(".citadel-turn[data-turn='1'] .citadel-rate")
-        rate.get_by_label("Comment on this answer").fill("the table helps")
+        rate = answer_of(page, 1).locator(".citadel-rate")
+        rate.get_by_title("Comment on this answer").fill("the table helps")
         rate.get_by_role("button", name="Not helpful").click()
         expect(page.locator("#citadel-rate-result")).to_contain_text(
             "Thank you: recorded as not helpful"
@@ -398,6 +406,60 @@ def test_a_markdown_answer_is_rendered_with_its_chips_outside_tables(
         assert kept[-1].actor == "bob"
 
 
+def test_an_answer_shows_its_thinking_copies_regenerates_and_highlights_each_claim(
+    site: Site, browser: Browser, shots: list[Page]
+):
+    with screenshots_on_failure("answer-tools", shots):
+        visit = login(browser, site, "bob", shots)
+        page = visit.page
+        visit.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+        written = (
+            "Employees get 25 days of paid annual leave [1]. Carried-over days expire on "
+            "31 March of the following year [1]."
+        )
+        site.fake.enqueue(
+            Script(
+                tokens=["<think>The reader asks about leave.</think>", written[:40], written[40:]]
+            )
+        )
+        ask(page, LEAVE)
+        wait_for_answer(page, 1)
+        answer = answer_of(page, 1)
+        # The reasoning: collapsed above the answer, never part of it.
+        thinking = answer.locator("details.citadel-thinking")
+        expect(thinking.locator("summary")).to_contain_text("Thinking")
+        expect(thinking.locator(".citadel-text")).to_be_hidden()
+        thinking.locator("summary").click()
+        expect(thinking.locator(".citadel-text")).to_have_text("The reader asks about leave.")
+        expect(answer.locator(".citadel-md")).not_to_contain_text("reader asks")
+
+        # Each [1] opens the passage with the sentence behind its own claim highlighted.
+        chips = answer.locator(".citadel-md a.citadel-cite")
+        expect(chips).to_have_count(2)
+        mark = page.locator("#citadel-source-panel .citadel-src-shown mark")
+        chips.nth(0).click()
+        expect(mark).to_contain_text("25 days of paid annual leave")
+        chips.nth(1).click()
+        expect(mark).to_contain_text("expire on 31 March")
+
+        # Copy: the answer's text and its sources, as plain text.
+        answer.get_by_role("button", name="Copy").click()
+        expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("Employees get 25 days of paid annual leave [1].")
+        assert "Sources:\n[1] handbook.md" in copied and "<" not in copied
+
+        # Retry writes the last answer again, in its place.
+        site.fake.enqueue(Script(tokens=["Full-time employees receive 25 days [1]."]))
+        page.locator("#citadel-conversation").get_by_role("button", name="Retry").click()
+        expect(answer_of(page, 1).locator(".citadel-md")).to_contain_text(
+            "Full-time employees receive 25 days", timeout=WAIT_MS
+        )
+        expect(page.locator("#citadel-conversation .citadel-a")).to_have_count(1)
+        expect(page.locator("#citadel-conversation .citadel-q")).to_have_count(1)
+        assert site.fake.requests[-1]["messages"][-1]["content"].count(LEAVE) == 1
+
+
 def test_on_a_phone_a_source_opens_as_a_sheet_without_moving_the_page(
     site: Site, browser: Browser, shots: list[Page]
 ):
@@ -406,7 +468,7 @@ def test_on_a_phone_a_source_opens_as_a_sheet_without_moving_the_page(
         page = visit.page
         page.set_viewport_size({"width": 390, "height": 844})
         _ask_and_wait(site, page, 1)
-        marker = page.locator(".citadel-turn[data-turn='1'] .citadel-text a.citadel-cite").first
+        marker = answer_of(page, 1).locator(".citadel-text a.citadel-cite").first
         marker.scroll_into_view_if_needed()
         before = page.evaluate("window.scrollY")
         marker.click()
@@ -494,12 +556,12 @@ def test_conversations_are_saved_survive_a_reload_and_can_be_renamed_and_deleted
 
         page.reload()  # a new page opens on a new conversation; the saved one is listed
         page.locator("#citadel-question textarea").wait_for()
-        expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
+        expect(page.locator("#citadel-conversation .citadel-a")).to_have_count(0)
         page.locator("#citadel-saved input").click()
         newest = page.locator("#citadel-saved [role='option']").first  # newest first
         expect(newest).to_contain_text(LEAVE)
         newest.click()
-        first = page.locator("#citadel-conversation .citadel-turn[data-turn='1']")
+        first = answer_of(page, 1)
         expect(first).to_contain_text("Employees get 25 days of paid leave")
         title.fill("Leave rules")
         page.locator("#citadel-rename").click()
@@ -510,13 +572,13 @@ def test_conversations_are_saved_survive_a_reload_and_can_be_renamed_and_deleted
         assert "Leave rules" in [c.title for c in site.workspace.conversations(bob)]
 
         page.locator("#citadel-new-chat").click()
-        expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
+        expect(page.locator("#citadel-conversation .citadel-a")).to_have_count(0)
         _ask_and_wait(site, page, 1)
         expect(page.locator("#citadel-saved input")).to_have_value(LEAVE)
         before = len(site.workspace.conversations(bob))
         page.locator("#citadel-delete-conversation").click()
         expect(page.locator("#citadel-saved-status")).to_contain_text("Deleted")
-        expect(page.locator("#citadel-conversation .citadel-turn")).to_have_count(0)
+        expect(page.locator("#citadel-conversation .citadel-a")).to_have_count(0)
         after = [c.title for c in site.workspace.conversations(bob)]
         assert len(after) == before - 1 and "Leave rules" in after
 
@@ -553,7 +615,7 @@ def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
         conversation = page.locator("#citadel-conversation")
         expect(conversation).to_contain_text(LAPTOP)
         expect(conversation).to_contain_text("must be reported within one hour")
-        marker = conversation.locator(".citadel-text a.citadel-cite[data-n='1']")
+        marker = conversation.locator(".citadel-text a.citadel-cite", has_text="[1]")
         expect(marker).to_have_text("[1]")
         expect(page.locator("#citadel-send")).to_be_enabled()
 
@@ -573,10 +635,10 @@ def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
         assert opened.headers["content-type"].startswith("application/pdf")
         assert opened.body().startswith(b"%PDF-")
 
-        page.get_by_text("Rate an answer").click()
-        page.locator("#citadel-feedback-comment textarea").fill("exactly what I needed")
-        page.locator("#citadel-thumbs-up").click()
-        expect(page.locator("#citadel-feedback-status")).to_contain_text("Thank you")
+        rate = answer_of(page, 1).locator(".citadel-rate")
+        rate.get_by_title("Comment on this answer").fill("exactly what I needed")
+        rate.get_by_role("button", name="Helpful", exact=True).click()
+        expect(page.locator("#citadel-rate-result")).to_contain_text("Thank you")
         entries = [e for e in site.workspace.feedback.entries() if e.actor == "alice"]
         assert [(e.rating, e.comment) for e in entries] == [(1, "exactly what I needed")]
         assert entries[0].sources[0]["source"] == PDF.name
@@ -588,12 +650,12 @@ def test_alice_uploads_asks_opens_the_cited_page_and_bob_sees_none_of_it(
         wait_for_answer(page, 2)
         condense = site.fake.requests[-2]["messages"][-1]["content"]
         assert LAPTOP in condense and "must be reported within one hour" in condense
-        second = conversation.locator(".citadel-turn[data-turn='2']")
+        second = answer_of(page, 2)
         banner = second.locator(".citadel-banner-search")
         # alice is no administrator: plain words, not the model server's address or error
         expect(banner).to_contain_text("Written answers are unavailable right now")
         expect(banner).not_to_contain_text("Ollama")
-        second.locator("ol.citadel-sources a.citadel-cite[data-n='1']").click()
+        second.locator("ol.citadel-sources a.citadel-cite", has_text="[1]").click()
         expect(source.locator(".citadel-src-n")).to_have_text("[1]")
         expect(source.locator(".citadel-src-text")).not_to_be_empty()
 
@@ -656,7 +718,7 @@ def test_a_hostile_document_stays_inert_from_upload_to_source_panel(
         expect(written).to_contain_text(PWNED)
         expect(written).not_to_contain_text("<script>")
         expect(written).not_to_contain_text("evil.example/model.png")
-        conversation.locator(".citadel-text a.citadel-cite[data-n='1']").first.click()
+        conversation.locator(".citadel-text a.citadel-cite", has_text="[1]").first.click()
 
         source = page.locator("#citadel-source-panel .citadel-src-shown")
         expect(source).to_contain_text("zephyr-garage.html")
@@ -896,8 +958,7 @@ def test_handlers_recheck_every_permission_and_explain_errors(site: Site, tmp_pa
     assert web.export(alice)[0] is None
     assert "only administrators" in str(web.export(alice)[1])
     assert web.export(root)[0] is not None
-    rated = web._rater(1)("not-an-answer-id", "", alice)
-    assert "no such answer" in str(rated[0])
+    assert "no such answer" in web.rate("not-an-answer-id", 1, "", alice)
     # A thumb under an answer goes through the same check; a forged payload does nothing.
     inline = web.rate_inline('{"answer": "not-an-answer-id", "rating": 1}', alice)
     assert "no such answer" in str(inline[0])

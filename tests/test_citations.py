@@ -163,3 +163,21 @@ def test_a_number_belonging_to_something_else_in_the_passage_does_not_earn_it() 
     assert cited.citations == []
     right = cite("The target release gets pin priority 990.", passages)
     assert [(c.number, c.aligned) for c in right.citations] == [(1, True)]
+
+
+def test_each_marker_gets_the_sentence_of_its_source_behind_its_own_claim():
+    from rag.citations import marker_support
+
+    sources = {
+        1: "Staff get 25 days of annual leave. Parental leave is 16 weeks. Other rules apply.",
+        2: "Each employee receives a laptop.",
+    }
+    text = "Leave is 25 days a year [1]. Parental leave lasts 16 weeks [1][~2].\n[2] [7]"
+    assert marker_support(text, sources) == [
+        "Staff get 25 days of annual leave.",
+        "Parental leave is 16 weeks.",
+        "Each employee receives a laptop.",
+        # markers alone on a line go with the claim before them; an unknown source has none
+        "Each employee receives a laptop.",
+        "",
+    ]

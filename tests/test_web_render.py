@@ -12,15 +12,17 @@ from rag.types import Answer, Citation, Passage
 from ui.web.render import (
     FileRow,
     Turn,
+    actions_html,
     answer_html,
+    chat_messages,
     cited_text,
-    conversation_html,
     error_html,
     esc,
     highlight,
     progress_html,
     source_block,
     streaming_html,
+    thinking_html,
     user_html,
 )
 
@@ -54,10 +56,11 @@ ALLOWED_TAGS = {
     "form",  # the log-out button's, posting to /logout only (checked below)
     "button",
     "input",  # the comment under an answer (a thumb sends it)
+    "details",  # a reasoning model's thinking, collapsed
+    "summary",
 }
 ALLOWED_ATTRIBUTES = {
     "aria-label",
-    "data-rating",
     "maxlength",
     "placeholder",
     "method",
@@ -70,9 +73,6 @@ ALLOWED_ATTRIBUTES = {
     "hidden",
     "target",
     "rel",
-    "data-answer",
-    "data-n",
-    "data-turn",
     "data-state",
     "data-status",
 }
@@ -103,7 +103,10 @@ def assert_inert(markup: str) -> None:
         assert tag in ALLOWED_TAGS, tag
         assert set(attrs) <= ALLOWED_ATTRIBUTES, attrs
         href = attrs.get("href")
-        if href is not None and href != "#" and not href.startswith("/files/"):
+        if href is not None and re.fullmatch(r"#citadel-source-[^\s]+-\d+-\d+", href):
+            # a chip: its source block, named in the fragment (no other "#" link is made)
+            assert tag == "a" and "citadel-cite" in (attrs.get("class") or ""), attrs
+        elif href is not None and not href.startswith("/files/"):
             # a link the model wrote: http(s) only, a new tab without access to this page
             assert href.startswith(("https://", "http://")), href
             assert attrs.get("target") == "_blank" and "noopener" in (attrs.get("rel") or "")
@@ -190,7 +193,7 @@ def test_a_hostile_answer_stays_inert_in_every_mode():
     for a in (cited, search, refused):
         markup = answer_html('a"><script>', a, link_for)
         assert_inert(markup)
-        assert 'data-answer="a&quot;&gt;&lt;script&gt;"' in markup
+        assert "citadel-source-a&quot;&gt;&lt;script&gt;-1-0" in markup
 
 
 def test_streamed_text_is_escaped_and_markers_are_not_links_yet():
@@ -201,12 +204,14 @@ def test_streamed_text_is_escaped_and_markers_are_not_links_yet():
 
 
 def test_conversation_questions_and_errors_are_escaped():
-    markup = conversation_html(
+    messages = chat_messages(
         [
             Turn("<script>alert(1)</script>?", error_html("<img src=x onerror=alert(2)>")),
             Turn("![x](http://evil.example/p.png)", streaming_html("")),
         ]
     )
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 2
+    markup = "".join(m["content"] for m in messages)
     assert_inert(markup)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;?" in markup
     assert "citadel-banner-error" in markup
@@ -233,7 +238,9 @@ def test_progress_table_and_user_line_escape_names():
 def test_markers_become_links_only_for_real_citations():
     markup = cited_text("A [1], B [2], C [3] [x] [12] [1, 2] [-1]", "ans", [1, 3])
 
-    links = re.findall(r'<a class="citadel-cite"[^>]*data-n="(\d+)"[^>]*>\[(\d+)\]</a>', markup)
+    links = re.findall(
+        r'<a class="citadel-cite" href="#citadel-source-ans-(\d+)-0"[^>]*>\[(\d+)\]</a>', markup
+    )
     assert links == [("1", "1"), ("3", "3")]
     assert "B [2]," in markup and "[12]" in markup and "[1, 2]" in markup
     assert_inert(markup)
@@ -241,7 +248,7 @@ def test_markers_become_links_only_for_real_citations():
 
 def test_marker_links_carry_the_answer_id_escaped():
     markup = cited_text("<b>x</b> [1]", 'id"onclick="alert(1)', [1])
-    assert 'data-answer="id&quot;onclick=&quot;alert(1)"' in markup
+    assert 'href="#citadel-source-id&quot;onclick=&quot;alert(1)-1-0"' in markup
     assert markup.startswith("&lt;b&gt;x&lt;/b&gt; ")
     assert_inert(markup)
 
@@ -250,13 +257,16 @@ def test_a_cited_answer_has_one_hidden_block_per_citation_and_a_sources_list():
     p1, p2 = passage("First passage.", chunk_id="c1"), passage("Second one.", chunk_id="c2")
     markup = answer_html(
         "ans",
-        answer("One [1]. Two [~2].", [Citation(1, p1, "First", False), Citation(2, p2, "", True)]),
+        answer(
+            "One [1]. Two [~2].",
+            [Citation(1, p1, "First passage.", False), Citation(2, p2, "Second one.", True)],
+        ),
         link_for,
     )
-    blocks = [attrs for tag, attrs in tags_of(markup) if attrs.get("class") == "citadel-src"]
-    assert [(b["data-answer"], b["data-n"], "hidden" in b) for b in blocks] == [
-        ("ans", "1", True),
-        ("ans", "2", True),
+    blocks = [a for _, a in tags_of(markup) if (a.get("class") or "").startswith("citadel-src ")]
+    assert [(b["class"], "hidden" in b) for b in blocks] == [
+        ("citadel-src citadel-source-ans-1-0", True),
+        ("citadel-src citadel-source-ans-2-0", True),
     ]
     # [1] the model's, [~2] placed by Citadel: each in the text and in the list, drawn apart
     assert markup.count('class="citadel-cite"') == 2
@@ -324,7 +334,7 @@ def test_search_mode_banner_speaks_plainly_to_employees_and_gives_admins_the_det
     assert "Ollama" not in employee and "127.0.0.1" not in employee
     assert "no Ollama server answers at http://127.0.0.1:11434" in admin
     for markup in (employee, admin):
-        assert 'data-n="1"' in markup and 'class="citadel-src"' in markup
+        assert 'class="citadel-src citadel-source-ans-1-0"' in markup
 
 
 def test_refusal_banner_suggests_rephrasing_and_lists_the_closest_documents():
@@ -414,7 +424,7 @@ def test_library_sizes_and_dates_read_as_people_say_them():
 # -- Markdown answers ----------------------------------------------------------------------
 
 
-def _chip(n: int, placed: bool) -> str:
+def _chip(n: int, placed: bool, place: int) -> str:
     return f'<a class="chip" data-n="{n}" data-placed="{placed}">[{n}]</a>'
 
 
@@ -464,3 +474,48 @@ def test_markers_are_never_inside_a_table_row():
     assert "<th>Days</th>" in table_part and "<td>25</td>" in table_part
     assert 'class="chip"' not in table_part
     assert 'data-n="1"' in after and 'data-n="2"' in after and "That is all." in after
+
+
+# -- per-claim highlights, thinking, actions -----------------------------------------------
+
+
+def test_each_marker_highlights_the_sentence_behind_its_own_claim():
+    text = (
+        "Employees get 25 days of paid annual leave. Parental leave lasts 16 weeks, fully paid. "
+        "Unused days expire in March."
+    )
+    p = passage(text, chunk_id="c1")
+    written = "Annual leave is 25 days [1]. Parents get 16 weeks of leave [1]."
+    # The citation's own snippet is the best match for both claims together.
+    markup = answer_html("ans", answer(written, [Citation(1, p, "Unused days", False)]), link_for)
+
+    chips = re.findall(r'<a class="citadel-cite" href="#([^"]+)"', markup)
+    text_chips, list_chip = chips[:2], chips[2]
+    assert list_chip == "citadel-source-ans-1-0"  # the list opens the citation's snippet
+    assert len(set(text_chips)) == 2 and list_chip not in text_chips
+    marked = {
+        key: re.search(rf'class="citadel-src {key}" hidden>.*?<mark[^>]*>(.*?)</mark>', markup)
+        for key in text_chips
+    }
+    assert [m.group(1) if m else None for m in marked.values()] == [
+        "Employees get 25 days of paid annual leave.",
+        "Parental leave lasts 16 weeks, fully paid.",
+    ]
+    assert_inert(markup)
+
+
+def test_thinking_is_escaped_and_collapsed():
+    markup = thinking_html("<img src=x onerror=alert(1)> **not markdown**")
+    assert_inert(markup)
+    assert markup.startswith('<details class="citadel-thinking"><summary>')
+    assert " open" not in markup
+    assert "&lt;img src=x onerror=alert(1)&gt; **not markdown**" in markup
+
+
+def test_under_each_answer_copy_and_the_two_ratings_name_the_answer_in_a_class():
+    markup = actions_html('id"x')
+    assert_inert(markup)
+    assert 'class="citadel-rate citadel-rate-for-id&quot;x"' in markup
+    buttons = re.findall(r"<button[^>]*>([^<]*)</button>", markup)
+    assert buttons == ["Copy", "Helpful", "Not helpful"]
+    assert 'title="Comment on this answer"' in markup

@@ -754,6 +754,13 @@ def gradio_calls(world: World) -> list[tuple[str, Callable[[str], list[Any]], st
         ("starters_for", lambda v: [[v]], BLUE, twin, True),
         ("load_starters_editor", lambda v: [v], BLUE, twin, True),
         ("save_starters", lambda v: [v, "Who am I?", [RED]], BLUE, twin, True),
-        ("rate", lambda v: [v, "great"], answer, stand_in_token(answer), True),
+        # a thumb under an answer: the page sends its answer id, rating and comment as JSON
+        (
+            "rate_inline",
+            lambda v: [json.dumps({"answer": v, "rating": 1, "comment": "great"})],
+            answer,
+            stand_in_token(answer),
+            True,
+        ),
         ("export", lambda v: [], "", "", True),
     ]

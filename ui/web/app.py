@@ -19,9 +19,9 @@ from fastapi import FastAPI
 
 from ui.service.limits import MAX_QUESTION_CHARS
 from ui.service.workspace import Workspace
-from ui.web.assets import CSS, DROP_ZONE_JS, SESSION_JS, SOURCE_CLICK_JS
+from ui.web.assets import CHAT_JS, CSS, DROP_ZONE_JS, SESSION_JS
 from ui.web.handlers import SORTS, Handlers
-from ui.web.render import conversation_html, source_panel_html
+from ui.web.render import EMPTY_CHAT, source_panel_html
 
 LIBRARY_HEADERS = ["Document", "Type", "Title", "Pages", "Sections", "Size", "Added"]
 FAILURE_HEADERS = ["File", "Reason", "When"]
@@ -151,14 +151,23 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                 elem_id="citadel-starters",
                 visible=False,
             )
-            c["conversation"] = gr.HTML(
-                conversation_html([]),
+            # Gradio's chat, fed HTML this server rendered and escaped (ui/web/render.py);
+            # Gradio's own sanitiser runs over it as well. No Markdown pass of its own: the
+            # model's Markdown was rendered, without raw HTML, by ui/web/markdown.py.
+            c["conversation"] = gr.Chatbot(
+                [],
+                label="Conversation",
+                show_label=False,
                 elem_id="citadel-conversation",
-                # (an empty HTML component runs no script: the conversation never is empty)
-                js_on_load=SOURCE_CLICK_JS + SESSION_JS,
-                autoscroll=False,  # the script follows new text itself
-                min_height=240,
-                max_height=720,
+                render_markdown=False,
+                sanitize_html=True,
+                buttons=[],  # Copy is under each answer: Gradio's would copy the HTML
+                feedback_options=None,  # Helpful / Not helpful, with a comment, are ours
+                autoscroll=False,  # the page's script follows new text itself
+                placeholder=EMPTY_CHAT,
+                height="min(68vh, 720px)",
+                min_height=260,
+                layout="bubble",
             )
             with gr.Row():
                 # One line that grows: Enter sends, Shift+Enter starts a new line (Gradio's
@@ -187,22 +196,6 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
             c["rate_send"] = gr.Button(
                 elem_id="citadel-rate-send", elem_classes=["citadel-offstage"]
             )
-            with gr.Accordion("Rate an answer", open=False, elem_id="citadel-feedback"):
-                with gr.Row():
-                    c["rate_answer"] = gr.Dropdown(
-                        choices=[],
-                        label="Answer",
-                        elem_id="citadel-feedback-answer",
-                        scale=3,
-                    )
-                    c["up"] = gr.Button("👍 Helpful", elem_id="citadel-thumbs-up", scale=1)
-                    c["down"] = gr.Button("👎 Not helpful", elem_id="citadel-thumbs-down", scale=1)
-                c["comment"] = gr.Textbox(
-                    label="Comment (optional)",
-                    max_length=2000,
-                    elem_id="citadel-feedback-comment",
-                )
-                c["rated"] = gr.HTML("", elem_id="citadel-feedback-status", js_on_load=None)
             with gr.Accordion(
                 "Suggested questions (administrators)",
                 open=False,
@@ -227,17 +220,16 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                 '<button type="button" id="citadel-sheet-close">Close the source</button>',
                 js_on_load=None,
             )
-            gr.HTML(source_panel_html(), elem_id="citadel-source-panel", js_on_load=None)
+            # The page's script (sources, feedback, following the text, the session) runs
+            # once this panel mounts: it is never empty, so its script always runs.
+            gr.HTML(
+                source_panel_html(),
+                elem_id="citadel-source-panel",
+                js_on_load=CHAT_JS + SESSION_JS,
+            )
 
     ask_inputs = [c["question"], c["collections"], turns]
-    ask_outputs = [
-        c["conversation"],
-        turns,
-        c["question"],
-        c["rate_answer"],
-        c["send"],
-        c["stop"],
-    ]
+    ask_outputs = [c["conversation"], turns, c["question"], c["send"], c["stop"]]
     # Asking is wired to three triggers (send, Enter, a starter question), the same way.
     asking: dict[str, Any] = {
         "fn": web.ask,
@@ -259,6 +251,16 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         )
         .then(**asking)
     )
+    # Retry (Gradio's, on the last answer) writes that answer again.
+    answering.append(
+        c["conversation"].retry(
+            web.regenerate,
+            inputs=[c["collections"], turns],
+            outputs=ask_outputs,
+            api_visibility="private",
+            concurrency_limit=16,
+        )
+    )
     stopping = c["stop"].click(
         web.stop,
         inputs=[turns],
@@ -266,19 +268,16 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         cancels=answering,
         api_visibility="private",
     )
-    c["clear"].click(
-        web.new_conversation,
-        outputs=[
-            c["conversation"],
-            turns,
-            c["rate_answer"],
-            c["rated"],
-            c["conversation_id"],
-            c["title"],
-            c["saved"],
-        ],
-        api_visibility="private",
-    )
+    starting = [
+        c["conversation"],
+        turns,
+        c["rate_result"],
+        c["conversation_id"],
+        c["title"],
+        c["saved"],
+    ]
+    for trigger in (c["clear"].click, c["conversation"].clear):
+        trigger(web.new_conversation, outputs=starting, api_visibility="private")
     # Saved after each answer (and a stopped one); opened, renamed and deleted from the list.
     saving: dict[str, Any] = {
         "fn": web.save_conversation,
@@ -320,13 +319,6 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         outputs=[c["rate_result"], c["rate_payload"]],
         api_visibility="private",
     )
-    for button, rating in ((c["up"], 1), (c["down"], -1)):
-        button.click(
-            web._rater(rating),
-            inputs=[c["rate_answer"], c["comment"]],
-            outputs=[c["rated"], c["comment"]],
-            api_visibility="private",
-        )
     c["starters_collection"].change(
         web.load_starters_editor,
         inputs=[c["starters_collection"]],

@@ -17,15 +17,8 @@ body, body.dark {
   --link-text-color-visited: var(--citadel-link); --link-text-color-active: var(--citadel-link); }
 button[role="tab"] { color: var(--body-text-color) !important; }
 button[role="tab"][aria-selected="true"] { color: var(--citadel-link) !important; }
-.citadel-chat { display: flex; flex-direction: column; gap: 14px; }
-.citadel-empty, .citadel-muted { color: var(--body-text-color-subdued); }
-.citadel-turn { display: flex; flex-direction: column; gap: 6px; }
-.citadel-q, .citadel-a { border-radius: 10px; padding: 10px 12px; }
-.citadel-q { background: var(--background-fill-secondary); align-self: flex-end;
-  max-width: 85%; }
-.citadel-a { border: 1px solid var(--border-color-primary); }
-.citadel-who { display: block; font-size: 0.8em; font-weight: 600;
-  color: var(--body-text-color-subdued); margin-bottom: 4px; }
+.citadel-muted { color: var(--body-text-color-subdued); }
+.citadel-q { white-space: pre-wrap; overflow-wrap: anywhere; }
 .citadel-text { white-space: pre-wrap; overflow-wrap: anywhere; }
 .citadel-text.citadel-md { white-space: normal; }
 .citadel-md p { margin: 0 0 0.6em; }
@@ -102,8 +95,17 @@ button:focus-visible, a:focus-visible, [role="tab"]:focus-visible {
 .citadel-rate-comment { flex: 1; min-width: 8em; padding: 3px 6px; font-size: 0.9em;
   border: 1px solid var(--border-color-primary); border-radius: 6px;
   background: var(--background-fill-primary); color: var(--body-text-color); }
+.citadel-copy { border: 1px solid var(--border-color-primary); border-radius: 14px;
+  background: var(--background-fill-primary); padding: 2px 10px; cursor: pointer; }
+details.citadel-thinking { margin-bottom: 8px; font-size: 0.9em;
+  color: var(--body-text-color-subdued); }
+details.citadel-thinking summary { cursor: pointer; }
 .citadel-offstage { display: none !important; }
-.citadel-jump { position: sticky; bottom: 8px; margin: 4px auto 0; display: block;
+#citadel-conversation { position: relative; }
+/* One "Jump to latest", in words: the page's own (Gradio's arrow would sit on top of it). */
+#citadel-conversation .scroll-down-button-container { display: none; }
+.citadel-jump { position: absolute; bottom: 12px; left: 50%; transform: translateX(-50%);
+  z-index: 5; display: block;
   padding: 4px 12px; border-radius: 16px; border: 1px solid var(--border-color-primary);
   background: var(--background-fill-primary); color: var(--body-text-color); cursor: pointer; }
 .citadel-jump[hidden] { display: none; }
@@ -114,20 +116,24 @@ button:focus-visible, a:focus-visible, [role="tab"]:focus-visible {
 a.citadel-open { color: var(--citadel-link); }
 """
 
-# Runs once when the conversation component mounts (gr.HTML's js_on_load): one delegated
-# listener opens the source of a clicked [n]. It copies a hidden block the server already
-# escaped by cloning DOM nodes; no string ever goes through innerHTML here.
-SOURCE_CLICK_JS = """
-element.addEventListener('click', (event) => {
+# Runs once when the source panel mounts (gr.HTML's js_on_load): delegated listeners on the
+# chat (Gradio's Chatbot, #citadel-conversation) open the source of a clicked [n], copy an
+# answer and send its rating. A source is copied from a hidden block the server already
+# escaped, by cloning DOM nodes; no string ever goes through innerHTML here. The chat's
+# sanitiser keeps classes and links but no data attributes: a chip names its block in its
+# link's fragment, a rating box its answer in a class.
+CHAT_JS = """
+const chat = () => document.getElementById('citadel-conversation');
+const inChat = (node) => { const c = chat(); return c && node && c.contains(node); };
+document.addEventListener('click', (event) => {
   const link = event.target.closest ? event.target.closest('a.citadel-cite') : null;
-  if (!link || !element.contains(link)) return;
+  if (!link || !inChat(link)) return;
   event.preventDefault();
-  const answer = link.dataset.answer;
-  const n = link.dataset.n;
-  let source = null;
-  for (const block of element.querySelectorAll('div.citadel-src')) {
-    if (block.dataset.answer === answer && block.dataset.n === n) { source = block; break; }
-  }
+  const key = (link.getAttribute('href') || '').slice(1);
+  const found = (name) => name.startsWith('citadel-source-')
+    ? chat().getElementsByClassName(name)[0] : null;
+  // The block of this claim's sentence, else the source's own (a saved answer's chips).
+  const source = found(key) || found(key.replace(/-[0-9]+$/, '-0'));
   const panel = document.getElementById('citadel-source-panel');
   if (!source || !panel) return;
   const body = panel.querySelector('.citadel-source-body') || panel;
@@ -136,7 +142,7 @@ element.addEventListener('click', (event) => {
   copy.removeAttribute('hidden');
   copy.classList.add('citadel-src-shown');
   body.replaceChildren(copy);
-  for (const active of element.querySelectorAll('a.citadel-cite.citadel-active')) {
+  for (const active of chat().querySelectorAll('a.citadel-cite.citadel-active')) {
     active.classList.remove('citadel-active');
   }
   link.classList.add('citadel-active');
@@ -153,13 +159,17 @@ element.addEventListener('click', (event) => {
 });
 // A thumb under an answer: its answer id, rating and comment go to the server through a
 // hidden text box and button (ui/web/app.py), the way a Gradio event takes input.
-element.addEventListener('click', (event) => {
+const RATE_FOR = 'citadel-rate-for-';
+document.addEventListener('click', (event) => {
   const thumb = event.target.closest ? event.target.closest('button.citadel-rate-button') : null;
-  if (!thumb || !element.contains(thumb)) return;
+  if (!thumb || !inChat(thumb)) return;
   const box = thumb.closest('.citadel-rate');
+  const named = box ? [...box.classList].find((name) => name.startsWith(RATE_FOR)) : null;
+  if (!named) return;
   const comment = box.querySelector('.citadel-rate-comment');
   const payload = JSON.stringify({
-    answer: box.dataset.answer, rating: Number(thumb.dataset.rating),
+    answer: named.slice(RATE_FOR.length),
+    rating: thumb.classList.contains('citadel-rate-up') ? 1 : -1,
     comment: comment ? comment.value : '',
   });
   const field = document.querySelector('#citadel-rate-payload textarea');
@@ -171,6 +181,40 @@ element.addEventListener('click', (event) => {
     other.setAttribute('aria-pressed', other === thumb ? 'true' : 'false');
   }
   setTimeout(() => send.click(), 50);
+});
+// Copy: the answer's text and its sources as plain text (Gradio's own copy would take the
+// HTML). The clipboard API needs a secure origin; plain http falls back to a selection.
+document.addEventListener('click', async (event) => {
+  const button = event.target.closest ? event.target.closest('button.citadel-copy') : null;
+  if (!button || !inChat(button)) return;
+  const answer = button.closest('.citadel-a');
+  const written = answer && answer.querySelector('.citadel-md');
+  if (!written) return;
+  let text = written.innerText.trim();
+  const sources = [...answer.querySelectorAll('ol.citadel-sources > li')];
+  if (sources.length) {
+    text += '\\n\\nSources:\\n' + sources.map((li) => li.innerText.trim()).join('\\n');
+  }
+  let copied = false;
+  try {
+    if (window.isSecureContext && navigator.clipboard) {
+      await navigator.clipboard.writeText(text);
+      copied = true;
+    }
+  } catch (error) { copied = false; }
+  if (!copied) {
+    const area = document.createElement('textarea');
+    area.value = text;
+    area.setAttribute('readonly', '');
+    area.style.position = 'fixed';
+    area.style.left = '-9999px';
+    document.body.appendChild(area);
+    area.select();
+    try { copied = document.execCommand('copy'); } catch (error) { copied = false; }
+    area.remove();
+  }
+  button.textContent = copied ? 'Copied' : 'Copy failed: select the text';
+  setTimeout(() => { button.textContent = 'Copy'; }, 2000);
 });
 // The panel's first words (kept at the first click), put back when the conversation is
 // emptied (New conversation).
@@ -191,14 +235,11 @@ const clearSheet = () => {
   if (column.parentElement) column.parentElement.style.minHeight = '';
 };
 // The view follows new text while the reader is at the bottom; scrolled up, a "Jump to
-// latest" button appears instead. (Gradio's own autoscroll lost the bottom after the
-// second answer: a finished answer grows by more than its threshold.)
+// latest" button appears instead. (Gradio's own autoscroll loses the bottom when a
+// finished answer grows by more than its threshold.)
 const scroller = () => {
-  for (let n = element; n && n !== document.body; n = n.parentElement) {
-    const overflow = getComputedStyle(n).overflowY;
-    if ((overflow === 'auto' || overflow === 'scroll') && n.scrollHeight > n.clientHeight) return n;
-  }
-  return document.scrollingElement;
+  const c = chat();
+  return (c && c.querySelector('.bubble-wrap')) || document.scrollingElement;
 };
 let follow = true;
 const jump = document.createElement('button');
@@ -207,7 +248,6 @@ jump.id = 'citadel-jump';
 jump.className = 'citadel-jump';
 jump.textContent = 'Jump to latest ↓';
 jump.hidden = true;
-(element.parentElement || element).appendChild(jump);
 const toBottom = () => { const s = scroller(); s.scrollTop = s.scrollHeight; };
 jump.addEventListener('click', () => { follow = true; jump.hidden = true; toBottom(); });
 const atBottom = () => {
@@ -232,10 +272,6 @@ document.addEventListener('keydown', (event) => {
 document.addEventListener('scroll', () => {
   if (!follow && atBottom()) { follow = true; jump.hidden = true; }
 }, true);
-new MutationObserver(() => {
-  if (!element.querySelector('.citadel-turn')) { clearSource(); follow = true; jump.hidden = true; }
-  if (follow) { toBottom(); } else { jump.hidden = false; }
-}).observe(element, {childList: true, subtree: true, characterData: true});
 // A live region outside the re-rendered answer: screen readers hear each answer once, when
 // it is complete, not every refresh of the streamed text. Filled with textContent only.
 const live = document.createElement('div');
@@ -243,16 +279,35 @@ live.id = 'citadel-live';
 live.className = 'citadel-sr-only';
 live.setAttribute('role', 'status');
 live.setAttribute('aria-live', 'polite');
-(element.parentElement || element).appendChild(live);
 let said = '';
-new MutationObserver(() => {
-  if (element.querySelector('.citadel-streaming')) return;
-  const answers = element.querySelectorAll('.citadel-a');
+const changed = () => {
+  const c = chat();
+  // Gradio names each message with its whole content, here HTML: the text itself is read.
+  const labelled = '[data-testid="bot"][aria-label], [data-testid="user"][aria-label]';
+  for (const named of c.querySelectorAll(labelled)) {
+    named.removeAttribute('aria-label');
+  }
+  if (!c.querySelector('.citadel-a')) { clearSource(); follow = true; jump.hidden = true; }
+  if (follow) { toBottom(); } else { jump.hidden = false; }
+  if (c.querySelector('.citadel-streaming')) return;
+  const answers = c.querySelectorAll('.citadel-a');
   const last = answers[answers.length - 1];
-  if (!last) return;
-  const text = last.innerText.trim().slice(0, 4000);
+  const text = last ? last.innerText.trim().slice(0, 4000) : '';
   if (text && text !== said) { said = text; live.textContent = text; }
-}).observe(element, {childList: true, subtree: true, characterData: true});
+};
+const watchChat = () => {
+  const c = chat();
+  if (!c) { setTimeout(watchChat, 100); return; }
+  c.appendChild(jump);
+  c.appendChild(live);
+  // Gradio announces the whole log on every streamed refresh: the live region above
+  // speaks instead, once per answer.
+  const log = c.querySelector('[role="log"]');
+  if (log) log.setAttribute('aria-live', 'off');
+  new MutationObserver(changed).observe(c, {childList: true, subtree: true, characterData: true});
+  changed();
+};
+watchChat();
 """
 
 # Runs once when the upload area mounts: Gradio labels its drop zone button with the

@@ -37,7 +37,7 @@ from ui.web.render import (
     Turn,
     ago,
     answer_html,
-    conversation_html,
+    chat_messages,
     error_html,
     file_size,
     message_html,
@@ -45,6 +45,7 @@ from ui.web.render import (
     progress_html,
     stopped_html,
     streaming_html,
+    thinking_html,
     user_html,
 )
 
@@ -131,36 +132,36 @@ class Handlers:
         turns: list[Turn] | None,
         request: gr.Request,
     ) -> Iterator[tuple[Any, ...]]:
-        """Outputs: conversation, turns, question box, answer to rate, then Send and Stop (Stop
-        replaces Send while the answer streams)."""
+        """Outputs: conversation, turns, question box, then Send and Stop (Stop replaces
+        Send while the answer streams)."""
         turns = list(turns or [])[-MAX_TURNS_SHOWN:]
         question = (question or "").strip()
         skip = gr.skip()
         if not question:
-            yield skip, skip, skip, skip, skip, skip
+            yield skip, skip, skip, skip, skip
             return
         caller = self.caller(request)
         if caller is None:
-            yield conversation_html([Turn(question, error_html(NO_ACCOUNT))]), [], *[skip] * 4
+            yield chat_messages([Turn(question, error_html(NO_ACCOUNT))]), [], *[skip] * 3
             return
         # The conversation lives in Gradio's session, which a browser names itself: only the
         # turns of this user are ever shown or sent back as history.
         turns = [t for t in turns if t.owner == caller.name]
         if not collections:
             failed = Turn(question, error_html("Choose at least one collection to search."))
-            yield conversation_html([*turns, failed]), turns, *[skip] * 4
+            yield chat_messages([*turns, failed]), turns, *[skip] * 3
             return
         history = _history(turns)
         session = getattr(request, "session_hash", None) or ""
         self._remember(session, caller.name, question, "")
         yield (
-            conversation_html([*turns, Turn(question, streaming_html(""))]),
+            chat_messages([*turns, Turn(question, streaming_html(""))]),
             skip,
             "",
-            skip,
             *_streaming(True),
         )
         final: Turn
+        thought = ""
         try:
             events = self.workspace.ask(
                 caller, question, list(collections), history, client=self.client(request)
@@ -169,16 +170,17 @@ class Handlers:
             shown_at = 0.0
             answered: Answered | None = None
             for event in events:
-                if isinstance(event, Thinking):
-                    continue  # reasoning is drawn by the chat UI (not this one)
-                if isinstance(event, Delta):
-                    written += event.text
-                    self._remember(session, caller.name, question, written)
+                if isinstance(event, Thinking | Delta):
+                    if isinstance(event, Thinking):
+                        thought += event.text
+                    else:
+                        written += event.text
+                        self._remember(session, caller.name, question, written)
                     now = time.monotonic()
                     if now - shown_at >= STREAM_REFRESH_S:
                         shown_at = now
-                        pending = Turn(question, streaming_html(written))
-                        yield conversation_html([*turns, pending]), *[skip] * 5
+                        shown = _thought(thought, writing=not written) + streaming_html(written)
+                        yield chat_messages([*turns, Turn(question, shown)]), *[skip] * 4
                 else:
                     answered = event
             if answered is None:
@@ -190,7 +192,13 @@ class Handlers:
                     lambda p: self.workspace.file_link(caller, p),
                     technical=caller.admin,
                 )
-                final = Turn(question, html, answered.id, answered.answer.text, caller.name)
+                final = Turn(
+                    question,
+                    _thought(thought) + html,
+                    answered.id,
+                    answered.answer.text,
+                    caller.name,
+                )
         except CitadelError as exc:
             final = Turn(question, error_html(str(exc)), owner=caller.name)
         except Exception:
@@ -198,13 +206,22 @@ class Handlers:
             final = Turn(question, error_html(INTERNAL), owner=caller.name)
         self._forget(session)
         done = [*turns, final]
-        yield (
-            conversation_html(done),
-            done,
-            skip,
-            _rate_choices(done) if final.answer_id else skip,
-            *_streaming(False),
-        )
+        yield chat_messages(done), done, skip, *_streaming(False)
+
+    def regenerate(
+        self,
+        collections: Sequence[str] | None,
+        turns: list[Turn] | None,
+        request: gr.Request,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Retry on the last answer: it is replaced by a new answer to the same question.
+        Outputs: as `ask`."""
+        caller = self.caller(request)
+        mine = [t for t in (turns or []) if caller is not None and t.owner == caller.name]
+        if not mine:
+            yield (gr.skip(),) * 5
+            return
+        yield from self.ask(mine[-1].question, collections, mine[:-1], request)
 
     def stop(self, turns: list[Turn] | None, request: gr.Request) -> tuple[Any, ...]:
         """Stop pressed while an answer streams (its event is cancelled): the text written so
@@ -216,7 +233,7 @@ class Handlers:
         _, question, written = stream
         turns = [t for t in (turns or []) if t.owner == caller.name][-MAX_TURNS_SHOWN:]
         done = [*turns, Turn(question, stopped_html(written), owner=caller.name)]
-        return conversation_html(done), done, *_streaming(False)
+        return chat_messages(done), done, *_streaming(False)
 
     def _remember(self, session: str, caller: str, question: str, written: str) -> None:
         with self._streams_lock:
@@ -235,10 +252,9 @@ class Handlers:
         return str(sample or "")
 
     def new_conversation(self) -> tuple[Any, ...]:
-        """Outputs: conversation, turns, answer to rate, rating note, conversation id, title,
-        saved conversations (none chosen)."""
-        empty = conversation_html([])
-        return empty, [], gr.Dropdown(choices=[], value=None), "", "", "", gr.Dropdown(value=None)
+        """Outputs: conversation, turns, rating note, conversation id, title, saved
+        conversations (none chosen)."""
+        return [], [], "", "", "", gr.Dropdown(value=None)
 
     # -- saved conversations -------------------------------------------------------------
     def saved_conversations(self, request: gr.Request) -> Any:
@@ -261,12 +277,12 @@ class Handlers:
         try:
             stored = self.workspace.conversation(caller, conversation_id)
         except CitadelError:
-            return conversation_html([]), [], "", "", _saved_choices(saved, None)
+            return [], [], "", "", _saved_choices(saved, None)
         renew = functools.partial(self.workspace.document_link, caller)
         turns = [Turn.restored(t, caller.name, renew) for t in stored]
         title = next((c.title for c in saved if c.id == conversation_id), "")
         return (
-            conversation_html(turns),
+            chat_messages(turns),
             turns,
             conversation_id,
             title,
@@ -322,8 +338,7 @@ class Handlers:
         except CitadelError as exc:
             return (*[gr.skip()] * 5, message_html("error", str(exc)))
         saved = self.workspace.conversations(caller)
-        empty = conversation_html([])
-        return empty, [], "", "", _saved_choices(saved, None), message_html("ok", "Deleted.")
+        return [], [], "", "", _saved_choices(saved, None), message_html("ok", "Deleted.")
 
     def starters_for(self, collections: Sequence[str] | None, request: gr.Request) -> Any:
         caller = self.caller(request)
@@ -367,25 +382,19 @@ class Handlers:
         note = f"Saved {len(saved)} suggested question(s) for {collection}."
         return message_html("ok", note), "\n".join(saved), self.starters_for(chosen, request)
 
-    def _rater(self, rating: int) -> Any:
-        def rate(
-            answer_id: str | None, comment: str | None, request: gr.Request
-        ) -> tuple[Any, ...]:
-            caller = self.caller(request)
-            if caller is None:
-                return message_html("error", NO_ACCOUNT), gr.skip()
-            if not answer_id:
-                return message_html("error", "There is no answer to rate yet."), gr.skip()
-            try:
-                self.workspace.add_feedback(
-                    caller, answer_id, rating, (comment or "")[:2000], self.client(request)
-                )
-            except CitadelError as exc:
-                return message_html("error", str(exc)), gr.skip()
-            word = "helpful" if rating > 0 else "not helpful"
-            return message_html("ok", f"Thank you: recorded as {word}."), ""
-
-        return rate
+    def rate(self, answer_id: str, rating: int, comment: str, request: gr.Request) -> str:
+        """An answer rated: the result line to show."""
+        caller = self.caller(request)
+        if caller is None:
+            return message_html("error", NO_ACCOUNT)
+        try:
+            self.workspace.add_feedback(
+                caller, answer_id, rating, comment[:2000], self.client(request)
+            )
+        except CitadelError as exc:
+            return message_html("error", str(exc))
+        word = "helpful" if rating > 0 else "not helpful"
+        return message_html("ok", f"Thank you: recorded as {word}.")
 
     def rate_inline(self, payload: str | None, request: gr.Request) -> tuple[Any, ...]:
         """A thumb pressed under an answer (its answer id, rating and comment sent by the
@@ -396,10 +405,9 @@ class Handlers:
             comment = str(sent.get("comment") or "")
         except (ValueError, KeyError, TypeError):
             return gr.skip(), ""
-        if rating not in (1, -1):
+        if rating not in (1, -1) or not answer_id:
             return gr.skip(), ""
-        shown, _ = self._rater(rating)(answer_id, comment, request)
-        return shown, ""
+        return self.rate(answer_id, rating, comment, request), ""
 
     # -- documents -----------------------------------------------------------------------
     def library(
@@ -599,6 +607,10 @@ def _saved_choices(saved: Sequence[ConversationInfo], chosen: str | None) -> Any
     return gr.Dropdown(choices=[(c.title, c.id) for c in saved], value=chosen)
 
 
+def _thought(text: str, writing: bool = False) -> str:
+    return thinking_html(text, writing) if text.strip() else ""
+
+
 def _streaming(on: bool) -> tuple[Any, Any]:
     """Send and Stop: Stop takes Send's place while an answer streams."""
     return gr.Button(visible=not on, interactive=True), gr.Button(visible=on)
@@ -613,16 +625,6 @@ def _history(turns: Sequence[Turn]) -> list[Message]:
         if turn.answer_text:
             history.append(Message("assistant", turn.answer_text))
     return history
-
-
-def _rate_choices(turns: Sequence[Turn]) -> Any:
-    choices = []
-    for i, turn in enumerate(turns, start=1):
-        if turn.answer_id:
-            short = " ".join(turn.question.split())
-            short = short if len(short) <= 60 else short[:59] + "…"
-            choices.append((f"{i}. {short}", turn.answer_id))
-    return gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None)
 
 
 def _document_row(r: DocumentRecord) -> list[Any]:

@@ -9,6 +9,7 @@ the table, where they cannot break its columns.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,11 +22,13 @@ _MARKER = re.compile(r"\[(~?)(\d{1,3})\]")  # [n] the model's, [~n] placed by Ci
 # Stand-ins for markers while Markdown is rendered (private-use characters, removed from
 # the model's text first, so that no text can forge one).
 _OPEN, _PLACED, _CLOSE = "\ue000", "\ue001", "\ue002"
-_STAND_IN = re.compile(f"([{_OPEN}{_PLACED}])(\\d{{1,3}}){_CLOSE}")
+# A stand-in carries the marker's number and its place among the text's markers.
+_STAND_IN = re.compile(f"([{_OPEN}{_PLACED}])(\\d{{1,3}})\\.(\\d{{1,5}}){_CLOSE}")
 _PRIVATE = re.compile(f"[{_OPEN}{_PLACED}{_CLOSE}]")
 _TABLE_ROW = re.compile(r"^\s*\|")
 
-Chip = Callable[[int, bool], str]  # (number, placed by Citadel) -> HTML
+# (number, placed by Citadel, which marker of the text it is, from 0) -> HTML
+Chip = Callable[[int, bool, int], str]
 
 
 def _renderer() -> MarkdownIt:
@@ -53,32 +56,36 @@ def markdown_html(text: str, numbers: Iterable[int], chip: Chip) -> str:
     """`text` rendered as Markdown (escaped, see the module), each marker of a real
     citation (`numbers`) a chip; any other bracket stays text."""
     valid = set(numbers)
+    counter = itertools.count()
 
     def stand_in(match: re.Match[str]) -> str:
-        number = int(match.group(2))
+        number, place = int(match.group(2)), next(counter)
         if number not in valid:
             return match.group(0)
-        return f"{_PLACED if match.group(1) else _OPEN}{number}{_CLOSE}"
+        return f"{_PLACED if match.group(1) else _OPEN}{number}.{place}{_CLOSE}"
 
     # Control and direction characters go first, as everywhere text is shown.
     marked = _MARKER.sub(stand_in, _PRIVATE.sub("", printable(text)))
     rendered = _MD.render(_markers_out_of_tables(marked))
-    return _STAND_IN.sub(lambda m: chip(int(m.group(2)), m.group(1) == _PLACED), rendered)
+    return _STAND_IN.sub(
+        lambda m: chip(int(m.group(2)), m.group(1) == _PLACED, int(m.group(3))), rendered
+    )
 
 
 def _markers_out_of_tables(text: str) -> str:
     """Each table's markers taken out of its rows and put on a line after it."""
     out: list[str] = []
-    held: list[str] = []
+    held: dict[str, str] = {}  # the first marker of each number (with its kind)
     for line in text.split("\n"):
         if _TABLE_ROW.match(line):
-            held += [m.group(0) for m in _STAND_IN.finditer(line)]
+            for m in _STAND_IN.finditer(line):
+                held.setdefault(m.group(1) + m.group(2), m.group(0))
             out.append(_STAND_IN.sub("", line))
             continue
         if held:
-            out += ["", " ".join(dict.fromkeys(held)), ""]
-            held = []
+            out += ["", " ".join(held.values()), ""]
+            held = {}
         out.append(line)
     if held:
-        out += ["", " ".join(dict.fromkeys(held))]
+        out += ["", " ".join(held.values())]
     return "\n".join(out)

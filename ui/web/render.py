@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rag.citations import marker_support
 from rag.text import printable, shorten
 from rag.types import Answer, Passage
 from ui.service.sources import ShownSource, shown_sources
@@ -38,9 +39,13 @@ def esc(text: object) -> str:
 # -- citations -----------------------------------------------------------------------------
 
 
-def cite_link(answer_id: str, number: int, label: str | None = None, placed: bool = False) -> str:
-    """A clickable [n]: the page's script opens the matching hidden source block. A marker
-    Citadel placed (`placed`, [~n]) looks different and says so."""
+def cite_link(
+    answer_id: str, number: int, label: str | None = None, placed: bool = False, variant: int = 0
+) -> str:
+    """A clickable [n]: the page's script opens the matching hidden source block (its
+    `variant` highlights the sentence behind this very claim). A marker Citadel placed
+    (`placed`, [~n]) looks different and says so. The chat's sanitiser keeps classes and
+    links, not data attributes: the source is named in the link's fragment."""
     text = esc(label) if label is not None else (f"[~{number}]" if placed else f"[{number}]")
     kind = "citadel-cite citadel-cite-placed" if placed else "citadel-cite"
     title = (
@@ -49,9 +54,15 @@ def cite_link(answer_id: str, number: int, label: str | None = None, placed: boo
         else f"Show source {number}"
     )
     return (
-        f'<a class="{kind}" href="#" role="button" data-answer="{esc(answer_id)}" '
-        f'data-n="{number}" title="{title}">{text}</a>'
+        f'<a class="{kind}" href="#{source_key(answer_id, number, variant)}" '
+        f'title="{title}">{text}</a>'
     )
+
+
+def source_key(answer_id: str, number: int, variant: int = 0) -> str:
+    """The name of a hidden source block: its answer, number and highlighted sentence
+    (answer ids are URL-safe base64, safe in a class name and a fragment)."""
+    return f"citadel-source-{esc(answer_id)}-{number}-{variant}"
 
 
 def cited_text(text: str, answer_id: str, numbers: Iterable[int]) -> str:
@@ -107,8 +118,11 @@ def open_label(passage: Passage) -> str:
     return "Download the original file"
 
 
-def source_block(answer_id: str, number: int, passage: Passage, snippet: str, link: str) -> str:
-    """A hidden, fully escaped source, copied into the source panel when [n] is clicked."""
+def source_block(
+    answer_id: str, number: int, passage: Passage, snippet: str, link: str, variant: int = 0
+) -> str:
+    """A hidden, fully escaped source, copied into the source panel when [n] is clicked;
+    `snippet` is the sentence highlighted (one block per sentence a marker points to)."""
     title = ""
     if passage.title and passage.title not in (passage.source, passage.source.rsplit("/", 1)[-1]):
         title = f'<div class="citadel-src-title">{esc(passage.title)}</div>'
@@ -119,7 +133,7 @@ def source_block(answer_id: str, number: int, passage: Passage, snippet: str, li
         headings = f'<div class="citadel-src-section">Section: {trail}</div>'
     location = esc(passage.location) if passage.location else "whole document"
     return (
-        f'<div class="citadel-src" hidden data-answer="{esc(answer_id)}" data-n="{number}">'
+        f'<div class="citadel-src {source_key(answer_id, number, variant)}" hidden>'
         f'<div class="citadel-src-head"><span class="citadel-src-n">[{number}]</span> '
         f'<span class="citadel-src-doc">{esc(passage.source)}</span></div>'
         f"{title}"
@@ -168,11 +182,43 @@ def _source_list(answer_id: str, sources: Sequence[ShownSource], previews: bool)
     return f'<ol class="citadel-sources">{"".join(items)}</ol>'
 
 
-def _blocks(answer_id: str, sources: Sequence[ShownSource], link_for: LinkFor) -> str:
-    return "".join(
-        source_block(answer_id, s.number, s.passage, s.snippet, link_for(s.passage))
-        for s in sources
-    )
+def _blocks(
+    answer_id: str,
+    sources: Sequence[ShownSource],
+    link_for: LinkFor,
+    claims: Mapping[int, Sequence[str]] | None = None,
+) -> str:
+    """The hidden source blocks: one per source with its snippet (variant 0), and one per
+    other sentence a claim's marker points to (`claims`: number -> sentences 1, 2, …)."""
+    parts = []
+    for s in sources:
+        link = link_for(s.passage)
+        snippets = [s.snippet, *(claims or {}).get(s.number, ())]
+        for variant, snippet in enumerate(snippets):
+            parts.append(source_block(answer_id, s.number, s.passage, snippet, link, variant))
+    return "".join(parts)
+
+
+class _ClaimChips:
+    """The chips of an answer's text, each pointing at the sentence of its source that
+    supports the claim it follows (rag.citations.marker_support), where the source list's
+    chips show the citation's overall snippet."""
+
+    def __init__(self, answer_id: str, text: str, sources: Sequence[ShownSource]) -> None:
+        self.answer_id = answer_id
+        self.snippets = {s.number: s.snippet for s in sources}
+        self.support = marker_support(text, {s.number: s.passage.text for s in sources})
+        self.claims: dict[int, list[str]] = {}  # number -> its other sentences (variants 1…)
+
+    def __call__(self, number: int, placed: bool, place: int) -> str:
+        sentence = self.support[place] if place < len(self.support) else ""
+        variant = 0
+        if sentence and sentence != self.snippets.get(number):
+            others = self.claims.setdefault(number, [])
+            if sentence not in others:
+                others.append(sentence)
+            variant = others.index(sentence) + 1
+        return cite_link(self.answer_id, number, placed=placed, variant=variant)
 
 
 def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bool = False) -> str:
@@ -223,10 +269,9 @@ def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bo
         kind = "incomplete" if answer.incomplete or answer.truncated else "notice"
         parts.append(banner(kind, "Note", esc(answer.notice)))
     numbers = [c.number for c in answer.citations]
-    # Markdown, rendered safely (ui/web/markdown.py); the chips are the same as elsewhere.
-    written = markdown_html(
-        answer.text, numbers, lambda n, placed: cite_link(answer_id, n, placed=placed)
-    )
+    # Markdown, rendered safely (ui/web/markdown.py); each chip opens its claim's sentence.
+    chips = _ClaimChips(answer_id, answer.text, sources)
+    written = markdown_html(answer.text, numbers, chips)
     parts.append(f'<div class="citadel-text citadel-md">{written}</div>')
     if answer.unsupported:
         items = "".join(f"<li>{esc(shorten(s, LEAD_CHARS))}</li>" for s in answer.unsupported)
@@ -237,24 +282,37 @@ def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bo
     if sources:
         parts.append('<div class="citadel-sources-title">Sources</div>')
         parts.append(_source_list(answer_id, sources, previews=False))
-    parts.append(rating_html(answer_id))
-    parts.append(_blocks(answer_id, sources, link_for))
+    parts.append(actions_html(answer_id))
+    parts.append(_blocks(answer_id, sources, link_for, chips.claims))
     return "".join(parts)
 
 
-def rating_html(answer_id: str) -> str:
-    """Helpful / Not helpful and a comment under an answer (the page sends them:
-    ui/web/assets.py). Words, not emoji: a machine without an emoji font shows boxes."""
+def actions_html(answer_id: str) -> str:
+    """Under an answer: Copy (its text and sources), Helpful / Not helpful and a comment
+    (the page's script sends them: ui/web/assets.py). Words, not emoji: a machine without
+    an emoji font shows boxes. The answer id is a class (the chat keeps no data attribute);
+    the comment box is named by its title (the chat keeps no aria-label either)."""
     aid = esc(answer_id)
     return (
-        f'<div class="citadel-rate" data-answer="{aid}">'
-        '<button type="button" class="citadel-rate-button" data-rating="1">Helpful</button>'
-        '<button type="button" class="citadel-rate-button" data-rating="-1">Not helpful'
+        f'<div class="citadel-rate citadel-rate-for-{aid}">'
+        '<button type="button" class="citadel-copy">Copy</button>'
+        '<button type="button" class="citadel-rate-button citadel-rate-up">Helpful</button>'
+        '<button type="button" class="citadel-rate-button citadel-rate-down">Not helpful'
         "</button>"
         '<input type="text" class="citadel-rate-comment" maxlength="2000" '
         'placeholder="Comment (optional), then Helpful or Not helpful" '
-        'aria-label="Comment on this answer">'
+        'title="Comment on this answer">'
         "</div>"
+    )
+
+
+def thinking_html(text: str, writing: bool = False) -> str:
+    """A reasoning model's thinking, collapsed above its answer (escaped, never Markdown:
+    it is not checked against the sources)."""
+    summary = "Thinking…" if writing else "Thinking (not checked against the sources)"
+    return (
+        f'<details class="citadel-thinking"><summary>{summary}</summary>'
+        f'<div class="citadel-text">{esc(text)}</div></details>'
     )
 
 
@@ -313,23 +371,24 @@ class Turn:
 _FILE_LINK = re.compile(r"/files/([A-Za-z0-9_-]+)\?u=[A-Za-z0-9_-]*&amp;e=\d+&amp;s=[A-Za-z0-9_-]+")
 
 
-def conversation_html(turns: Sequence[Turn]) -> str:
-    if not turns:
-        return (
-            '<div class="citadel-chat"><div class="citadel-empty">Ask a question about your '
-            "documents. Answers cite their sources: click a [n] to read the passage.</div></div>"
+EMPTY_CHAT = (
+    "Ask a question about your documents. Answers cite their sources: click a [n] to read "
+    "the passage."
+)
+
+
+def chat_messages(turns: Sequence[Turn]) -> list[dict[str, str]]:
+    """The conversation as the chat component's messages: HTML this module wrote (the
+    question escaped, the answer rendered once, server-side)."""
+    messages = []
+    for turn in turns:
+        messages.append(
+            {"role": "user", "content": f'<div class="citadel-q">{esc(turn.question)}</div>'}
         )
-    rows = []
-    for i, turn in enumerate(turns, start=1):
-        rows.append(
-            f'<div class="citadel-turn" data-turn="{i}">'
-            f'<div class="citadel-q"><span class="citadel-who">You</span>'
-            f'<div class="citadel-text">{esc(turn.question)}</div></div>'
-            f'<div class="citadel-a"><span class="citadel-who">Citadel'
-            f"{f' · answer {i}' if turn.answer_id else ''}</span>{turn.html}</div>"
-            "</div>"
+        messages.append(
+            {"role": "assistant", "content": f'<div class="citadel-a">{turn.html}</div>'}
         )
-    return f'<div class="citadel-chat">{"".join(rows)}</div>'
+    return messages
 
 
 def source_panel_html() -> str:
