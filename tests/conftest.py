@@ -82,3 +82,15 @@ def sample_folder(tmp_path: Path) -> Path:
     target = tmp_path / "docs"
     shutil.copytree(SAMPLES, target)
     return target
+
+
+# Figures a test measured, printed at the end of the run (pytest's own summary): the UI's
+# time from Enter to the first token on screen, with the real model, say.
+MEASURED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if MEASURED:
+        terminalreporter.section("measured")
+        for line in MEASURED:
+            terminalreporter.write_line(line)

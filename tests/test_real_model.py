@@ -13,6 +13,7 @@ time on two cores. Without models/SmolLM2-135M-Instruct.Q4_1.gguf they fail, say
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from ingest.pipeline import IngestPipeline
 from ingest.workers import ParserPool
@@ -31,8 +33,9 @@ from rag.adapters.qdrant.edge import EdgeStore
 from rag.settings import IngestSettings, Settings
 from rag.sparse import Bm25Encoder
 from tests.cli_process import citadel
-from tests.conftest import SAMPLES
-from tests.live_server import LiveServer, add_user, workspace_with
+from tests.conftest import MEASURED, SAMPLES
+from tests.live_server import PASSWORD, LiveServer, add_user, workspace_with
+from tests.test_browser import browser, screenshots_on_failure, shots  # noqa: F401 (fixtures)
 from ui.service.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -215,3 +218,62 @@ def test_openai_api_streams_the_models_tokens_with_the_official_client(served: S
     assert numbers("".join(written)) <= sources
     usage = chunks[-1].usage
     assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0
+
+
+# In the page: when Enter is pressed in the question box, and when the first written
+# character of the model appears in the chat (not the "Searching…" placeholder).
+FIRST_TOKEN_JS = """() => {
+  window.citadelTimes = {};
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey) window.citadelTimes.enter = performance.now();
+  }, true);
+  const chat = document.getElementById('citadel-conversation');
+  new MutationObserver(() => {
+    const written = chat.querySelector('.citadel-streaming');
+    if (!written || written.querySelector('.citadel-muted') || window.citadelTimes.token) return;
+    if (written.textContent.replace('\\u258d', '').trim()) {
+      window.citadelTimes.token = performance.now();
+    }
+  }).observe(chat, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+def test_the_web_ui_streams_the_real_models_answer_and_times_its_first_token(
+    served: Served,
+    smollm2: Path,
+    browser: Browser,  # noqa: F811 (the fixture imported above)
+    shots: list[Page],  # noqa: F811
+) -> None:
+    with screenshots_on_failure("real-model", shots):
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        shots.append(page)
+        page.goto(served.url + "/")
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        box = page.locator("#citadel-question textarea")
+        box.wait_for()
+        expect(page.locator("#citadel-live")).to_have_count(1)
+        page.evaluate(FIRST_TOKEN_JS)
+        box.fill(LEAVE_QUESTION)
+        box.press("Enter")
+        streaming = page.locator("#citadel-conversation .citadel-streaming")
+        expect(streaming).not_to_contain_text("Searching", timeout=120_000)
+        answer = page.locator("#citadel-conversation .citadel-a").first
+        expect(streaming).to_have_count(0, timeout=180_000)
+        expect(answer.locator(".citadel-banner-search")).to_have_count(0)
+        expect(answer.locator(".citadel-banner-error")).to_have_count(0)
+        times = page.evaluate("window.citadelTimes")
+        first_token_s = (times["token"] - times["enter"]) / 1000
+        assert 0 < first_token_s < 120
+        MEASURED.append(
+            f"web UI, Enter to first visible token, {smollm2.stem} (embedded llama.cpp, "
+            f"{os.cpu_count()} cores): {first_token_s:.2f} s"
+        )
+        # What it wrote is shown as Markdown, each chip opening a source it was given.
+        expect(answer.locator(".citadel-md")).not_to_be_empty()
+        for chip in answer.locator(".citadel-md a.citadel-cite").all()[:3]:
+            chip.click()
+            expect(page.locator("#citadel-source-panel .citadel-src-shown")).to_be_visible()
+        context.close()
