@@ -167,7 +167,7 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                 placeholder=EMPTY_CHAT,
                 height="min(68vh, 720px)",
                 min_height=260,
-                layout="bubble",
+                layout="panel",  # answers full width, as in ChatGPT or Open WebUI
             )
             with gr.Row():
                 # One line that grows: Enter sends, Shift+Enter starts a new line (Gradio's

@@ -26,7 +26,7 @@ button[role="tab"][aria-selected="true"] { color: var(--citadel-link) !important
 .citadel-md pre { white-space: pre; overflow-x: auto; padding: 8px 10px; border-radius: 6px;
   background: var(--background-fill-secondary); }
 .citadel-md table { border-collapse: collapse; margin: 0 0 0.6em; display: block;
-  overflow-x: auto; }
+  overflow-x: auto; width: max-content; max-width: 100%; border: 0; }
 .citadel-md th, .citadel-md td { border: 1px solid var(--border-color-primary);
   padding: 3px 8px; text-align: left; }
 .citadel-cursor { animation: citadel-blink 1s steps(2) infinite; }
@@ -239,7 +239,7 @@ const clearSheet = () => {
 // finished answer grows by more than its threshold.)
 const scroller = () => {
   const c = chat();
-  return (c && c.querySelector('.bubble-wrap')) || document.scrollingElement;
+  return (c && c.querySelector('[role="log"]')) || document.scrollingElement;
 };
 let follow = true;
 const jump = document.createElement('button');
