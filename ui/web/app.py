@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from ui.service.limits import MAX_QUESTION_CHARS
 from ui.service.workspace import Workspace
+from ui.web.admin import build_admin
 from ui.web.assets import CSS, DROP_ZONE_JS, SESSION_JS, SOURCE_CLICK_JS
 from ui.web.handlers import SORTS, Handlers
 from ui.web.render import conversation_html, source_panel_html
@@ -76,7 +77,7 @@ def build(web: Handlers) -> gr.Blocks:
             with gr.Tab(
                 "Administration", id="admin", elem_id="citadel-tab-admin", visible=False
             ) as admin_tab:
-                _admin_tab(web)
+                build_admin(web, admin_tab, chat)
 
         blocks.load(
             web.on_load,
@@ -450,16 +451,3 @@ def _documents_tab(web: Handlers) -> dict[str, Any]:
         api_visibility="private",
     )
     return d
-
-
-def _admin_tab(web: Handlers) -> None:
-    gr.Markdown(
-        "### Feedback export\nAnswers rated helpful, as a question set (JSONL) for `citadel eval`."
-    )
-    export = gr.Button("Export feedback", elem_id="citadel-export-feedback")
-    # Shown once there is a file: Gradio's empty file box is a div with a prohibited label.
-    exported = gr.File(
-        label="Export", interactive=False, visible=False, elem_id="citadel-export-file"
-    )
-    note = gr.HTML("", elem_id="citadel-export-status", js_on_load=None)
-    export.click(web.export, outputs=[exported, note], api_visibility="private")
