@@ -148,19 +148,19 @@ class AdminHandlers:
         where = f" in {', '.join(chosen)}" if chosen else ""
         word = "administrator" if role == "admin" else "user"
         note = f"Added {word} {name}{where}: they can sign in now."
-        return self._done(caller, note, "", "", gr.Dropdown(value=[], multiselect=True))
+        return self._done(caller, note, "", "", gr.update(value=[]))
 
     def pick_user(self, name: str | None, request: gr.Request) -> Any:
         """A user chosen to change: their teams, ready to edit."""
         caller = self._caller(request)
         if caller is None or not name:
-            return gr.Dropdown(value=[], multiselect=True)
+            return gr.update(value=[])
         try:
             users = {u.name: u for u in self.workspace.users(caller)}
         except CitadelError:
-            return gr.Dropdown(value=[], multiselect=True)
+            return gr.update(value=[])
         user = users.get(name)
-        return gr.Dropdown(value=list(user.teams) if user else [], multiselect=True)
+        return gr.update(value=list(user.teams) if user else [])
 
     def disable_user(self, name: str | None, request: gr.Request) -> tuple[Any, ...]:
         """Outputs: status, then VIEWS."""
