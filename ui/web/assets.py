@@ -119,9 +119,9 @@ a.citadel-open { color: var(--citadel-link); }
 .citadel-admin-table th, .citadel-admin-table td { text-align: left; padding: 4px 8px;
   border-bottom: 1px solid var(--border-color-primary); overflow-wrap: anywhere;
   vertical-align: top; }
-body.dark .citadel-msg-ok { color: #a5d6a7; }
-body.dark .citadel-msg-error { color: #ef9a9a; }
-body.dark .citadel-msg-warn { color: #ffcc80; }
+.dark .citadel-msg-ok { color: #a5d6a7; }
+.dark .citadel-msg-error { color: #ef9a9a; }
+.dark .citadel-msg-warn { color: #ffcc80; }
 .citadel-secret { border: 2px solid var(--citadel-link); border-radius: 8px; padding: 8px 12px; }
 .citadel-secret-key { font-size: 1.05em; overflow-wrap: anywhere; user-select: all; }
 """
