@@ -825,6 +825,7 @@ def test_an_administrator_edits_suggested_questions_and_exports_feedback(
         expect(page.locator("#citadel-starters")).to_contain_text("Where do visitors park?")
 
         page.get_by_role("tab", name="Administration").click()
+        page.get_by_role("tab", name="Feedback export").click()
         page.locator("#citadel-export-feedback").click()
         expect(page.locator("#citadel-export-status")).to_contain_text("exported")
         download = page.locator("#citadel-export-file a").first
