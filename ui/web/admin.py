@@ -101,7 +101,7 @@ def build_admin(web: Handlers, tab: gr.Tab, ask: dict[str, Any]) -> dict[str, An
     a["create_key"].click(
         admin.create_key,
         inputs=[a["key_user"], a["key_label"]],
-        outputs=[a["key_status"], a["key_label"], *views],
+        outputs=[a["key_created"], a["key_label"], *views],
         **private,
     )
     a["revoke_key"].click(
@@ -167,74 +167,69 @@ def _users(a: dict[str, Any]) -> None:
         with gr.Row():
             a["disable"] = gr.Button("Disable", variant="stop", elem_id="citadel-admin-disable")
             a["enable"] = gr.Button("Enable", elem_id="citadel-admin-enable")
-        with gr.Row(equal_height=True):
-            a["user_password"] = gr.Textbox(
-                label="New password (at least 10 characters)",
-                type="password",
-                max_length=1024,
-                elem_id="citadel-admin-user-password",
-                scale=3,
-            )
-            a["reset"] = gr.Button("Reset password", elem_id="citadel-admin-reset", scale=1)
-        with gr.Row(equal_height=True):
-            a["user_teams"] = gr.Dropdown(
-                choices=[],
-                value=[],
-                multiselect=True,
-                label="Their teams",
-                elem_id="citadel-admin-user-teams",
-                scale=3,
-            )
-            a["save_teams"] = gr.Button("Save teams", elem_id="citadel-admin-save-teams", scale=1)
+        a["user_password"] = gr.Textbox(
+            label="New password (at least 10 characters)",
+            type="password",
+            max_length=1024,
+            elem_id="citadel-admin-user-password",
+        )
+        a["reset"] = gr.Button("Reset password", elem_id="citadel-admin-reset")
+        a["user_teams"] = gr.Dropdown(
+            choices=[],
+            value=[],
+            multiselect=True,
+            label="Their teams",
+            elem_id="citadel-admin-user-teams",
+        )
+        a["save_teams"] = gr.Button("Save teams", elem_id="citadel-admin-save-teams")
         a["user_status"] = _status("citadel-admin-user-status")
 
 
 def _teams(a: dict[str, Any]) -> None:
     a["teams_table"] = gr.HTML("", elem_id="citadel-admin-teams", js_on_load=None)
-    with gr.Row(equal_height=True):
-        a["team_name"] = gr.Textbox(
-            label="New team's name", max_length=64, elem_id="citadel-admin-team-name", scale=3
-        )
-        a["add_team"] = gr.Button("Add team", elem_id="citadel-admin-add-team", scale=1)
+    a["team_name"] = gr.Textbox(
+        label="New team's name", max_length=64, elem_id="citadel-admin-team-name"
+    )
+    a["add_team"] = gr.Button("Add team", elem_id="citadel-admin-add-team")
     a["team_status"] = _status("citadel-admin-team-status")
 
 
 def _collections(a: dict[str, Any]) -> None:
     a["collections_table"] = gr.HTML("", elem_id="citadel-admin-collections", js_on_load=None)
     gr.Markdown("#### Create a collection")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         a["new_collection"] = gr.Textbox(
             label="Collection name", max_length=64, elem_id="citadel-admin-collection-name"
         )
         a["new_collection_team"] = gr.Dropdown(
             choices=[], label="Owned by", elem_id="citadel-admin-collection-team"
         )
-        a["create_collection"] = gr.Button("Create", elem_id="citadel-admin-create-collection")
+    a["create_collection"] = gr.Button("Create", elem_id="citadel-admin-create-collection")
     gr.Markdown("#### Change a collection's owner")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         a["owner_collection"] = gr.Dropdown(
             choices=[], label="Collection", elem_id="citadel-admin-owner-collection"
         )
         a["owner_team"] = gr.Dropdown(
             choices=[], label="New owner", elem_id="citadel-admin-owner-team"
         )
-        a["set_owner"] = gr.Button("Change owner", elem_id="citadel-admin-set-owner")
+    a["set_owner"] = gr.Button("Change owner", elem_id="citadel-admin-set-owner")
     a["collection_status"] = _status("citadel-admin-collection-status")
 
 
 def _keys(a: dict[str, Any]) -> None:
     a["keys_table"] = gr.HTML("", elem_id="citadel-admin-keys", js_on_load=None)
     gr.Markdown("#### Create a key")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         a["key_user"] = gr.Dropdown(choices=[], label="For user", elem_id="citadel-admin-key-user")
         a["key_label"] = gr.Textbox(
             label="Label (what it is for)", max_length=100, elem_id="citadel-admin-key-label"
         )
-        a["create_key"] = gr.Button("Create key", elem_id="citadel-admin-create-key")
+    a["create_key"] = gr.Button("Create key", elem_id="citadel-admin-create-key")
+    a["key_created"] = _status("citadel-admin-key-created")  # the new key, shown once
     gr.Markdown("#### Revoke a key")
-    with gr.Row(equal_height=True):
-        a["key_pick"] = gr.Dropdown(choices=[], label="Key", elem_id="citadel-admin-key-pick")
-        a["revoke_key"] = gr.Button("Revoke", variant="stop", elem_id="citadel-admin-revoke-key")
+    a["key_pick"] = gr.Dropdown(choices=[], label="Key", elem_id="citadel-admin-key-pick")
+    a["revoke_key"] = gr.Button("Revoke", variant="stop", elem_id="citadel-admin-revoke-key")
     a["key_status"] = _status("citadel-admin-key-status")
 
 

@@ -115,10 +115,12 @@ a.citadel-open { color: var(--citadel-link); }
 /* The Administration tab: tables that scroll sideways on a phone; messages legible in the
    dark theme too; a new API key set apart. */
 .citadel-admin-table { overflow-x: auto; max-height: 560px; overflow-y: auto; }
-.citadel-admin-table table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
+.citadel-admin-table table { width: 100%; min-width: 34rem; border-collapse: collapse;
+  font-size: 0.9em; }
 .citadel-admin-table th, .citadel-admin-table td { text-align: left; padding: 4px 8px;
-  border-bottom: 1px solid var(--border-color-primary); overflow-wrap: anywhere;
+  border-bottom: 1px solid var(--border-color-primary); overflow-wrap: break-word;
   vertical-align: top; }
+.citadel-model .citadel-admin-table table { min-width: 0; }
 .dark .citadel-msg-ok { color: #a5d6a7; }
 .dark .citadel-msg-error { color: #ef9a9a; }
 .dark .citadel-msg-warn { color: #ffcc80; }
