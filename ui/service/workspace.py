@@ -183,11 +183,13 @@ class Workspace:
             )
         return views
 
-    def create_collection(self, caller: Caller, name: str, team: str | None) -> None:
+    def create_collection(
+        self, caller: Caller, name: str, team: str | None, client: str | None = None
+    ) -> None:
         require_admin(caller, "create collections")
         validate_collection_name(name)
         self.catalog.assign(name, team)
-        self.audit.record(caller.name, "admin", name, op="assign_collection", team=team)
+        self.audit.record(caller.name, "admin", name, client, op="assign_collection", team=team)
 
     def set_collection_owner(
         self, caller: Caller, collection: str, team: str | None, client: str | None = None

@@ -257,7 +257,7 @@ class AdminHandlers:
             if name in self.workspace.readable(caller) and caller.admin:
                 problem = f"A collection named {name} already exists: change its owner below."
                 return self._refused(problem, 1)
-            self.workspace.create_collection(caller, name, team or None)
+            self.workspace.create_collection(caller, name, team or None, self._client(request))
         except CitadelError as exc:
             return self._refused(_sentence(exc), 1)
         owner = team or "administrators only"
