@@ -877,16 +877,21 @@ def test_an_administrator_edits_suggested_questions_and_exports_feedback(
         root = login(browser, site, "root", shots)
         page = root.page
         assert set(options(page, "citadel-collections")) >= {"hr-docs", "eng-docs"}
-        page.get_by_text("Suggested questions (administrators)").click()
-        editor = page.locator("#citadel-starters-editor textarea")
-        choose(page, "citadel-starters-collection", "hr-docs")
+        # Suggested questions are edited in the Administration tab, shown on the Ask tab.
+        expect(page.get_by_text("Suggested questions (administrators)")).to_have_count(0)
+        page.get_by_role("tab", name="Administration").click()
+        page.get_by_role("tab", name="Suggested questions").click()
+        editor = page.locator("#citadel-admin-starters-editor textarea")
+        choose(page, "citadel-admin-starters-collection", "hr-docs")
         expect(editor).to_have_value(LAPTOP)
         editor.fill(f"{LAPTOP}\nWhere do visitors park?")
-        page.locator("#citadel-starters-save").click()
-        expect(page.locator("#citadel-starters-status")).to_contain_text("Saved 2")
+        page.locator("#citadel-admin-starters-save").click()
+        expect(page.locator("#citadel-admin-starters-status")).to_contain_text("Saved 2")
+        page.get_by_role("tab", name="Ask").click()
         expect(page.locator("#citadel-starters")).to_contain_text("Where do visitors park?")
 
         page.get_by_role("tab", name="Administration").click()
+        page.get_by_role("tab", name="Feedback export").click()
         page.locator("#citadel-export-feedback").click()
         expect(page.locator("#citadel-export-status")).to_contain_text("exported")
         download = page.locator("#citadel-export-file a").first

@@ -281,6 +281,24 @@ class Accounts:
             for r in rows
         ]
 
+    def all_keys(self) -> list[dict[str, object]]:
+        """Every user's keys (never the secrets), newest first."""
+        rows = self._db.query(
+            "SELECT u.name AS user, k.prefix, k.label, k.created_at, k.last_used_at, k.revoked "
+            "FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.id DESC"
+        )
+        return [
+            {
+                "user": r["user"],
+                "prefix": r["prefix"],
+                "label": r["label"],
+                "created_at": r["created_at"],
+                "last_used_at": r["last_used_at"],
+                "revoked": bool(r["revoked"]),
+            }
+            for r in rows
+        ]
+
     def revoke_key(self, user: str, prefix: str) -> None:
         with self._db.transaction() as conn:
             done = conn.execute(

@@ -37,6 +37,27 @@ class Administration:
         self._accounts.set_password(name, password)
         self._record("user_passwd", user=name)
 
+    def set_disabled(self, name: str, disabled: bool) -> None:
+        """Disable (no login, no API key, sessions end) or enable an account."""
+        if disabled and name == self._actor:
+            raise AccountError("you cannot disable your own account")
+        self._accounts.set_disabled(name, disabled)
+        self._record("user_disable" if disabled else "user_enable", user=name)
+
+    def set_teams(self, name: str, teams: Sequence[str]) -> None:
+        """Make `name` a member of exactly `teams` (each change audited as one membership)."""
+        unknown = [t for t in teams if not self._accounts.team_exists(t)]
+        if unknown:  # checked first: nothing is changed half-way
+            raise AccountError(f"no team {unknown[0]!r}")
+        current = {u.name: set(u.teams) for u in self._accounts.users()}
+        if name not in current:
+            raise AccountError(f"no user {name!r}")
+        wanted = set(teams)
+        for team in sorted(wanted - current[name]):
+            self.set_member(team, name)
+        for team in sorted(current[name] - wanted):
+            self.set_member(team, name, member=False)
+
     def remove_user(self, name: str) -> None:
         self._accounts.remove_user(name)
         self._record("user_remove", user=name)

@@ -74,19 +74,10 @@ class AuditLog:
         actor: str | None = None,
         action: str | None = None,
         since: str | None = None,
+        until: str | None = None,
     ) -> list[AuditEntry]:
-        """Newest first."""
-        clauses, params = [], []
-        if actor:
-            clauses.append("actor = ?")
-            params.append(actor)
-        if action:
-            clauses.append("action = ?")
-            params.append(action)
-        if since:
-            clauses.append("at >= ?")
-            params.append(since)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        """Newest first; `since` and `until` are ISO moments (`until` excluded)."""
+        where, params = _where(actor, action, since, until)
         rows = self._db.query(
             f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?",  # noqa: S608 (fixed clauses)
             (*params, limit),
@@ -103,3 +94,31 @@ class AuditLog:
             )
             for r in rows
         ]
+
+    def count(
+        self,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> int:
+        """How many entries match (as `entries` filters them)."""
+        where, params = _where(actor, action, since, until)
+        rows = self._db.query(f"SELECT count(*) FROM audit {where}", tuple(params))  # noqa: S608
+        return int(rows[0][0])
+
+
+def _where(
+    actor: str | None, action: str | None, since: str | None, until: str | None
+) -> tuple[str, list[str]]:
+    clauses, params = [], []
+    for clause, value in (
+        ("actor = ?", actor),
+        ("action = ?", action),
+        ("at >= ?", since),
+        ("at < ?", until),
+    ):
+        if value:
+            clauses.append(clause)
+            params.append(value)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

@@ -183,11 +183,22 @@ class Workspace:
             )
         return views
 
-    def create_collection(self, caller: Caller, name: str, team: str | None) -> None:
+    def create_collection(
+        self, caller: Caller, name: str, team: str | None, client: str | None = None
+    ) -> None:
         require_admin(caller, "create collections")
         validate_collection_name(name)
         self.catalog.assign(name, team)
-        self.audit.record(caller.name, "admin", name, op="assign_collection", team=team)
+        self.audit.record(caller.name, "admin", name, client, op="assign_collection", team=team)
+
+    def set_collection_owner(
+        self, caller: Caller, collection: str, team: str | None, client: str | None = None
+    ) -> None:
+        """Give an existing collection to another team (None: administrators only)."""
+        require_admin(caller, "change who owns a collection")
+        (name,) = self.resolve(caller, [collection])
+        self.catalog.assign(name, team)
+        self.audit.record(caller.name, "admin", name, client, op="assign_collection", team=team)
 
     def set_starters(self, caller: Caller, collection: str, questions: list[str]) -> list[str]:
         require_admin(caller, "set starter questions")
@@ -500,6 +511,11 @@ class Workspace:
             caller.name, prefix
         )
 
+    def keys(self, caller: Caller) -> list[dict[str, object]]:
+        """Every user's API keys (prefixes, never secrets), newest first."""
+        require_admin(caller, "list API keys")
+        return self.accounts.all_keys()
+
     def users(self, caller: Caller) -> list[UserInfo]:
         require_admin(caller, "list users")
         return self.accounts.users()
@@ -515,9 +531,47 @@ class Workspace:
         actor: str | None = None,
         action: str | None = None,
         since: str | None = None,
+        until: str | None = None,
     ) -> list[AuditEntry]:
         require_admin(caller, "read the audit log")
-        return self.audit.entries(limit, actor, action, since)
+        return self.audit.entries(limit, actor, action, since, until)
+
+    def audit_count(
+        self,
+        caller: Caller,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> int:
+        require_admin(caller, "read the audit log")
+        return self.audit.count(actor, action, since, until)
+
+    def model_status(self, caller: Caller) -> dict[str, Any]:
+        """The model server as an administrator needs it: who serves which model, with
+        what context, and whether it answers (with the error when it does not)."""
+        require_admin(caller, "see the model's status")
+        llm = self.settings.llm
+        ready = self.readiness()
+        served = ready["model_server"]
+        generator = self.services.generator
+        context, measured = llm.max_context_tokens, False
+        if generator is not None and served["ok"]:
+            try:
+                context, measured = generator.context_limit(), True
+            except CitadelError as exc:
+                log.warning("the model's context length is unknown: %s", exc)
+        return {
+            "provider": generator.provider if generator is not None else llm.provider,
+            "model": served.get("model") or llm.model or "",
+            "host": str(llm.model_path or "") if llm.provider == "llamacpp" else llm.host,
+            "context_tokens": context,
+            "context_measured": measured,  # False: the settings' cap, the model's own unknown
+            "reachable": bool(served["ok"]),
+            "error": served.get("error", ""),
+            "embedder": ready["embedder"],
+            "store": ready["store"],
+        }
 
     # -- health ------------------------------------------------------------------------
     def readiness(self) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from ui.service.limits import MAX_QUESTION_CHARS
 from ui.service.workspace import Workspace
+from ui.web.admin import build_admin
 from ui.web.assets import CHAT_JS, CSS, DROP_ZONE_JS, SESSION_JS
 from ui.web.handlers import SORTS, Handlers
 from ui.web.render import EMPTY_CHAT, source_panel_html
@@ -76,7 +77,7 @@ def build(web: Handlers) -> gr.Blocks:
             with gr.Tab(
                 "Administration", id="admin", elem_id="citadel-tab-admin", visible=False
             ) as admin_tab:
-                _admin_tab(web)
+                build_admin(web, admin_tab, chat)
 
         blocks.load(
             web.on_load,
@@ -84,8 +85,6 @@ def build(web: Handlers) -> gr.Blocks:
                 user,
                 chat["collections"],
                 docs["collection"],
-                chat["starters_collection"],
-                chat["starters_admin"],
                 admin_tab,
             ],
             api_visibility="private",
@@ -97,11 +96,6 @@ def build(web: Handlers) -> gr.Blocks:
             web.starters_for,
             inputs=[chat["collections"]],
             outputs=[chat["starters"]],
-            api_visibility="private",
-        ).then(
-            web.load_starters_editor,
-            inputs=[chat["starters_collection"]],
-            outputs=[chat["starters_editor"]],
             api_visibility="private",
         ).then(
             web.library,
@@ -196,24 +190,6 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
             c["rate_send"] = gr.Button(
                 elem_id="citadel-rate-send", elem_classes=["citadel-offstage"]
             )
-            with gr.Accordion(
-                "Suggested questions (administrators)",
-                open=False,
-                visible=False,
-                elem_id="citadel-starters-admin",
-            ) as c["starters_admin"]:
-                c["starters_collection"] = gr.Dropdown(
-                    choices=[], label="Collection", elem_id="citadel-starters-collection"
-                )
-                c["starters_editor"] = gr.Textbox(
-                    label="Questions, one per line",
-                    lines=4,
-                    elem_id="citadel-starters-editor",
-                )
-                c["starters_save"] = gr.Button("Save", elem_id="citadel-starters-save")
-                c["starters_saved"] = gr.HTML(
-                    "", elem_id="citadel-starters-status", js_on_load=None
-                )
         with gr.Column(scale=2, elem_id="citadel-source-column"):
             gr.Markdown("### Source")
             gr.HTML(
@@ -317,18 +293,6 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         web.rate_inline,
         inputs=[c["rate_payload"]],
         outputs=[c["rate_result"], c["rate_payload"]],
-        api_visibility="private",
-    )
-    c["starters_collection"].change(
-        web.load_starters_editor,
-        inputs=[c["starters_collection"]],
-        outputs=[c["starters_editor"]],
-        api_visibility="private",
-    )
-    c["starters_save"].click(
-        web.save_starters,
-        inputs=[c["starters_collection"], c["starters_editor"], c["collections"]],
-        outputs=[c["starters_saved"], c["starters_editor"], c["starters"]],
         api_visibility="private",
     )
     return c
@@ -442,16 +406,3 @@ def _documents_tab(web: Handlers) -> dict[str, Any]:
         api_visibility="private",
     )
     return d
-
-
-def _admin_tab(web: Handlers) -> None:
-    gr.Markdown(
-        "### Feedback export\nAnswers rated helpful, as a question set (JSONL) for `citadel eval`."
-    )
-    export = gr.Button("Export feedback", elem_id="citadel-export-feedback")
-    # Shown once there is a file: Gradio's empty file box is a div with a prohibited label.
-    exported = gr.File(
-        label="Export", interactive=False, visible=False, elem_id="citadel-export-file"
-    )
-    note = gr.HTML("", elem_id="citadel-export-status", js_on_load=None)
-    export.click(web.export, outputs=[exported, note], api_visibility="private")

@@ -114,6 +114,20 @@ details.citadel-thinking summary { cursor: pointer; }
 .citadel-logout button { background: none; border: 0; padding: 0; font: inherit;
   color: var(--citadel-link); text-decoration: underline; cursor: pointer; }
 a.citadel-open { color: var(--citadel-link); }
+/* The Administration tab: tables that scroll sideways on a phone; messages legible in the
+   dark theme too; a new API key set apart. */
+.citadel-admin-table { overflow-x: auto; max-height: 560px; overflow-y: auto; }
+.citadel-admin-table table { width: 100%; min-width: 34rem; border-collapse: collapse;
+  font-size: 0.9em; }
+.citadel-admin-table th, .citadel-admin-table td { text-align: left; padding: 4px 8px;
+  border-bottom: 1px solid var(--border-color-primary); overflow-wrap: break-word;
+  vertical-align: top; }
+.citadel-model .citadel-admin-table table { min-width: 0; }
+.dark .citadel-msg-ok { color: #a5d6a7; }
+.dark .citadel-msg-error { color: #ef9a9a; }
+.dark .citadel-msg-warn { color: #ffcc80; }
+.citadel-secret { border: 2px solid var(--citadel-link); border-radius: 8px; padding: 8px 12px; }
+.citadel-secret-key { font-size: 1.05em; overflow-wrap: anywhere; user-select: all; }
 """
 
 # Runs once when the source panel mounts (gr.HTML's js_on_load): delegated listeners on the

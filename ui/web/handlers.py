@@ -100,13 +100,10 @@ class Handlers:
     def on_load(self, request: gr.Request) -> tuple[Any, ...]:
         caller = self.caller(request)
         if caller is None:
-            nobody = gr.Dropdown(choices=[], value=None)
             return (
                 error_html(NO_ACCOUNT),
                 gr.Dropdown(choices=[], value=[]),
-                nobody,
-                nobody,
-                gr.Accordion(visible=False),
+                gr.Dropdown(choices=[], value=None),
                 gr.Tab(visible=False),
             )
         try:
@@ -119,8 +116,6 @@ class Handlers:
             user_html(caller.name, caller.admin, caller.teams, self.auth),
             gr.Dropdown(choices=names, value=names),
             gr.Dropdown(choices=names, value=first),
-            gr.Dropdown(choices=names, value=first),
-            gr.Accordion(visible=caller.admin),
             gr.Tab(visible=caller.admin),
         )
 
