@@ -752,8 +752,15 @@ def gradio_calls(world: World) -> list[tuple[str, Callable[[str], list[Any]], st
         ("ask", lambda v: [f"What is {v}?", [RED], []], world.canaries[0], make_canary(), False),
         ("ask", lambda v: [f"{TOPICAL[1]} {v}", None, []], world.blue_names[1], "x.txt", False),
         ("starters_for", lambda v: [[v]], BLUE, twin, True),
-        ("load_starters_editor", lambda v: [v], BLUE, twin, True),
+        ("load_starters", lambda v: [v], BLUE, twin, True),
         ("save_starters", lambda v: [v, "Who am I?", [RED]], BLUE, twin, True),
+        # the Administration tab's events, called by a member: refused whatever they name
+        ("set_owner", lambda v: [v, "red"], BLUE, twin, True),
+        ("set_teams", lambda v: [v, ["red"]], "victim", "nobody-at-all", True),
+        ("reset_password", lambda v: [v, "mallory-was-here-1"], "victim", "nobody-at-all", True),
+        ("create_key", lambda v: [v, "mine now"], "victim", "nobody-at-all", True),
+        ("pick_user", lambda v: [v], "victim", "nobody-at-all", True),
+        ("audit", lambda v: [v, "", "", ""], "victim", "nobody-at-all", True),
         # a thumb under an answer: the page sends its answer id, rating and comment as JSON
         (
             "rate_inline",
