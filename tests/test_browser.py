@@ -467,6 +467,9 @@ def test_on_a_phone_a_source_opens_as_a_sheet_without_moving_the_page(
         visit = login(browser, site, "bob", shots)
         page = visit.page
         page.set_viewport_size({"width": 390, "height": 844})
+        # The question box stays at hand at the bottom of the screen, wherever the page is.
+        page.evaluate("window.scrollTo(0, 0)")
+        expect(page.locator("#citadel-question textarea")).to_be_in_viewport()
         _ask_and_wait(site, page, 1)
         marker = answer_of(page, 1).locator(".citadel-text a.citadel-cite").first
         marker.scroll_into_view_if_needed()

@@ -163,7 +163,8 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
                 min_height=260,
                 layout="panel",  # answers full width, as in ChatGPT or Open WebUI
             )
-            with gr.Row():
+            # The question box stays in view at the bottom of the window (a phone too).
+            with gr.Row(elem_id="citadel-ask-row"):
                 # One line that grows: Enter sends, Shift+Enter starts a new line (Gradio's
                 # Textbox does the opposite when it starts with several lines).
                 c["question"] = gr.Textbox(

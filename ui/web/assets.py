@@ -102,6 +102,11 @@ details.citadel-thinking { margin-bottom: 8px; font-size: 0.9em;
 details.citadel-thinking summary { cursor: pointer; }
 .citadel-offstage { display: none !important; }
 #citadel-conversation { position: relative; }
+#citadel-ask-row { position: sticky; bottom: 0; z-index: 20; padding: 6px 0;
+  background: var(--body-background-fill); }
+/* Gradio's container hides what overflows it, which stops anything inside from sticking:
+   clipping it instead keeps the page as it was and lets the question box stick. */
+.gradio-container { overflow: clip !important; }
 /* One "Jump to latest", in words: the page's own (Gradio's arrow would sit on top of it). */
 #citadel-conversation .scroll-down-button-container { display: none; }
 .citadel-jump { position: absolute; bottom: 12px; left: 50%; transform: translateX(-50%);
