@@ -54,6 +54,8 @@ ALLOWED_TAGS = {
     "form",  # the log-out button's, posting to /logout only (checked below)
     "button",
     "input",  # the comment under an answer (a thumb sends it)
+    "time",  # when a document was added (the library)
+    "caption",
 }
 ALLOWED_ATTRIBUTES = {
     "aria-label",
@@ -75,6 +77,13 @@ ALLOWED_ATTRIBUTES = {
     "data-turn",
     "data-state",
     "data-status",
+    "data-stage",  # the Documents tab: a file's stage, Retry / Dismiss, a library row
+    "data-action",
+    "data-source",
+    "data-document",
+    "datetime",
+    "tabindex",
+    "scope",
 }
 
 
