@@ -298,6 +298,10 @@ def test_the_documents_tab_passes_axe_core_light_and_dark_desktop_and_phone(
                         "document.documentElement.scrollWidth - window.innerWidth"
                     )
                     assert overflow <= 1, overflow
+                    fit = page.locator("#citadel-library table").evaluate(
+                        "(t) => t.scrollWidth - t.parentElement.clientWidth"
+                    )
+                    assert fit <= 1, fit  # every column shown is whole, none scrolled off
                 page.context.close()
     found = [f"{screen}: {problem}" for screen, listed in problems.items() for problem in listed]
     assert found == [], "\n".join(found)

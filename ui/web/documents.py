@@ -48,6 +48,12 @@ body.dark { --citadel-bad: #fca5a5; --citadel-good: #86efac; }
 .citadel-library-table .citadel-doc-name { min-width: 12em; }
 .citadel-doc-title { font-size: 0.9em; color: var(--body-text-color-subdued); }
 .citadel-page-line { margin: 6px 0; }
+@media (max-width: 640px) {
+  /* A phone shows what tells documents apart; the type is in the name already. */
+  .citadel-library-table .citadel-col-minor { display: none; }
+  .citadel-library-table .citadel-doc-name { min-width: 6em; }
+  .citadel-library-table th, .citadel-library-table td { padding: 4px 3px; }
+}
 .citadel-attention { list-style: none; margin: 0; padding: 0; }
 .citadel-attention-item { border-bottom: 1px solid var(--border-color-primary);
   padding: 6px 0; }

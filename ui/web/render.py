@@ -562,8 +562,8 @@ def library_html(
             f'<tr data-document="{esc(r.id)}">'
             f'<td class="citadel-doc-name"><span class="citadel-file-name">{esc(r.source)}</span>'
             f"{title}</td>"
-            f"<td>{esc(r.file_type.upper())}</td>"
-            f'<td class="citadel-num">{r.pages or ""}</td>'
+            f'<td class="citadel-col-minor">{esc(r.file_type.upper())}</td>'
+            f'<td class="citadel-num citadel-col-minor">{r.pages or ""}</td>'
             f'<td class="citadel-num">{r.chunks:,}</td>'
             f'<td class="citadel-num">{esc(file_size(r.size))}</td>'
             f'<td><time datetime="{esc(r.ingested_at)}" title="{esc(r.ingested_at)}">'
@@ -574,8 +574,10 @@ def library_html(
         f'<div class="citadel-library-scroll" role="region" tabindex="0" '
         f'aria-label="{label}">'
         f'<table class="citadel-library-table"><caption class="citadel-sr-only">{label}'
-        '</caption><thead><tr><th scope="col">Document</th><th scope="col">Type</th>'
-        '<th scope="col">Pages</th><th scope="col">Sections</th><th scope="col">Size</th>'
+        '</caption><thead><tr><th scope="col">Document</th>'
+        '<th scope="col" class="citadel-col-minor">Type</th>'
+        '<th scope="col" class="citadel-col-minor">Pages</th>'
+        '<th scope="col">Sections</th><th scope="col">Size</th>'
         f'<th scope="col">Added</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
     )
 
