@@ -686,7 +686,7 @@ def test_a_hostile_document_stays_inert_from_upload_to_source_panel(
         page.locator("#citadel-doc-reingest").click()
         status = page.locator("#citadel-doc-status")
         status.locator(".citadel-progress[data-state='done']").wait_for(timeout=WAIT_MS)
-        expect(status.locator("tr[data-status]")).to_have_attribute("data-status", "added")
+        expect(status.locator("tr[data-status]")).to_have_attribute("data-status", "updated")
         choose(page, "citadel-doc-select", hostile.name)
         page.locator("#citadel-doc-delete").click()
         expect(status).to_contain_text("cannot be undone")
