@@ -89,6 +89,21 @@ def test_upload_reports_each_file_and_keeps_going_after_bad_ones(hr_library):
     assert "chunks_per_second" in hr_library["job"]
 
 
+def test_a_failed_upload_is_retried_over_rest_and_reported_again(live, hr_library):
+    with live.client(live.keys["alice"]) as alice:
+        job = alice.post("/api/collections/hr-docs/failures/truncated.pdf/retry")
+        assert job.status_code == 202, job.text
+        job = job.json()
+        while job["state"] in ("queued", "running"):
+            job = alice.get(f"/api/jobs/{job['id']}").json()
+        assert job["kind"] == "retry" and job["files"][0]["status"] == "failed"
+        listed = alice.get("/api/collections/hr-docs/failures").json()
+        assert "truncated.pdf" in [f["source"] for f in listed]
+        assert alice.post("/api/collections/hr-docs/failures/handbook.md/retry").status_code == 404
+    with live.client(live.keys["bob"]) as bob:  # not his team's collection
+        assert bob.post("/api/collections/hr-docs/failures/truncated.pdf/retry").status_code == 404
+
+
 def test_library_lists_filters_sorts_and_shows_failures(live, hr_library):
     with live.client(live.keys["alice"]) as alice:
         docs = alice.get("/api/collections/hr-docs/documents").json()

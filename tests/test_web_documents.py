@@ -344,4 +344,5 @@ def test_the_attention_list_escapes_names_and_says_what_to_do():
     html = attention_html(items, "hr-docs")
     assert "<img" not in html and 'data-action="retry"' in html
     assert "OCR" in html and "Save it as PDF or Word" in html and "2 files in hr-docs" in html
-    assert replace(items[0], retry=False) != items[0]
+    synced = attention_html([replace(items[0], reason="parser failed", retry=False)], "hr-docs")
+    assert 'data-action="retry"' not in synced and "ingest its folder again" in synced

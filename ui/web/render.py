@@ -412,14 +412,20 @@ _ADVICE = (
 )
 
 
-def advice(status: str, reason: str) -> str:
-    """What to do about a file that was not accepted or could not be read."""
+def advice(status: str, reason: str, retry: bool = True) -> str:
+    """What to do about a file that was not accepted or could not be read; `retry`:
+    whether it can be retried here (Citadel keeps the uploaded original)."""
     lowered = reason.lower()
     for needle, what in _ADVICE:
         if needle in lowered:
             return what
     if status == "rejected":
         return "Correct the file, then upload it again."
+    if not retry:
+        return (
+            "Save the file again from its own program where it is kept, then upload it or "
+            "ingest its folder again; if it still fails, tell your administrator."
+        )
     return (
         "Save the file again from its own program, then Retry; if it still fails, tell "
         "your administrator."
@@ -449,8 +455,8 @@ def progress_html(
     note = f'<p class="citadel-muted">{esc(message)}</p>' if message else ""
     eta = f' <span class="citadel-eta">{esc(left)}</span>' if left else ""
     return (
-        f'<div class="citadel-progress" data-state="{esc(state)}" role="status">'
-        f'<p class="citadel-job-state">{esc(label)}{eta}</p>{note}'
+        f'<div class="citadel-progress" data-state="{esc(state)}">'
+        f'<p class="citadel-job-state" role="status">{esc(label)}{eta}</p>{note}'
         "<table><thead><tr><th>File</th><th>Progress</th><th>Details</th></tr>"
         f"</thead><tbody>{body}</tbody></table></div>"
     )
@@ -522,7 +528,8 @@ def attention_html(items: Sequence[Attention], collection: str | None) -> str:
             f'{esc(item.name)}</span> <span class="citadel-attention-what">'
             f"{esc(_ATTENTION_WORDS.get(item.status, item.status))}</span>{when}</div>"
             f'<div class="citadel-attention-reason">{esc(item.reason)}</div>'
-            f'<div class="citadel-advice">{esc(advice(item.status, item.reason))}</div>'
+            f'<div class="citadel-advice">{esc(advice(item.status, item.reason, item.retry))}'
+            "</div>"
             f'<div class="citadel-attention-actions">{buttons}</div></li>'
         )
     count = f"{len(items)} file{'s' if len(items) != 1 else ''}"
