@@ -12,7 +12,8 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,10 +87,16 @@ class IngestPipeline:
         self._chunker: Chunker | None = None  # built on first use: it needs the model loaded
 
     def run(
-        self, paths: list[Path], collection: str, prune: bool = False, root: Path | None = None
+        self,
+        paths: list[Path],
+        collection: str,
+        prune: bool = False,
+        root: Path | None = None,
+        force: bool = False,
     ) -> IngestReport:
         """Ingest `paths` into `collection`; `root`: what single files' sources are
-        relative to (default: their own folder)."""
+        relative to (default: their own folder). `force`: read the files again even when
+        they are unchanged (a re-ingestion asked for): they are reported as updated."""
         missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
         if missing:
             raise CitadelError(f"no such file or folder: {', '.join(missing)}")
@@ -108,11 +115,19 @@ class IngestPipeline:
                 )
             )
         stored = {d.source: d for d in self._vector_store.documents(collection)} if existing else {}
-        work = self._decide(found, stored, report)
+        work = self._decide(found, stored, report, force)
+        for decided in report.files:  # no work to do on these: they are done already
+            self._progress.file_stage(
+                decided.source, decided.status, decided.chunks, decided.chunks
+            )
         if prune:
             self._prune(found, stored, report)
         report.times.discover = time.monotonic() - started
-        with _ParseAhead(work, self._parsers, self._settings) as parsed:
+
+        def reading(job: ParseJob) -> None:
+            self._progress.file_stage(work[job.key].candidate.source, "reading")
+
+        with _ParseAhead(work, self._parsers, self._settings, reading) as parsed:
             # The parser processes warm up while the embedding model loads (when it must).
             if existing is None:
                 spec = CollectionSpec(self._embedder.model_name, self._embedder.dimension)
@@ -149,9 +164,14 @@ class IngestPipeline:
         return self._chunker.chunk(elements, fmt, title)
 
     def _decide(
-        self, found: Discovery, stored: dict[str, DocumentRecord], report: IngestReport
+        self,
+        found: Discovery,
+        stored: dict[str, DocumentRecord],
+        report: IngestReport,
+        force: bool = False,
     ) -> list[_Work]:
-        """Unchanged files are skipped without parsing; identical copies are stored once."""
+        """Unchanged files are skipped without parsing (unless `force`); identical copies
+        are stored once."""
         work: list[_Work] = []
         by_hash: dict[str, str] = {}
         hashed = [(c, sha256_of(c.path)) for c in found.candidates]
@@ -170,7 +190,7 @@ class IngestPipeline:
         for candidate, digest in hashed:
             previous = stored.get(candidate.source)
             fmt = candidate.format.name
-            if previous is not None and current(previous, digest):
+            if previous is not None and current(previous, digest) and not force:
                 if previous.root != str(candidate.root):  # the folder moved: follow it
                     self._vector_store.put_document(_with_root(previous, candidate.root))
                 report.add(
@@ -178,7 +198,7 @@ class IngestPipeline:
                 )
                 continue
             original = by_hash.setdefault(digest, candidate.source)
-            if original != candidate.source:
+            if original != candidate.source and not (force and previous is not None):
                 report.add(
                     FileOutcome(
                         candidate.source, "skipped", fmt, reason=f"same content as {original}"
@@ -224,6 +244,7 @@ class IngestPipeline:
         report.times.chunk += time.monotonic() - t0
         if not drafts:
             return self._failure(c.source, fmt, "no text found", item.previous)
+        self._progress.file_stage(c.source, "indexing", 0, len(drafts))
         report.truncated_chunks += sum(
             1
             for d in drafts
@@ -245,7 +266,9 @@ class IngestPipeline:
         # the two never fight over the same core.
         self._embedder.use_threads(max(1, cpu_count() - busy_parsers))
         t1 = time.monotonic()
-        dense = iter(self._embed([d.embed_text for p in docs for d in p.drafts]))
+        texts = [d.embed_text for p in docs for d in p.drafts]
+        owners = [p.item.candidate.source for p in docs for _ in p.drafts]
+        dense = iter(self._embed(texts, owners))
         report.times.embed += time.monotonic() - t1
         for prepared in batch:
             if isinstance(prepared, FileOutcome):
@@ -257,11 +280,14 @@ class IngestPipeline:
             report.times.embed += time.monotonic() - t2
             yield self._write(prepared, vectors, sparse, collection, report)
 
-    def _embed(self, texts: list[str]) -> list[list[float]]:
+    def _embed(self, texts: list[str], owners: list[str]) -> list[list[float]]:
         """Sorted by length once for the whole batch (little padding), embedded in slices so
-        the progress display moves every few seconds."""
+        the progress display moves every few seconds. `owners`: each text's document
+        (its source), whose own count of chunks embedded is reported after each slice."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors: list[list[float]] = [[] for _ in texts]
+        total = Counter(owners)
+        done: Counter[str] = Counter()
         for start in range(0, len(order), _EMBED_SLICE):
             part = order[start : start + _EMBED_SLICE]
             for i, vector in zip(
@@ -269,6 +295,10 @@ class IngestPipeline:
             ):
                 vectors[i] = vector
             self._progress.chunks_embedded(len(part))
+            moved = Counter(owners[i] for i in part)
+            done.update(moved)
+            for source in moved:
+                self._progress.file_stage(source, "indexing", done[source], total[source])
         return vectors
 
     def _write(
@@ -340,13 +370,18 @@ class _ParseAhead:
     """
 
     def __init__(
-        self, work: list[_Work], pool: ParserPool | None, settings: IngestSettings
+        self,
+        work: list[_Work],
+        pool: ParserPool | None,
+        settings: IngestSettings,
+        started: Callable[[ParseJob], None] | None = None,
     ) -> None:
         self._jobs = [
             ParseJob(i, str(w.candidate.path), w.candidate.format.name) for i, w in enumerate(work)
         ]
         self._pool = pool
         self._settings = settings
+        self._started = started
         # Parsers run far ahead (parsed text is small): they finish early and hand their core
         # back to the embedder, instead of crawling along beside it for the whole run.
         self._queue: queue.Queue[ParseOutcome | BaseException | None] = queue.Queue(
@@ -397,7 +432,7 @@ class _ParseAhead:
                         {job.file_type for job in self._jobs},
                     )
                 )
-                for outcome in pool.parse_all(self._jobs):
+                for outcome in pool.parse_all(self._jobs, self._started):
                     if self._stop.is_set():
                         return
                     self._queue.put(outcome)

@@ -29,6 +29,12 @@ class ProgressSink(Protocol):
 
     def file_done(self, outcome: FileOutcome) -> None: ...
 
+    def file_stage(self, source: str, stage: str, done: int = 0, total: int = 0) -> None:
+        """Where one file is: `reading` (parsing), `indexing` (`done` of `total` chunks
+        embedded), or the status of an outcome decided without work (unchanged, skipped,
+        failed, whose `file_done` comes only in the report)."""
+        ...
+
     def finish(self) -> None: ...
 
     def step(self, text: str) -> None:
@@ -47,6 +53,9 @@ class SilentProgress:
         pass
 
     def file_done(self, outcome: FileOutcome) -> None:
+        pass
+
+    def file_stage(self, source: str, stage: str, done: int = 0, total: int = 0) -> None:
         pass
 
     def finish(self) -> None:
@@ -82,6 +91,9 @@ class LineProgress:
             file=self._stream,
             flush=True,
         )
+
+    def file_stage(self, source: str, stage: str, done: int = 0, total: int = 0) -> None:
+        pass  # a line per file is enough for a log
 
     def finish(self) -> None:
         pass
@@ -133,6 +145,9 @@ class RichProgress:
             self._progress.update(
                 self._task, advance=advance, chunks=self._chunks, rate=f"{rate:.1f}"
             )
+
+    def file_stage(self, source: str, stage: str, done: int = 0, total: int = 0) -> None:
+        pass  # the bar counts files and chunks for the whole run
 
     def finish(self) -> None:
         self._progress.stop()

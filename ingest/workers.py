@@ -13,7 +13,7 @@ import os
 import resource
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -136,13 +136,19 @@ class ParserPool:
             worker.stop()
         self._workers = []
 
-    def parse_all(self, jobs: Iterable[ParseJob]) -> Iterator[ParseOutcome]:
+    def parse_all(
+        self, jobs: Iterable[ParseJob], started: Callable[[ParseJob], None] | None = None
+    ) -> Iterator[ParseOutcome]:
+        """`started`: told of each job as a worker takes it."""
         pending = deque(jobs)
         try:
             while pending or any(w.job for w in self._workers):
                 for worker in self._workers:
                     if worker.ready and worker.job is None and pending:
-                        worker.send(pending.popleft())
+                        job = pending.popleft()
+                        worker.send(job)
+                        if started is not None:
+                            started(job)
                 ready = wait([w.conn for w in self._workers], timeout=_POLL_S)
                 for worker in list(self._workers):
                     outcome = None

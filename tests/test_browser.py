@@ -29,6 +29,7 @@ from rag.wiring import Services
 from tests.fake_ollama import FakeOllama, Script
 from tests.live_server import LiveServer
 from ui.service.workspace import Answered, Workspace
+from ui.web.document_handlers import DocumentHandlers
 from ui.web.handlers import Handlers
 from ui.web.render import Turn
 
@@ -750,7 +751,7 @@ def test_a_hostile_document_stays_inert_from_upload_to_source_panel(
         page.locator("#citadel-doc-reingest").click()
         status = page.locator("#citadel-doc-status")
         status.locator(".citadel-progress[data-state='done']").wait_for(timeout=WAIT_MS)
-        expect(status.locator("tr[data-status]")).to_have_attribute("data-status", "added")
+        expect(status.locator("tr[data-status]")).to_have_attribute("data-status", "updated")
         choose(page, "citadel-doc-select", hostile.name)
         page.locator("#citadel-doc-delete").click()
         expect(status).to_contain_text("cannot be undone")
@@ -767,7 +768,7 @@ def test_a_hostile_document_stays_inert_from_upload_to_source_panel(
 
 def library_names(page: Page) -> list[str]:
     """The document names of the library table, in the order shown."""
-    first_column = page.locator("#citadel-library [role='gridcell'][data-col='0']")
+    first_column = page.locator("#citadel-library td.citadel-doc-name .citadel-file-name")
     return [name.strip() for name in first_column.all_inner_texts()]
 
 
@@ -791,14 +792,14 @@ def test_several_files_at_once_with_their_results_then_the_library_and_its_failu
         expect(done.locator("tr[data-status]", has_text="budget-2027.pdf")).to_have_attribute(
             "data-status", "failed"
         )
-        # The failure stays listed with its reason, under the library.
-        failures = page.locator("#citadel-failures")
+        # The failure stays listed with its reason, in Needs attention.
+        failures = page.locator("#citadel-attention")
         expect(failures).to_contain_text("budget-2027.pdf")
         library = page.locator("#citadel-library")
         expect(library).to_contain_text("parking.md")
         assert library_names(page) == ["handbook.md", "parking.md"]  # by name
         choose(page, "citadel-library-sort", "Newest first")
-        first_column = library.locator("[role='gridcell'][data-col='0']")
+        first_column = library.locator("td.citadel-doc-name")
         expect(first_column.first).to_contain_text("parking.md")
         page.locator("#citadel-library-filter textarea, #citadel-library-filter input").first.fill(
             "park"
@@ -974,11 +975,12 @@ def test_handlers_recheck_every_permission_and_explain_errors(site: Site, tmp_pa
         shown, cleared = web.rate_inline(forged, alice)
         assert "Thank you" not in str(shown) and cleared == ""
     # Library of a collection that is not alice's: nothing, not an error page.
-    rows, _, failures = web.library("eng-docs", "", "Name", alice)
-    assert rows == [] and failures == []
+    docs = DocumentHandlers(web)
+    rows, *_, failures = docs.library("eng-docs", "", "Name", 0, [], alice)
+    assert "handbook" not in rows and "Choose a collection" in failures
     # An upload that is refused says why, per file; files outside Gradio's folder stay.
     fake_pdf = tmp_path / "report.pdf"
     fake_pdf.write_bytes(b"MZ\x90\x00 not a pdf at all")
-    steps = list(web.upload([str(fake_pdf)], "hr-docs", "", "Name", alice))
+    steps = list(docs.upload([str(fake_pdf)], "hr-docs", "", "Name", 0, [], alice))
     assert 'data-status="rejected"' in steps[-1][0] and "report.pdf" in steps[-1][0]
     assert fake_pdf.exists()

@@ -81,6 +81,27 @@ def test_upload_reports_each_file_and_keeps_going_after_bad_ones(hr_library):
     assert files["handbook.md"]["status"] == "added" and files["handbook.md"]["chunks"] > 0
     assert files["security.pdf"]["status"] == "added"
     assert files["truncated.pdf"]["status"] == "failed" and files["truncated.pdf"]["reason"]
+    # The stages the web UI shows, in the same job: each file done, its chunks counted.
+    assert files["handbook.md"]["stage"] == "done"
+    assert files["handbook.md"]["chunks_done"] == files["handbook.md"]["chunks_total"] > 0
+    assert files["truncated.pdf"]["stage"] == "done"
+    assert hr_library["job"]["seconds_left"] == 0.0
+    assert "chunks_per_second" in hr_library["job"]
+
+
+def test_a_failed_upload_is_retried_over_rest_and_reported_again(live, hr_library):
+    with live.client(live.keys["alice"]) as alice:
+        job = alice.post("/api/collections/hr-docs/failures/truncated.pdf/retry")
+        assert job.status_code == 202, job.text
+        job = job.json()
+        while job["state"] in ("queued", "running"):
+            job = alice.get(f"/api/jobs/{job['id']}").json()
+        assert job["kind"] == "retry" and job["files"][0]["status"] == "failed"
+        listed = alice.get("/api/collections/hr-docs/failures").json()
+        assert "truncated.pdf" in [f["source"] for f in listed]
+        assert alice.post("/api/collections/hr-docs/failures/handbook.md/retry").status_code == 404
+    with live.client(live.keys["bob"]) as bob:  # not his team's collection
+        assert bob.post("/api/collections/hr-docs/failures/truncated.pdf/retry").status_code == 404
 
 
 def test_library_lists_filters_sorts_and_shows_failures(live, hr_library):
@@ -200,7 +221,7 @@ def test_delete_and_reingest_a_document(live, hr_library):
         job = alice.post(f"/api/documents/{docs['to-delete.md']}/reingest").json()
         while job["state"] in ("queued", "running"):
             job = alice.get(f"/api/jobs/{job['id']}").json()
-        assert job["files"][0]["status"] == "added"
+        assert job["files"][0]["status"] == "updated"  # read again: the same document
         removed = alice.delete(f"/api/documents/{docs['to-delete.md']}")
         assert removed.status_code == 200 and removed.json()["chunks_removed"] >= 1
         assert alice.get(f"/api/documents/{docs['to-delete.md']}").status_code == 404
@@ -407,7 +428,7 @@ def test_reingesting_a_file_of_an_ingested_tree_keeps_its_identity(live, tmp_pat
     ]
     assert before.source == "policies/remote.md"
     job = live.workspace.reingest(bob, before.id)
-    assert live.workspace.jobs.wait(job, 120) and job.files[0].status == "added"
+    assert live.workspace.jobs.wait(job, 120) and job.files[0].status == "updated"
     after = [d for d in live.workspace.documents(bob, "eng-docs") if d.source.endswith("remote.md")]
     assert [(d.id, d.source) for d in after] == [(before.id, "policies/remote.md")]
 

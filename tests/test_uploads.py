@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.report import FileOutcome
 from tests.docgen import (
     write_docx,
     write_entity_expansion_docx,
@@ -22,6 +23,7 @@ from tests.docgen import (
     write_zip_bomb,
 )
 from ui.service.errors import RateLimited, UploadRejected
+from ui.service.jobs import Job, JobQueue
 from ui.service.limits import RateLimiter
 from ui.service.uploads import MAX_NAME_BYTES, check_upload, safe_filename
 
@@ -483,3 +485,56 @@ def test_many_threads_get_exactly_the_limit():
     assert len(allowed) == 25
     assert len(refused) == 600 - 25
     assert all(delay == pytest.approx(60.0) for delay in refused)
+
+
+# --- jobs: what a client polling an upload sees -----------------------------------------
+
+
+def test_a_job_reports_each_files_stage_in_its_json_keeping_the_old_keys(tmp_path: Path):
+    paths = []
+    for name in ("a.md", "b.md"):
+        (tmp_path / name).write_text("x" * 1000)
+        paths.append(tmp_path / name)
+    seen: list[dict] = []
+    go = threading.Event()
+
+    def runner(job: Job, done) -> None:
+        seen.append(job.to_json())  # running, nothing read yet
+        job.file_stage("a.md", "reading")
+        job.file_stage("a.md", "indexing", 0, 4)
+        job.file_stage("a.md", "indexing", 4, 4)
+        seen.append(copy.deepcopy(job.to_json()))
+        done(FileOutcome("a.md", "updated", "md", 4))
+        job.file_stage("b.md", "unchanged", 3, 3)  # decided without work
+        go.wait(5)
+
+    queue = JobQueue(runner)
+    job = queue.submit("alice", "hr-docs", "upload", paths)
+    try:
+        while len(seen) < 2:
+            threading.Event().wait(0.01)
+        first, indexed = seen
+        assert {f["stage"] for f in first["files"]} == {"waiting"}
+        assert first["seconds_left"] is None  # "estimating": nothing indexed yet
+        a = indexed["files"][0]
+        assert (a["stage"], a["chunks_done"], a["chunks_total"]) == ("indexing", 4, 4)
+        go.set()
+        assert queue.wait(job, 5)
+    finally:
+        go.set()
+        queue.close()
+    shown = job.to_json()
+    assert {"id", "collection", "kind", "state", "message", "files"} <= shown.keys()
+    assert [(f["name"], f["status"], f["stage"], f["chunks"]) for f in shown["files"]] == [
+        ("a.md", "updated", "done", 4),
+        ("b.md", "unchanged", "done", 3),
+    ]
+    assert set(shown["files"][0]) == {
+        "name",
+        "status",
+        "chunks",
+        "reason",
+        "stage",
+        "chunks_done",
+        "chunks_total",
+    }

@@ -58,6 +58,8 @@ ALLOWED_TAGS = {
     "input",  # the comment under an answer (a thumb sends it)
     "details",  # a reasoning model's thinking, collapsed
     "summary",
+    "time",  # when a document was added (the library)
+    "caption",
 }
 ALLOWED_ATTRIBUTES = {
     "aria-label",
@@ -75,6 +77,13 @@ ALLOWED_ATTRIBUTES = {
     "rel",
     "data-state",
     "data-status",
+    "data-stage",  # the Documents tab: a file's stage, Retry / Dismiss, a library row
+    "data-action",
+    "data-source",
+    "data-document",
+    "datetime",
+    "tabindex",
+    "scope",
 }
 
 

@@ -249,6 +249,27 @@ def plan_collection_routes(plan: Plan, world: World) -> None:
             plan.add(family, **make(literal), **extra)
         if own is not None:
             plan.add(family, **make(RED), expect=own, **extra)
+    # Retrying a failed file of blue's, by its name: refused like one that never failed.
+    family = "POST /api/collections/{collection}/failures/{source}/retry"
+    failed_name = world.blue_names[0]
+    for kind in blue:
+        plan.twins(
+            family,
+            lambda v: {"method": "POST", "target": f"/api/collections/{v}/failures/x.pdf/retry"},
+            blue[kind],
+            unknown[kind],
+            (BLUE, twin),
+            expect={404} if kind == "exact" else None,
+        )
+    plan.twins(
+        family,
+        lambda v: {"method": "POST", "target": f"/api/collections/{BLUE}/failures/{v}/retry"},
+        quote(failed_name),
+        quote("never-seen-" + failed_name),
+        expect={404},
+    )
+    for literal in LITERALS:
+        plan.add(family, method="POST", target=f"/api/collections/{literal}/failures/x.pdf/retry")
     family = "GET /api/collections/{collection}/documents?q"
     for q in [world.canaries[0], world.blue_names[0], "", "%", SQL]:
         plan.twins(
@@ -635,6 +656,7 @@ def plan_unauthenticated(plan: Plan, world: World) -> None:
         ("GET", "/api/collections", {}),
         ("GET", f"/api/collections/{BLUE}/documents", {}),
         ("GET", f"/api/collections/{BLUE}/failures", {}),
+        ("POST", f"/api/collections/{BLUE}/failures/x.pdf/retry", {}),
         ("GET", f"/api/documents/{blue_id}", {}),
         ("GET", f"/api/documents/{blue_id}/file", {}),
         ("DELETE", f"/api/documents/{blue_id}", {}),
@@ -663,7 +685,11 @@ def plan_unauthenticated(plan: Plan, world: World) -> None:
 def plan_gradio_anonymous(plan: Plan, world: World) -> None:
     data_dir = world.workspace.settings.data_dir.resolve()
     blue_upload = world.workspace.settings.uploads_path.resolve() / BLUE / world.blue_names[0]
-    join = {"data": [BLUE, "", "Name"], "fn_index": world.gradio["library"][0], "session_hash": "x"}
+    join = {
+        "data": [BLUE, "", "Name", 0, []],
+        "fn_index": world.gradio["library"][0],
+        "session_hash": "x",
+    }
     for target in [
         "/config",
         "/gradio_api/info",
@@ -740,12 +766,13 @@ def gradio_calls(world: World) -> list[tuple[str, Callable[[str], list[Any]], st
     twin = stand_in_collection()
     answer = world.victim_answers[0]
     return [
-        ("library", lambda v: [v, "", "Name"], BLUE, twin, True),
-        ("library", lambda v: [RED, v, "Name"], world.canaries[0], make_canary(), True),
-        ("library", lambda v: [v, "", "Name"], BLUE.title(), twin.title(), True),
-        ("library", lambda v: [f"../{v}", "", "Name"], BLUE, twin, True),
-        ("reingest", lambda v: [v, RED, "", "Name"], blue_id, twin_id, True),
-        ("delete", lambda v: [v, RED, "", "Name"], blue_id, twin_id, True),
+        ("library", lambda v: [v, "", "Name", 0, []], BLUE, twin, True),
+        ("library", lambda v: [RED, v, "Name", 0, []], world.canaries[0], make_canary(), True),
+        ("library", lambda v: [v, "", "Name", 0, []], BLUE.title(), twin.title(), True),
+        ("library", lambda v: [f"../{v}", "", "Name", 0, []], BLUE, twin, True),
+        ("library", lambda v: [v, "", "Name", 50, []], BLUE, twin, True),  # a later page
+        ("reingest", lambda v: [v, RED, "", "Name", 0, []], blue_id, twin_id, True),
+        ("delete", lambda v: [v, RED, "", "Name", 0, []], blue_id, twin_id, True),
         ("ask_delete", lambda v: [v], blue_id, twin_id, True),
         ("ask", lambda v: [TOPICAL[0], [v], []], BLUE, twin, True),
         ("ask", lambda v: [TOPICAL[0], [RED, v], []], BLUE, twin, True),

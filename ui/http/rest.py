@@ -130,6 +130,14 @@ def api_router(workspace: Workspace) -> APIRouter:
         return workspace.failures(caller, collection)
 
     @router.post(
+        "/collections/{collection}/failures/{source}/retry", tags=["documents"], status_code=202
+    )
+    def retry(collection: str, source: str, caller: CallerDep, request: Request) -> dict[str, Any]:
+        """Ingest again an uploaded file listed among the failures (once its cause is fixed,
+        or when it was passing), from the original Citadel kept. Poll the job it returns."""
+        return workspace.retry(caller, collection, source, client_of(request)).to_json()
+
+    @router.post(
         "/collections/{collection}/documents",
         tags=["documents"],
         status_code=202,

@@ -19,6 +19,7 @@ ACTIONS = (
     "upload",
     "delete",
     "reingest",
+    "retry",
     "download",
     "feedback",
     "feedback_export",

@@ -192,6 +192,20 @@ class Ingestion:
         self._audit.record(actor, "reingest", record.collection, client, source=record.source)
         return self.jobs.submit(actor, record.collection, "reingest", [path], Path(record.root))
 
+    def kept_upload(self, collection: str, source: str) -> Path | None:
+        """The uploaded original of a file of the collection, when Citadel keeps one (files
+        of a synced folder stay where they are, and are not Citadel's to read again)."""
+        folder = (self._settings.uploads_path / collection).resolve()
+        path = (folder / source).resolve()
+        if path.parent != folder or not path.is_file():
+            return None
+        return path
+
+    def retry(self, actor: str, collection: str, path: Path, client: str | None = None) -> Job:
+        """Ingest a kept upload that failed once more (its cause may have been fixed)."""
+        self._audit.record(actor, "retry", collection, client, source=path.name)
+        return self.jobs.submit(actor, collection, "retry", [path])
+
     def delete(self, actor: str, record: DocumentRecord, client: str | None = None) -> int:
         """Remove the document from the store (and an uploaded copy from disk); the number
         of chunks removed."""
@@ -209,13 +223,8 @@ class Ingestion:
     # -- the worker ----------------------------------------------------------------------
     def _run_job(self, job: Job, done: Callable[[FileOutcome], None]) -> None:
         services = self._services
-        progress = _JobProgress(done, lambda o: self._failures.record(job.collection, [o]))
+        progress = _JobProgress(job, done, lambda o: self._failures.record(job.collection, [o]))
         with self._write_lock:
-            if job.kind == "reingest":
-                for path in job.paths:
-                    record = _record_for(services, job.collection, path)
-                    if record is not None:
-                        services.store.delete_document(job.collection, record.id)
             pipeline = IngestPipeline(
                 services.store,
                 services.embedder,
@@ -225,7 +234,9 @@ class Ingestion:
                 self._parser_pool(),
             )
             try:
-                report = pipeline.run(job.paths, job.collection, root=job.root)
+                # Read again even when unchanged: the document is replaced, and "updated".
+                force = job.kind == "reingest"
+                report = pipeline.run(job.paths, job.collection, root=job.root, force=force)
             finally:
                 services.embedder.use_threads(serving_threads())
         # Files decided without parsing (unchanged, same content as another, refused at
@@ -246,23 +257,19 @@ class Ingestion:
 
 
 class _JobProgress(SilentProgress):
-    """Forwards the pipeline's per-file outcomes to the job and to the failures table."""
+    """Forwards the pipeline's per-file stages to the job, and its outcomes to the job and
+    to the failures table."""
 
-    def __init__(self, *sinks: Callable[[FileOutcome], None]) -> None:
+    def __init__(self, job: Job, *sinks: Callable[[FileOutcome], None]) -> None:
+        self._job = job
         self._sinks = sinks
+
+    def file_stage(self, source: str, stage: str, done: int = 0, total: int = 0) -> None:
+        self._job.file_stage(source, stage, done, total)
 
     def file_done(self, outcome: FileOutcome) -> None:
         for sink in self._sinks:
             sink(outcome)
-
-
-def _record_for(services: Services, collection: str, path: Path) -> DocumentRecord | None:
-    if collection not in {c.name for c in services.store.collections()}:
-        return None
-    for record in services.store.documents(collection):
-        if (Path(record.root) / record.source).resolve() == path.resolve():
-            return record
-    return None
 
 
 def serving_threads() -> int:

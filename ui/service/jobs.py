@@ -18,12 +18,24 @@ from rag.errors import CitadelError
 JOB_HISTORY = 200  # finished jobs kept for polling
 
 
+STAGES = ("waiting", "reading", "indexing", "done")
+ESTIMATE_AFTER_S = 1.0  # no time left is estimated from less than this of work
+
+
 @dataclass
 class FileProgress:
+    """One file of a job. `status`: queued, processing, then an ingest status (added,
+    updated, unchanged, failed...). `stage`: waiting (its turn not come), reading (being
+    parsed), indexing (`chunks_done` of `chunks_total` embedded and stored), done."""
+
     name: str
-    status: str = "queued"  # queued, processing, then an ingest status (added, failed...)
+    status: str = "queued"
     chunks: int = 0
     reason: str = ""
+    stage: str = "waiting"
+    chunks_done: int = 0
+    chunks_total: int = 0
+    size: int = 0  # bytes: what the time left of a file not yet read is guessed from
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -31,7 +43,16 @@ class FileProgress:
             "status": self.status,
             "chunks": self.chunks,
             "reason": self.reason,
+            "stage": self.stage,
+            "chunks_done": self.chunks_done,
+            "chunks_total": self.chunks_total,
         }
+
+    def finish(self, status: str, chunks: int, reason: str = "") -> None:
+        self.status, self.chunks, self.reason = status, chunks, reason
+        self.stage = "done"
+        if self.chunks_total == 0 or status in ("added", "updated", "unchanged"):
+            self.chunks_done = self.chunks_total = chunks
 
 
 @dataclass
@@ -47,12 +68,62 @@ class Job:
     finished: float | None = None
     paths: list[Path] = field(default_factory=list)
     root: Path | None = None  # what the files' sources are relative to (re-ingestion)
+    started: float | None = None  # when the worker took it (time.time())
 
     @property
     def finished_ok(self) -> bool:
         return self.state == "done"
 
+    def file(self, source: str) -> FileProgress | None:
+        name = Path(source).name
+        return next((f for f in self.files if f.name == name), None)
+
+    def file_stage(self, source: str, stage: str, done: int = 0, total: int = 0) -> None:
+        """The pipeline's news of one file (ingest.progress.ProgressSink.file_stage)."""
+        entry = self.file(source)
+        if entry is None or entry.stage == "done":
+            return
+        if stage in STAGES:
+            entry.stage = stage
+            if stage == "indexing":
+                entry.chunks_done, entry.chunks_total = done, total
+        else:  # decided without work: unchanged, skipped, failed at discovery
+            entry.finish(stage, done)
+
+    def rate(self, now: float | None = None) -> float | None:
+        """Chunks indexed a second since the job started, once there is a basis."""
+        if self.started is None:
+            return None
+        elapsed = (now or time.time()) - self.started
+        indexed = sum(f.chunks_done for f in self.files if f.status != "unchanged")
+        if elapsed < ESTIMATE_AFTER_S or indexed == 0:
+            return None
+        return indexed / elapsed
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        """The time left, from the rate so far: the chunks still to index of files being
+        indexed, and for files not read yet as many chunks a byte as those read so far.
+        None: no basis yet (nothing indexed), 0 once finished."""
+        if self.state not in ("queued", "running"):
+            return 0.0
+        rate = self.rate(now)
+        if rate is None:
+            return None
+        counted = [f for f in self.files if f.chunks_total and f.size]
+        per_byte = sum(f.chunks_total for f in counted) / max(1, sum(f.size for f in counted))
+        left = 0.0
+        for f in self.files:
+            if f.stage == "indexing":
+                left += f.chunks_total - f.chunks_done
+            elif f.stage in ("waiting", "reading"):
+                if not counted:
+                    return None
+                left += f.size * per_byte
+        return left / rate
+
     def to_json(self) -> dict[str, Any]:
+        left = self.seconds_left()
+        rate = self.rate()
         return {
             "id": self.id,
             "collection": self.collection,
@@ -60,6 +131,8 @@ class Job:
             "state": self.state,
             "message": self.message,
             "files": [f.to_json() for f in self.files],
+            "chunks_per_second": None if rate is None else round(rate, 2),
+            "seconds_left": None if left is None else round(left, 1),
         }
 
 
@@ -83,7 +156,7 @@ class JobQueue:
             owner=owner,
             collection=collection,
             kind=kind,
-            files=[FileProgress(p.name) for p in paths],
+            files=[FileProgress(p.name, size=_size(p)) for p in paths],
             paths=paths,
             root=root,
         )
@@ -125,19 +198,15 @@ class JobQueue:
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
+            job.started = time.time()
             job.state = "running"
             for f in job.files:
                 f.status = "processing"
-            by_name = {f.name: f for f in job.files}
 
-            def done(outcome: FileOutcome, by_name: dict[str, FileProgress] = by_name) -> None:
-                entry = by_name.get(Path(outcome.source).name)
+            def done(outcome: FileOutcome, job: Job = job) -> None:
+                entry = job.file(outcome.source)
                 if entry is not None:
-                    entry.status, entry.chunks, entry.reason = (
-                        outcome.status,
-                        outcome.chunks,
-                        outcome.reason,
-                    )
+                    entry.finish(outcome.status, outcome.chunks, outcome.reason)
 
             try:
                 self._runner(job, done)
@@ -148,5 +217,12 @@ class JobQueue:
                 job.state, job.message = "failed", f"internal error: {type(exc).__name__}"
             for f in job.files:
                 if f.status == "processing":
-                    f.status, f.reason = "failed", f.reason or job.message or "not processed"
+                    f.finish("failed", 0, f.reason or job.message or "not processed")
             job.finished = time.time()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

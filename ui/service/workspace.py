@@ -48,7 +48,7 @@ from ui.service.access import LOCAL_ADMIN, require_admin
 from ui.service.errors import NotFound, NothingToSearch
 from ui.service.ingestion import Ingestion, UploadResult, serving_threads
 from ui.service.jobs import Job
-from ui.service.library import SortField, library
+from ui.service.library import PAGE_SIZE, LibraryPage, SortField, library, page_of
 from ui.service.limits import RateLimiter
 from ui.service.links import FileLinks, secret_key
 from ui.service.sessions import Sessions
@@ -305,6 +305,19 @@ class Workspace:
         """The collection's documents as the library shows them (filtered, sorted)."""
         return library(self.documents(caller, collection), text, sort, descending)
 
+    def library_page(
+        self,
+        caller: Caller,
+        collection: str,
+        text: str | None = None,
+        sort: SortField = "source",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = PAGE_SIZE,
+    ) -> LibraryPage:
+        """One page of the library (`limit` documents from `offset`), with the total."""
+        return page_of(self.library(caller, collection, text, sort, descending), offset, limit)
+
     def document(self, caller: Caller, document_id: str) -> DocumentRecord:
         """The document, searched only in the caller's collections."""
         scope = self.scope(caller)
@@ -318,6 +331,17 @@ class Workspace:
     def failures(self, caller: Caller, collection: str) -> list[dict[str, str]]:
         (name,) = self.resolve(caller, [collection])
         return self.metadata.failures.of(name)
+
+    def attention(self, caller: Caller, collection: str) -> list[dict[str, Any]]:
+        """The collection's files that could not be ingested (see `failures`), each with
+        `retry`: whether Citadel keeps the uploaded original, so `retry` can read it again."""
+        (name,) = self.resolve(caller, [collection])
+        listed: list[dict[str, Any]] = []
+        for failure in self.metadata.failures.of(name):
+            skipped = failure["reason"].startswith("same content as")
+            kept = not skipped and self.ingestion.kept_upload(name, failure["source"]) is not None
+            listed.append({**failure, "status": "skipped" if skipped else "failed", "retry": kept})
+        return listed
 
     # -- files -------------------------------------------------------------------------
     # -- saved conversations (the web UI's history) ---------------------------------------
@@ -435,6 +459,25 @@ class Workspace:
     def reingest(self, caller: Caller, document_id: str, client: str | None = None) -> Job:
         path, record = self._original(caller, document_id)  # read here, not sent
         return self.ingestion.reingest(caller.name, record, path, client)
+
+    def writable(self, caller: Caller) -> list[str]:
+        """The collections the caller may add documents to (those they may read)."""
+        return self.readable(caller)
+
+    def retry(self, caller: Caller, collection: str, source: str, client: str | None = None) -> Job:
+        """Ingest again an uploaded file that failed (listed by `failures`), from the
+        original Citadel kept: for when its cause was fixed, or was passing."""
+        (name,) = self.resolve(caller, [collection])
+        if source not in {f["source"] for f in self.metadata.failures.of(name)}:
+            raise NotFound("no such file needs attention")
+        path = self.ingestion.kept_upload(name, source)
+        if path is None:
+            raise NotFound(
+                "Citadel keeps no copy of this file (it was not uploaded here, or was "
+                "removed): upload it again"
+            )
+        self.ingestion.admit(caller.name)
+        return self.ingestion.retry(caller.name, name, path, client)
 
     # -- feedback ----------------------------------------------------------------------
     def _keep(self, caller: Caller, answered: Answered) -> None:

@@ -20,12 +20,10 @@ from fastapi import FastAPI
 from ui.service.limits import MAX_QUESTION_CHARS
 from ui.service.workspace import Workspace
 from ui.web.admin import build_admin
-from ui.web.assets import CHAT_JS, CSS, DROP_ZONE_JS, SESSION_JS
-from ui.web.handlers import SORTS, Handlers
+from ui.web.assets import CHAT_JS, CSS, SESSION_JS
+from ui.web.documents import DOCUMENTS_CSS, documents_tab
+from ui.web.handlers import Handlers
 from ui.web.render import EMPTY_CHAT, source_panel_html
-
-LIBRARY_HEADERS = ["Document", "Type", "Title", "Pages", "Sections", "Size", "Added"]
-FAILURE_HEADERS = ["File", "Reason", "When"]
 
 # The Soft theme, with primary buttons dark enough for their white text (WCAG AA).
 THEME = gr.themes.Soft(
@@ -57,7 +55,7 @@ def mount_web(app: FastAPI, workspace: Workspace) -> None:
         show_error=False,
         max_file_size=int(server.max_upload_mb * 2**20),
         theme=THEME,
-        css=CSS,
+        css=CSS + DOCUMENTS_CSS,
     )
 
 
@@ -73,7 +71,7 @@ def build(web: Handlers) -> gr.Blocks:
             with gr.Tab("Ask", id="ask", elem_id="citadel-tab-ask"):
                 chat = _chat_tab(web, turns)
             with gr.Tab("Documents", id="documents", elem_id="citadel-tab-documents"):
-                docs = _documents_tab(web)
+                documents_tab(web, blocks)  # with its own load event
             with gr.Tab(
                 "Administration", id="admin", elem_id="citadel-tab-admin", visible=False
             ) as admin_tab:
@@ -84,7 +82,6 @@ def build(web: Handlers) -> gr.Blocks:
             outputs=[
                 user,
                 chat["collections"],
-                docs["collection"],
                 admin_tab,
             ],
             api_visibility="private",
@@ -96,11 +93,6 @@ def build(web: Handlers) -> gr.Blocks:
             web.starters_for,
             inputs=[chat["collections"]],
             outputs=[chat["starters"]],
-            api_visibility="private",
-        ).then(
-            web.library,
-            inputs=[docs["collection"], docs["filter"], docs["sort"]],
-            outputs=[docs["library"], docs["select"], docs["failures"]],
             api_visibility="private",
         )
     blocks.queue(default_concurrency_limit=16)
@@ -297,113 +289,3 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
         api_visibility="private",
     )
     return c
-
-
-def _drop_zone(collection: str | None) -> Any:
-    if not collection:
-        return gr.File(label="Choose a collection above, then drop files here")
-    return gr.File(label=f"Drop files here to add them to {collection} (PDF, Word, …)")
-
-
-def _documents_tab(web: Handlers) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    d["collection"] = gr.Dropdown(choices=[], label="Collection", elem_id="citadel-doc-collection")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2):
-            gr.Markdown("### Upload")
-            d["files"] = gr.File(
-                file_count="multiple",
-                label="Drop files here (PDF, Word, PowerPoint, Excel, HTML, Markdown, text…)",
-                elem_id="citadel-upload",
-            )
-            d["progress"] = gr.HTML("", elem_id="citadel-upload-status", js_on_load=DROP_ZONE_JS)
-        with gr.Column(scale=3):
-            gr.Markdown("### Library")
-            with gr.Row():
-                d["filter"] = gr.Textbox(
-                    label="Filter",
-                    placeholder="name or title",
-                    elem_id="citadel-library-filter",
-                )
-                d["sort"] = gr.Dropdown(
-                    choices=list(SORTS),
-                    value="Name",
-                    label="Sort by",
-                    elem_id="citadel-library-sort",
-                )
-                d["refresh"] = gr.Button("Refresh", elem_id="citadel-library-refresh")
-            d["library"] = gr.Dataframe(
-                headers=LIBRARY_HEADERS,
-                value=[],
-                datatype="str",
-                interactive=False,
-                wrap=True,
-                elem_id="citadel-library",
-            )
-            with gr.Row():
-                d["select"] = gr.Dropdown(
-                    choices=[], label="Document", elem_id="citadel-doc-select", scale=3
-                )
-                d["reingest"] = gr.Button("Read again", elem_id="citadel-doc-reingest")
-                d["delete"] = gr.Button("Delete…", variant="stop", elem_id="citadel-doc-delete")
-                d["confirm"] = gr.Button(
-                    "Yes, delete it",
-                    variant="stop",
-                    visible=False,
-                    elem_id="citadel-doc-delete-confirm",
-                )
-            d["status"] = gr.HTML("", elem_id="citadel-doc-status", js_on_load=None)
-            gr.Markdown("### Files that could not be ingested")
-            d["failures"] = gr.Dataframe(
-                headers=FAILURE_HEADERS,
-                value=[],
-                datatype="str",
-                interactive=False,
-                wrap=True,
-                elem_id="citadel-failures",
-            )
-
-    # The drop zone names the collection the files will go to.
-    d["collection"].change(
-        _drop_zone, inputs=[d["collection"]], outputs=[d["files"]], api_visibility="private"
-    )
-    view = [d["collection"], d["filter"], d["sort"]]
-    listing = [d["library"], d["select"], d["failures"]]
-    for trigger in (
-        d["collection"].change,
-        d["filter"].submit,
-        d["sort"].change,
-        d["refresh"].click,
-    ):
-        trigger(web.library, inputs=view, outputs=listing, api_visibility="private")
-    d["files"].upload(
-        web.upload,
-        inputs=[d["files"], *view],
-        outputs=[d["progress"], d["files"], *listing],
-        api_visibility="private",
-    )
-    d["reingest"].click(
-        web.reingest,
-        inputs=[d["select"], *view],
-        outputs=[d["status"], *listing],
-        api_visibility="private",
-    )
-    d["delete"].click(
-        web.ask_delete,
-        inputs=[d["select"]],
-        outputs=[d["confirm"], d["status"]],
-        api_visibility="private",
-    )
-    d["select"].change(
-        lambda _: gr.Button(visible=False),
-        inputs=[d["select"]],
-        outputs=[d["confirm"]],
-        api_visibility="private",
-    )
-    d["confirm"].click(
-        web.delete,
-        inputs=[d["select"], *view],
-        outputs=[d["status"], d["confirm"], *listing],
-        api_visibility="private",
-    )
-    return d

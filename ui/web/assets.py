@@ -267,7 +267,14 @@ jump.id = 'citadel-jump';
 jump.className = 'citadel-jump';
 jump.textContent = 'Jump to latest ↓';
 jump.hidden = true;
-const toBottom = () => { const s = scroller(); s.scrollTop = s.scrollHeight; };
+// Where this script last put the chat's scroll position: any other position comes from
+// the reader (a scroll bar dragged, a link followed into view, a find in the page).
+let placed = null;
+const toBottom = () => {
+  const s = scroller();
+  s.scrollTop = s.scrollHeight;
+  placed = s.scrollTop;
+};
 jump.addEventListener('click', () => { follow = true; jump.hidden = true; toBottom(); });
 const atBottom = () => {
   const s = scroller();
@@ -288,7 +295,12 @@ document.addEventListener('keydown', (event) => {
   const typing = event.target.closest && event.target.closest('input, textarea, [contenteditable]');
   if (!typing && SCROLL_KEYS.has(event.key)) readerScrolled();
 }, {capture: true, passive: true});
-document.addEventListener('scroll', () => {
+document.addEventListener('scroll', (event) => {
+  const s = scroller();
+  if (event.target === s && placed !== null && Math.abs(s.scrollTop - placed) > 2) {
+    follow = atBottom();
+    jump.hidden = follow || jump.hidden;
+  }
   if (!follow && atBottom()) { follow = true; jump.hidden = true; }
 }, true);
 // A live region outside the re-rendered answer: screen readers hear each answer once, when

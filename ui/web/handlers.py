@@ -23,26 +23,19 @@ from fastapi import Request
 from gradio.utils import get_upload_folder
 
 from rag.errors import CitadelError
-from rag.types import Delta, DocumentRecord, Message, Thinking
+from rag.types import Delta, Message, Thinking
 from ui.metadata.accounts import Caller
 from ui.metadata.conversations import ConversationInfo, new_conversation_id
 from ui.service.access import LOCAL_ADMIN
-from ui.service.jobs import Job
 from ui.service.library import SortField
-from ui.service.limits import MAX_FILES_PER_UPLOAD
 from ui.service.sessions import COOKIE
 from ui.service.workspace import Answered, Workspace
 from ui.web.render import (
-    FileRow,
     Turn,
-    ago,
     answer_html,
     chat_messages,
     error_html,
-    file_size,
     message_html,
-    plain_reason,
-    progress_html,
     stopped_html,
     streaming_html,
     thinking_html,
@@ -60,7 +53,7 @@ SORTS: dict[str, tuple[SortField, bool]] = {
     "Name": ("source", False),
     "Newest first": ("ingested_at", True),
     "Largest first": ("size", True),
-    "Most chunks": ("chunks", True),
+    "Most sections": ("chunks", True),
 }
 NO_ACCOUNT = "Your account is disabled or was removed: ask your administrator."
 INTERNAL = "Something went wrong on the server; the administrator can find details in its log."
@@ -103,7 +96,6 @@ class Handlers:
             return (
                 error_html(NO_ACCOUNT),
                 gr.Dropdown(choices=[], value=[]),
-                gr.Dropdown(choices=[], value=None),
                 gr.Tab(visible=False),
             )
         try:
@@ -111,11 +103,9 @@ class Handlers:
         except CitadelError as exc:
             log.warning("listing collections for %s failed: %s", caller.name, exc)
             names = []
-        first = names[0] if names else None
         return (
             user_html(caller.name, caller.admin, caller.teams, self.auth),
             gr.Dropdown(choices=names, value=names),
-            gr.Dropdown(choices=names, value=first),
             gr.Tab(visible=caller.admin),
         )
 
@@ -404,179 +394,6 @@ class Handlers:
             return gr.skip(), ""
         return self.rate(answer_id, rating, comment, request), ""
 
-    # -- documents -----------------------------------------------------------------------
-    def library(
-        self,
-        collection: str | None,
-        text_filter: str | None,
-        sort: str | None,
-        request: gr.Request,
-    ) -> tuple[Any, ...]:
-        """Outputs: the documents table, the document picker, the failures table."""
-        caller = self.caller(request)
-        empty: tuple[Any, ...] = ([], gr.Dropdown(choices=[], value=None), [])
-        if caller is None or not collection:
-            return empty
-        field, descending = SORTS.get(sort or "Name", SORTS["Name"])
-        try:
-            records = self.workspace.library(caller, collection, text_filter, field, descending)
-            failures = self.workspace.failures(caller, collection)
-        except CitadelError:
-            return empty
-        rows = [_document_row(r) for r in records]
-        choices = [(r.source, r.id) for r in records]
-        words = (lambda r: r) if caller.admin else plain_reason
-        failed = [[f["source"], words(f["reason"]), ago(f["at"])] for f in failures]
-        return rows, gr.Dropdown(choices=choices, value=None), failed
-
-    def upload(
-        self,
-        files: Sequence[str] | None,
-        collection: str | None,
-        text_filter: str | None,
-        sort: str | None,
-        request: gr.Request,
-    ) -> Iterator[tuple[Any, ...]]:
-        """Outputs: per-file progress, the file picker (cleared), then the library."""
-        skip = gr.skip()
-        paths = [Path(p) for p in files or []]
-        caller = self.caller(request)
-        if not paths:
-            yield skip, skip, skip, skip, skip
-            return
-        if caller is None or not collection:
-            problem = NO_ACCOUNT if caller is None else "Choose a collection first."
-            _discard(paths)
-            yield message_html("error", problem), None, skip, skip, skip
-            return
-        rejected: list[FileRow] = []
-        if len(paths) > MAX_FILES_PER_UPLOAD:
-            for extra in paths[MAX_FILES_PER_UPLOAD:]:
-                reason = f"at most {MAX_FILES_PER_UPLOAD} files per upload"
-                rejected.append(FileRow(extra.name, "rejected", reason=reason))
-            _discard(paths[MAX_FILES_PER_UPLOAD:])
-            paths = paths[:MAX_FILES_PER_UPLOAD]
-        try:
-            # The service takes private copies (and removes them); Gradio's cached copies
-            # are removed at once, so no document lingers in /tmp.
-            try:
-                staged, unreadable = self.workspace.ingestion.stage(paths)
-            finally:
-                _discard(paths)
-            rejected += [FileRow(name, "rejected", reason=why) for name, why in unreadable]
-            result = self.workspace.upload(caller, collection, staged, self.client(request))
-        except CitadelError as exc:
-            yield message_html("error", str(exc)), None, skip, skip, skip
-            return
-        except OSError:
-            log.exception("staging an upload failed")
-            yield message_html("error", INTERNAL), None, skip, skip, skip
-            return
-        rejected += [FileRow(name, "rejected", reason=why) for name, why in result.rejected]
-        if result.job is None:
-            label = f"Nothing added to {collection}: every file was rejected"
-            yield progress_html(rejected, "rejected", label), None, skip, skip, skip
-            return
-        yield from self._follow(
-            caller, result.job, rejected, collection, text_filter, sort, request
-        )
-
-    def _follow(
-        self,
-        caller: Caller,
-        job: Job,
-        rejected: list[FileRow],
-        collection: str | None,
-        text_filter: str | None,
-        sort: str | None,
-        request: gr.Request,
-    ) -> Iterator[tuple[Any, ...]]:
-        """Per-file progress of a job, polled until it ends, then the refreshed library.
-        Outputs: progress, file picker, library, document picker, failures."""
-        skip = gr.skip()
-        cleared: Any = None
-        while True:
-            try:
-                job = self.workspace.job(caller, job.id)
-            except CitadelError as exc:
-                yield message_html("error", str(exc)), cleared, skip, skip, skip
-                return
-            words = (lambda r: r) if caller.admin else plain_reason
-            rows = [FileRow(f.name, f.status, f.chunks, words(f.reason)) for f in job.files]
-            finished = job.state not in ("queued", "running")
-            label = _job_state(job, len(rejected), collection)
-            html = progress_html([*rows, *rejected], job.state, label, job.message)
-            if finished:
-                yield (html, cleared, *self.library(collection, text_filter, sort, request))
-                return
-            yield html, cleared, skip, skip, skip
-            cleared = skip
-            time.sleep(POLL_S)
-
-    def reingest(
-        self,
-        document_id: str | None,
-        collection: str | None,
-        text_filter: str | None,
-        sort: str | None,
-        request: gr.Request,
-    ) -> Iterator[tuple[Any, ...]]:
-        """Outputs: status, library, document picker, failures."""
-        skip = gr.skip()
-        caller = self.caller(request)
-        if caller is None or not document_id:
-            problem = NO_ACCOUNT if caller is None else "Choose a document first."
-            yield message_html("error", problem), skip, skip, skip
-            return
-        try:
-            job = self.workspace.reingest(caller, document_id, self.client(request))
-        except CitadelError as exc:
-            yield message_html("error", str(exc)), skip, skip, skip
-            return
-        for progress, _, *listing in self._follow(
-            caller, job, [], collection, text_filter, sort, request
-        ):
-            yield (progress, *listing)
-
-    def ask_delete(self, document_id: str | None, request: gr.Request) -> tuple[Any, ...]:
-        caller = self.caller(request)
-        if caller is None or not document_id:
-            problem = NO_ACCOUNT if caller is None else "Choose a document first."
-            return gr.Button(visible=False), message_html("error", problem)
-        try:
-            record = self.workspace.document(caller, document_id)
-        except CitadelError as exc:
-            return gr.Button(visible=False), message_html("error", str(exc))
-        question = f"Delete {record.source} from {record.collection}? This cannot be undone."
-        return gr.Button(visible=True), message_html("warn", question)
-
-    def delete(
-        self,
-        document_id: str | None,
-        collection: str | None,
-        text_filter: str | None,
-        sort: str | None,
-        request: gr.Request,
-    ) -> tuple[Any, ...]:
-        """Outputs: status, confirm button, library, document picker, failures."""
-        caller = self.caller(request)
-        hidden = gr.Button(visible=False)
-        skip = gr.skip()
-        if caller is None or not document_id:
-            problem = NO_ACCOUNT if caller is None else "Choose a document first."
-            return message_html("error", problem), hidden, skip, skip, skip
-        try:
-            record = self.workspace.document(caller, document_id)
-            removed = self.workspace.delete_document(caller, document_id, self.client(request))
-        except CitadelError as exc:
-            return message_html("error", str(exc)), hidden, skip, skip, skip
-        note = f"Deleted {record.source} ({removed} passages)."
-        return (
-            message_html("ok", note),
-            hidden,
-            *self.library(collection, text_filter, sort, request),
-        )
-
     # -- administration ------------------------------------------------------------------
     def export(self, request: gr.Request) -> tuple[Any, ...]:
         caller = self.caller(request)
@@ -620,33 +437,6 @@ def _history(turns: Sequence[Turn]) -> list[Message]:
         if turn.answer_text:
             history.append(Message("assistant", turn.answer_text))
     return history
-
-
-def _document_row(r: DocumentRecord) -> list[Any]:
-    return [
-        r.source,
-        r.file_type,
-        r.title,
-        r.pages or "",
-        r.chunks,
-        file_size(r.size),
-        ago(r.ingested_at),
-    ]
-
-
-def _job_state(job: Job, rejected: int, collection: str | None) -> str:
-    """The job's line, naming the collection the files go to and counting every file that
-    was dropped (those rejected before ingestion too)."""
-    total = len(job.files) + rejected
-    done = sum(1 for f in job.files if f.status not in ("queued", "processing"))
-    where = collection or "the collection"
-    if job.state in ("queued", "running"):
-        return f"Adding {total} file(s) to {where}: {done + rejected} of {total} done…"
-    if job.state == "failed":
-        return f"Adding files to {where} failed"
-    failed = rejected + sum(1 for f in job.files if f.status in ("failed", "rejected", "skipped"))
-    attention = f"; {failed} need attention" if failed else ""
-    return f"Done: {total - failed} of {total} file(s) are now in {where}{attention}"
 
 
 def _discard(paths: Sequence[Path]) -> None:

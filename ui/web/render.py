@@ -19,7 +19,7 @@ from typing import Any
 
 from rag.citations import marker_support
 from rag.text import printable, shorten
-from rag.types import Answer, Passage
+from rag.types import Answer, DocumentRecord, Passage
 from ui.service.sources import ShownSource, shown_sources
 from ui.web.markdown import markdown_html
 
@@ -403,28 +403,248 @@ def source_panel_html() -> str:
 
 @dataclass(frozen=True)
 class FileRow:
+    """One file of an upload or re-ingestion as shown. `status`: the job's (queued,
+    processing, then added, updated, unchanged, failed, skipped), or received / rejected
+    before any job; `stage` (waiting, reading, indexing, done) with `done` of `total`
+    sections while indexing."""
+
     name: str
     status: str
     chunks: int = 0
     reason: str = ""
+    stage: str = ""
+    done: int = 0
+    total: int = 0
 
 
-def progress_html(rows: Sequence[FileRow], state: str, label: str, message: str = "") -> str:
+FINAL_WORDS = {
+    "added": "Added",
+    "updated": "Updated",
+    "unchanged": "Unchanged",
+    "failed": "Failed",
+    "skipped": "Skipped",
+    "rejected": "Not accepted",
+    "removed": "Removed",
+}
+NEEDS_ATTENTION = ("failed", "skipped", "rejected")
+
+
+def _sections(n: int) -> str:
+    return f"{n:,} section{'s' if n != 1 else ''}"
+
+
+def stage_words(row: FileRow) -> str:
+    """Where a file is, in plain words ("Indexing: 12 of 40 sections", "Updated")."""
+    if row.status in FINAL_WORDS:
+        word = FINAL_WORDS[row.status]
+        if row.status in ("added", "updated") and row.chunks:
+            return f"{word}: {_sections(row.chunks)}"
+        if row.status == "unchanged":
+            return "Unchanged: already up to date"
+        return word
+    if row.status == "received":
+        return "Received"
+    if row.stage == "reading":
+        return "Reading…"
+    if row.stage == "indexing":
+        return f"Indexing: {row.done:,} of {_sections(row.total)}"
+    if row.status == "processing":
+        return "Received, waiting to be read"
+    return "Waiting its turn"
+
+
+_ADVICE = (
+    ("cannot read this type", "Save it as PDF or Word, then upload that."),
+    ("is empty", "Check that you chose the right file."),
+    ("empty file", "Check that you chose the right file."),
+    ("upload limit", "Split it into smaller files, or ask your administrator to raise the limit."),
+    ("files per upload", "Upload the rest in another batch."),
+    ("does not match", "Open it in its own program, save it again as that type, then upload it."),
+    ("interrupted", "Upload it again."),
+    ("no usable name", "Rename the file, then upload it again."),
+    ("same content as", "Nothing to do: the same document is already there."),
+    ("no text found", "It may be a scan without text: save it with text (OCR), then upload it."),
+    ("password", "Remove its password, then upload it again."),
+    ("encrypt", "Remove its password, then upload it again."),
+    ("time limit", "It may be very large: split it into parts, or ask your administrator."),
+    ("memory limit", "It may be very large: split it into parts, or ask your administrator."),
+)
+
+
+def advice(status: str, reason: str, retry: bool = True) -> str:
+    """What to do about a file that was not accepted or could not be read; `retry`:
+    whether it can be retried here (Citadel keeps the uploaded original)."""
+    lowered = reason.lower()
+    for needle, what in _ADVICE:
+        if needle in lowered:
+            return what
+    if status == "rejected":
+        return "Correct the file, then upload it again."
+    if not retry:
+        return (
+            "Save the file again from its own program where it is kept, then upload it or "
+            "ingest its folder again; if it still fails, tell your administrator."
+        )
+    return (
+        "Save the file again from its own program, then Retry; if it still fails, tell "
+        "your administrator."
+    )
+
+
+def progress_html(
+    rows: Sequence[FileRow], state: str, label: str, message: str = "", left: str = ""
+) -> str:
     """Per-file progress of an upload or re-ingestion, escaped. `state` is the job's
-    (queued, running, done, failed; `rejected` when nothing was accepted)."""
+    (queued, running, done, failed; `rejected` when nothing was accepted, `received`
+    before the job); `left`: the time left, in words."""
     body = "".join(
-        f'<tr class="citadel-status-{esc(r.status)}" data-status="{esc(r.status)}">'
+        f'<tr class="citadel-status-{esc(r.status)}" data-status="{esc(r.status)}"'
+        f' data-stage="{esc(r.stage or r.status)}">'
         f'<td class="citadel-file-name">{esc(r.name)}</td>'
-        f'<td class="citadel-file-status">{esc(r.status)}</td>'
-        f"<td>{r.chunks or ''}</td><td>{esc(r.reason)}</td></tr>"
+        f'<td class="citadel-file-status">{esc(stage_words(r))}</td>'
+        f'<td class="citadel-file-reason">{esc(r.reason)}'
+        + (
+            f' <span class="citadel-advice">{esc(advice(r.status, r.reason))}</span>'
+            if r.status in NEEDS_ATTENTION and r.reason
+            else ""
+        )
+        + "</td></tr>"
         for r in rows
     )
     note = f'<p class="citadel-muted">{esc(message)}</p>' if message else ""
+    eta = f' <span class="citadel-eta">{esc(left)}</span>' if left else ""
     return (
         f'<div class="citadel-progress" data-state="{esc(state)}">'
-        f'<p class="citadel-job-state">{esc(label)}</p>{note}'
-        "<table><thead><tr><th>File</th><th>Status</th><th>Sections</th><th>Reason</th></tr>"
+        f'<p class="citadel-job-state" role="status">{esc(label)}{eta}</p>{note}'
+        "<table><thead><tr><th>File</th><th>Progress</th><th>Details</th></tr>"
         f"</thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def time_left(seconds: float | None) -> str:
+    """The time left of a job in words: "estimating time left…" until there is a basis."""
+    if seconds is None:
+        return "· estimating time left…"
+    if seconds < 10:
+        return "· a few seconds left"
+    if seconds < 90:
+        return f"· about {int(round(seconds, -1))} seconds left"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"· about {minutes} minutes left"
+    return f"· about {seconds / 3600:.1f} hours left"
+
+
+@dataclass(frozen=True)
+class Attention:
+    """A file that needs the user's attention: not accepted at upload (`rejected`), or
+    not ingested (`failed`, `skipped`); `retry`: Citadel keeps its original."""
+
+    name: str
+    status: str
+    reason: str
+    when: str = ""
+    retry: bool = False
+
+
+_ATTENTION_WORDS = {
+    "rejected": "Not accepted",
+    "failed": "Could not be read",
+    "skipped": "Skipped",
+}
+
+
+def attention_html(items: Sequence[Attention], collection: str | None) -> str:
+    """The one "Needs attention" list of a collection, with a Retry button for the failed
+    files Citadel keeps and a Dismiss button for those not accepted (the page's script
+    sends them: ui/web/documents.py). Every name and reason is escaped."""
+    if not collection:
+        return '<p class="citadel-muted">Choose a collection to see its files.</p>'
+    if not items:
+        return (
+            '<p class="citadel-muted citadel-attention-none">Nothing needs your attention in '
+            f"{esc(collection)}.</p>"
+        )
+    rows = []
+    for item in items:
+        buttons = ""
+        if item.retry:
+            buttons += (
+                f'<button type="button" class="citadel-attention-button" data-action="retry" '
+                f'data-source="{esc(item.name)}" aria-label="Retry {esc(item.name)}">Retry'
+                "</button>"
+            )
+        if item.status == "rejected":
+            buttons += (
+                f'<button type="button" class="citadel-attention-button" data-action="dismiss" '
+                f'data-source="{esc(item.name)}" aria-label="Dismiss {esc(item.name)}">Dismiss'
+                "</button>"
+            )
+        when = f' <span class="citadel-muted">· {esc(item.when)}</span>' if item.when else ""
+        rows.append(
+            f'<li class="citadel-attention-item" data-status="{esc(item.status)}">'
+            f'<div class="citadel-attention-head"><span class="citadel-file-name">'
+            f'{esc(item.name)}</span> <span class="citadel-attention-what">'
+            f"{esc(_ATTENTION_WORDS.get(item.status, item.status))}</span>{when}</div>"
+            f'<div class="citadel-attention-reason">{esc(item.reason)}</div>'
+            f'<div class="citadel-advice">{esc(advice(item.status, item.reason, item.retry))}'
+            "</div>"
+            f'<div class="citadel-attention-actions">{buttons}</div></li>'
+        )
+    count = f"{len(items)} file{'s' if len(items) != 1 else ''}"
+    return (
+        f'<p class="citadel-attention-count">{count} in {esc(collection)}:</p>'
+        f'<ul class="citadel-attention">{"".join(rows)}</ul>'
+    )
+
+
+def page_label(offset: int, shown: int, total: int) -> str:
+    """ "Documents 1–50 of 10,000" """
+    if total == 0:
+        return "No documents"
+    return f"Documents {offset + 1:,}–{offset + shown:,} of {total:,}"
+
+
+def library_html(
+    records: Sequence[DocumentRecord], total: int, offset: int, collection: str | None, text: str
+) -> str:
+    """One page of a collection's documents: names in full (long ones wrap), sizes in KB
+    or MB, dates as people say them (the exact time on hover)."""
+    if not collection:
+        return '<p class="citadel-muted">Choose a collection to see its documents.</p>'
+    if total == 0:
+        if text.strip():
+            return f'<p class="citadel-muted">No document of {esc(collection)} matches that.</p>'
+        return (
+            f'<p class="citadel-muted">No documents in {esc(collection)} yet: drop files in '
+            "the box to add some.</p>"
+        )
+    rows = []
+    for r in records:
+        title = ""
+        if r.title and r.title not in (r.source, r.source.rsplit(".", 1)[0].replace("_", " ")):
+            title = f'<div class="citadel-doc-title">{esc(r.title)}</div>'
+        rows.append(
+            f'<tr data-document="{esc(r.id)}">'
+            f'<td class="citadel-doc-name"><span class="citadel-file-name">{esc(r.source)}</span>'
+            f"{title}</td>"
+            f'<td class="citadel-col-minor">{esc(r.file_type.upper())}</td>'
+            f'<td class="citadel-num citadel-col-minor">{r.pages or ""}</td>'
+            f'<td class="citadel-num">{r.chunks:,}</td>'
+            f'<td class="citadel-num">{esc(file_size(r.size))}</td>'
+            f'<td><time datetime="{esc(r.ingested_at)}" title="{esc(r.ingested_at)}">'
+            f"{esc(ago(r.ingested_at))}</time></td></tr>"
+        )
+    label = esc(page_label(offset, len(records), total))
+    return (
+        f'<div class="citadel-library-scroll" role="region" tabindex="0" '
+        f'aria-label="{label}">'
+        f'<table class="citadel-library-table"><caption class="citadel-sr-only">{label}'
+        '</caption><thead><tr><th scope="col">Document</th>'
+        '<th scope="col" class="citadel-col-minor">Type</th>'
+        '<th scope="col" class="citadel-col-minor">Pages</th>'
+        '<th scope="col">Sections</th><th scope="col">Size</th>'
+        f'<th scope="col">Added</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
     )
 
 
