@@ -243,13 +243,15 @@ FIRST_TOKEN_JS = """() => {
 }"""
 
 
-# Two questions: the same one twice would find the model's prompt cache warm.
+# Questions no other test here asks: one asked before finds the model's prompt cache warm
+# (0.2 s to the first token).
+LAPTOP_QUESTION = "What must I do if my laptop is lost or stolen?"
 EXPENSES_QUESTION = "Within how many days must expense claims be submitted?"
 
 
 @pytest.mark.parametrize(
     ("width", "dark", "question"),
-    [(1400, False, LEAVE_QUESTION), (390, True, EXPENSES_QUESTION)],
+    [(1400, False, LAPTOP_QUESTION), (390, True, EXPENSES_QUESTION)],
     ids=["desktop-light", "phone-dark"],
 )
 def test_the_web_ui_streams_the_real_models_answer_and_times_its_first_token(
