@@ -343,11 +343,11 @@ def build_tokenizer(checkpoint: Checkpoint) -> Any:
             normalizers.Replace(Regex(" {2,}"), " "),
         ]
     )
-    # No piece holds a character that is not also a piece by itself: the characters that
-    # are not pieces can only ever be <unk>, one each, as e5.c makes them.
-    specials = {checkpoint.pieces[i] for i in (checkpoint.bos, checkpoint.eos, checkpoint.pad)}
-    specials |= {"<unk>", "<mask>"}
-    singles = {ord(p) for p in checkpoint.pieces if len(p) == 1 and p not in specials}
+    # Splitting at spaces changes nothing (no piece has a `▁` but in front) and makes the
+    # lattices short. "first": after a special token met in the text, no `▁` is added, as in
+    # e5.c's one pass. No piece holds a character that is not also a piece by itself, so
+    # the characters that are not pieces can only be <unk>, one each, as in e5.c.
+    singles = {ord(p) for p in checkpoint.pieces if len(p) == 1}
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Metaspace(METASPACE, prepend_scheme="first", split=True),
@@ -362,7 +362,7 @@ def build_tokenizer(checkpoint: Checkpoint) -> Any:
     )
     tokenizer.decoder = decoders.Metaspace(METASPACE, prepend_scheme="first", split=True)
     tokenizer.add_special_tokens(
-        [AddedToken(t, normalized=False, special=True) for t in _SPECIALS if t in specials]
+        [AddedToken(t, normalized=False, special=True) for t in _SPECIALS if t in checkpoint.pieces]
     )
     return tokenizer
 
