@@ -18,8 +18,14 @@ map (the per-character NFKC of SentencePiece's nmt_nfkc: control characters drop
 spaces made plain), runs of spaces collapsed into one, a `▁` put in front, spaces made `▁`,
 then the best-scoring unigram segmentation; a character no piece contains is one `<unk>`
 each (the `tokenizers` library would fuse a run of them into one, so such characters are
-split off first). The engine's own long-text handling (several 512-token windows averaged)
-has no sentence-transformers equivalent: this folder truncates at 512 tokens.
+split off first). One known difference: the `Precompiled` normaliser of `tokenizers` works
+on grapheme clusters, and a cluster shorter than 6 bytes that starts with a character the map
+replaces loses its combining marks (a fullwidth letter or an Arabic presentation form followed
+by an accent or a haraka), which e5.c keeps. Like e5.c's, the map is per code point: an
+accent written as a separate mark stays separate (XLM-R's own SentencePiece model composes it).
+
+The engine's own long-text handling (several 512-token windows averaged) has no
+sentence-transformers equivalent: this folder truncates at 512 tokens.
 
 A folder already complete (every file of its manifest, size and sha256) is kept.
 """
