@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from rag import e5_convert
+from rag.e5_checkpoint import dequantise_q4, read_checkpoint
+from rag.e5_tokenizer import precompiled_charsmap
 from rag.offline import enforce_offline
 
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
@@ -92,7 +94,7 @@ def test_q4_blocks_dequantise_as_e5c_does() -> None:
     # byte j holds weight j (low nibble) and weight j + 16 (high); weight = (code - 8) * d
     codes = bytes((j % 16) | ((15 - j % 16) << 4) for j in range(16))
     raw = struct.pack("<e", 0.5) + codes + struct.pack("<e", -2.0) + bytes(16)
-    weights = e5_convert.dequantise_q4(raw, rows=1, cols=64)
+    weights = dequantise_q4(raw, rows=1, cols=64)
     expected_first = [(j - 8) * 0.5 for j in range(16)] + [(7 - j) * 0.5 for j in range(16)]
     assert weights.dtype == np.float32
     assert weights[0, :32].tolist() == expected_first
@@ -102,8 +104,8 @@ def test_q4_blocks_dequantise_as_e5c_does() -> None:
 def test_the_charsmap_normalises_every_code_point_as_the_model_file_says(e5_wheel: Path) -> None:
     from tokenizers import normalizers
 
-    checkpoint = e5_convert.read_checkpoint(e5_convert.read_member(e5_wheel))
-    normaliser = normalizers.Precompiled(e5_convert.precompiled_charsmap(checkpoint.normalisation))
+    checkpoint = read_checkpoint(e5_convert.read_member(e5_wheel))
+    normaliser = normalizers.Precompiled(precompiled_charsmap(checkpoint.normalisation))
     wrong = {
         cp: out
         for cp, out in checkpoint.normalisation.items()
