@@ -8,7 +8,8 @@ is set, one of `answers` is on that page of the PDF source (text from `pdftotext
 Unanswerable questions must have no answers, no sources and no page. Text is compared
 case-insensitively with runs of whitespace collapsed; HTML is read without its tags, DOCX
 paragraphs and tables with python-docx. `--others` also lists, per question, the other
-corpus files that hold one of its answers (candidates for a missing source: read them).
+corpus files that hold one of its answers (candidates for a missing source: read them) and
+the other pages of its PDF source that do (the `page` is the one that states the answer).
 Prints one line per problem and a summary; exits 1 when there is a problem.
 """
 
@@ -157,6 +158,15 @@ def main() -> int:
         for problem in problems:
             print(f"{item.id}: {problem}")
         bad += bool(problems)
+        if args.others and item.page is not None:
+            pdf = args.corpus / next(s for s in item.sources if s.lower().endswith(".pdf"))
+            pages = [
+                n
+                for n in range(1, _pdf_pages(pdf) + 1)
+                if n != item.page and any(_norm(a) in pdf_page_text(pdf, n) for a in item.answers)
+            ]
+            if pages:
+                print(f"{item.id}: answers also on page(s) {', '.join(map(str, pages))}")
         if args.others and item.answers:
             others = [
                 str(p.relative_to(args.corpus))
