@@ -12,7 +12,7 @@ DEMO_PORT ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: axe install demo test lint typecheck bench bench-corpus bench-retrieval bench-latency bench-server check clean
+.PHONY: axe install demo test lint typecheck bench bench-corpus bench-corpus-pydoc bench-retrieval bench-latency bench-server check clean
 
 install: $(VENV)/.installed
 
@@ -135,12 +135,24 @@ BENCH_READERS := llama-index-readers-file==0.7.0 docx2txt==0.9 striprtf==0.0.26
 bench-corpus: install
 	test -d $(BENCH_CORPUS)/en || bash $(EVAL_DIR)/make-handbook-corpus.sh $(BENCH_CORPUS)
 
+# The second evaluation corpus (bench/eval: Python 3.11's documentation), built on first use.
+PYDOC_CORPUS ?= $(DATA_DIR)/bench-pydoc
+
+bench-corpus-pydoc: install
+	test -d $(PYDOC_CORPUS)/html || bash bench/eval/make-pydoc-corpus.sh $(PYDOC_CORPUS)
+
 bench: bench-corpus
 	$(PY) -m bench.ingest $(BENCH_CORPUS) $(BENCH_ARGS)
 
-bench-retrieval: bench-corpus
+# Each corpus is ingested (and indexed by the baseline) once; each question set is reported
+# on its own: the handbook's English set (../shared/eval) and French set (bench/eval), then
+# the Python documentation set. RETRIEVAL_ARGS=--no-baseline scores Citadel alone.
+bench-retrieval: bench-corpus bench-corpus-pydoc
 	$(PIP) install -q --no-deps $(BENCH_READERS)
-	$(PY) -m bench.retrieval $(BENCH_CORPUS) $(EVAL_DIR)/handbook-qa.jsonl --data $(DATA_DIR)/bench-retrieval
+	$(PY) -m bench.retrieval $(BENCH_CORPUS) $(EVAL_DIR)/handbook-qa.jsonl bench/eval/handbook-fr-qa.jsonl \
+	  --data $(DATA_DIR)/bench-retrieval $(RETRIEVAL_ARGS)
+	$(PY) -m bench.retrieval $(PYDOC_CORPUS) bench/eval/pydoc-qa.jsonl --data $(DATA_DIR)/bench-retrieval \
+	  --collection pydoc --out bench/results/retrieval-pydoc.json $(RETRIEVAL_ARGS)
 
 bench-latency: install
 	$(PY) -m bench.latency $(BENCH_ARGS)

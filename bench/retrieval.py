@@ -1,10 +1,15 @@
 """Retrieval benchmark: Citadel against the stock llama-index recipe, same corpus, same
 embedder, same questions, scored by the same code (`rag.evaluation`).
 
-    python -m bench.retrieval CORPUS QA.jsonl [--data DIR] [--out bench/results/retrieval.json]
+    python -m bench.retrieval CORPUS QA.jsonl [MORE_QA.jsonl ...] [--data DIR]
+        [--collection NAME] [--out bench/results/retrieval.json] [--no-baseline]
 
 Citadel's side is `citadel ingest CORPUS` (skipped when the collection is up to date) then
-the retrieval of `citadel eval --no-generate`; the baseline is `bench.baseline`.
+the retrieval of `citadel eval --no-generate`; the baseline is `bench.baseline`. Several
+question sets over the same corpus (the handbook's English and French sets) share one
+ingestion and one baseline index, and each set is reported on its own: with one set the
+output is the table alone, with several each table comes under a `== set: FILE` line and
+`--out` holds `{"sets": {FILE: ...}}`. `--no-baseline` scores Citadel alone.
 """
 
 from __future__ import annotations
@@ -89,42 +94,60 @@ def print_side_by_side(reports: dict[str, dict[str, Any]]) -> None:
             print(f"{label:<22}{n:<12}" + "".join(f"{_cell(row.get(f)):>14}" for f in FIGURES))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.retrieval")
-    parser.add_argument("corpus", type=Path)
-    parser.add_argument("qa", type=Path)
-    parser.add_argument("--data", type=Path, default=Path("data/bench-retrieval"))
-    parser.add_argument("--collection", default="bench")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/retrieval.json"))
-    args = parser.parse_args()
-    items = evaluation.load_questions(args.qa)
-
-    started = time.monotonic()
-    ours = citadel_outcomes(args.corpus.resolve(), items, args.data, args.collection)
-    citadel_seconds = time.monotonic() - started
-    theirs, info = baseline_outcomes(args.corpus.resolve(), items)
-    reports = {
-        "citadel": evaluation.report(items, ours),
-        "llama-index": evaluation.report(items, theirs),
-    }
+def run_set(
+    items: list[evaluation.QaItem],
+    ours: dict[str, evaluation.Outcome],
+    theirs: dict[str, evaluation.Outcome] | None,
+) -> dict[str, Any]:
+    """Print one question set's side-by-side table and failures; its figures as JSON."""
+    reports = {"citadel": evaluation.report(items, ours)}
+    if theirs is not None:
+        reports["llama-index"] = evaluation.report(items, theirs)
     print_side_by_side(reports)
     for name, rep in reports.items():
         for failure in rep["failures"]:
             print(f"{name}: {failure['id']} ({failure['kind']}): {'; '.join(failure['problems'])}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                "citadel_seconds_with_ingest_check": round(citadel_seconds, 1),
-                "baseline_index": info,
-                "reports": reports,
-                "refusal_sweep": evaluation.refusal_sweep(items, ours),
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
+    return {"reports": reports, "refusal_sweep": evaluation.refusal_sweep(items, ours)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.retrieval")
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("qa", type=Path, nargs="+", help="question sets over CORPUS")
+    parser.add_argument("--data", type=Path, default=Path("data/bench-retrieval"))
+    parser.add_argument("--collection", default="bench")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/retrieval.json"))
+    parser.add_argument("--no-baseline", action="store_true", help="score Citadel alone")
+    args = parser.parse_args()
+    sets = {str(path): evaluation.load_questions(path) for path in args.qa}
+    # One pass over every question: ids are unique across the sets.
+    everything = [item for items in sets.values() for item in items]
+    ids = [item.id for item in everything]
+    if len(set(ids)) != len(ids):
+        parser.error("the question sets share question ids")
+
+    started = time.monotonic()
+    ours = citadel_outcomes(args.corpus.resolve(), everything, args.data, args.collection)
+    citadel_seconds = time.monotonic() - started
+    theirs: dict[str, evaluation.Outcome] | None = None
+    info: dict[str, Any] = {}
+    if not args.no_baseline:
+        theirs, info = baseline_outcomes(args.corpus.resolve(), everything)
+    results: dict[str, Any] = {}
+    for name, items in sets.items():
+        if len(sets) > 1:
+            print(f"== set: {name} ({len(items)} questions)")
+        results[name] = run_set(items, ours, theirs)
+    machine = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "citadel_seconds_with_ingest_check": round(citadel_seconds, 1),
+        "baseline_index": info,
+    }
+    payload = (
+        {**machine, **results[next(iter(sets))]} if len(sets) == 1 else {**machine, "sets": results}
     )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     print(f"written {args.out}")
     return 0
 
