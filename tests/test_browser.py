@@ -86,6 +86,20 @@ class Visit:
         ]
 
 
+def add_people(workspace: Workspace) -> None:
+    """Teams hr and eng, alice in hr, bob in eng, root the administrator; hr-docs is hr's,
+    eng-docs eng's."""
+    accounts = workspace.accounts
+    for team in ("hr", "eng"):
+        accounts.add_team(team)
+    for user, team in (("alice", "hr"), ("bob", "eng")):
+        accounts.add_user(user, PASSWORDS[user])
+        accounts.add_member(team, user)
+    accounts.add_user("root", PASSWORDS["root"], role="admin")
+    workspace.catalog.assign("hr-docs", "hr")
+    workspace.catalog.assign("eng-docs", "eng")
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Site]:
     base = tmp_path_factory.mktemp("web")
@@ -96,15 +110,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Site]:
         server=ServerSettings(auth=True),
     )
     workspace = Workspace(settings, Services(settings, preloaded_embedder=embedder))
+    add_people(workspace)
     accounts = workspace.accounts
-    for team in ("hr", "eng"):
-        accounts.add_team(team)
-    for user, team in (("alice", "hr"), ("bob", "eng")):
-        accounts.add_user(user, PASSWORDS[user])
-        accounts.add_member(team, user)
-    accounts.add_user("root", PASSWORDS["root"], role="admin")
-    workspace.catalog.assign("hr-docs", "hr")
-    workspace.catalog.assign("eng-docs", "eng")
     root = accounts.caller("root")
     assert root is not None
     workspace.set_starters(root, "hr-docs", [LAPTOP])

@@ -23,6 +23,7 @@ from tests.live_server import LiveServer
 from tests.test_browser import (
     PASSWORDS,
     Site,
+    add_people,
     axe_problems,
     choose,
     login,
@@ -60,15 +61,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         server=ServerSettings(auth=True),
     )
     workspace = Workspace(settings, Services(settings))
-    accounts = workspace.accounts
-    for team in ("hr", "eng"):
-        accounts.add_team(team)
-    for user, team in (("alice", "hr"), ("bob", "eng")):
-        accounts.add_user(user, PASSWORDS[user])
-        accounts.add_member(team, user)
-    accounts.add_user("root", PASSWORDS["root"], role="admin")
-    workspace.catalog.assign("hr-docs", "hr")
-    workspace.catalog.assign("eng-docs", "eng")
+    add_people(workspace)
     try:
         with LiveServer(workspace) as server:
             yield Site(server.url, workspace, fake)
@@ -242,6 +235,7 @@ def test_every_admin_screen_passes_axe_core_light_and_dark_desktop_and_phone(
                         expect(page.locator("#citadel-admin-audit-count")).to_contain_text(
                             "Showing"
                         )
+                    settle(page)  # its content shown, no longer dimmed as pending
                     problems[f"{screen}, {where}"] = axe_problems(page)
                 # An error shown, and a new key: legible too.
                 open_admin(page, "Teams")

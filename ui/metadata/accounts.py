@@ -265,27 +265,20 @@ class Accounts:
         return secret
 
     def keys(self, user: str) -> list[dict[str, object]]:
-        rows = self._db.query(
-            "SELECT k.prefix, k.label, k.created_at, k.last_used_at, k.revoked FROM api_keys k "
-            "JOIN users u ON u.id = k.user_id WHERE u.name = ? ORDER BY k.id",
-            (user,),
-        )
-        return [
-            {
-                "prefix": r["prefix"],
-                "label": r["label"],
-                "created_at": r["created_at"],
-                "last_used_at": r["last_used_at"],
-                "revoked": bool(r["revoked"]),
-            }
-            for r in rows
-        ]
+        """The user's keys (never the secrets), oldest first."""
+        return [{k: v for k, v in key.items() if k != "user"} for key in self._keys(user)]
 
     def all_keys(self) -> list[dict[str, object]]:
         """Every user's keys (never the secrets), newest first."""
+        return self._keys(None)[::-1]
+
+    def _keys(self, user: str | None) -> list[dict[str, object]]:
+        """The keys of `user` (None: everyone's), oldest first."""
         rows = self._db.query(
             "SELECT u.name AS user, k.prefix, k.label, k.created_at, k.last_used_at, k.revoked "
-            "FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.id DESC"
+            "FROM api_keys k JOIN users u ON u.id = k.user_id "
+            "WHERE ? IS NULL OR u.name = ? ORDER BY k.id",
+            (user, user),
         )
         return [
             {
