@@ -276,6 +276,7 @@ def test_the_web_ui_streams_the_real_models_answer_and_times_its_first_token(
         box = page.locator("#citadel-question textarea")
         box.wait_for()
         expect(page.locator("#citadel-live")).to_have_count(1)
+        expect(page.locator("#citadel-collections")).to_contain_text(COLLECTION)  # loaded
         page.evaluate(FIRST_TOKEN_JS)
         box.fill(question)
         box.press("Enter")
@@ -283,7 +284,10 @@ def test_the_web_ui_streams_the_real_models_answer_and_times_its_first_token(
         expect(answer.locator(".citadel-rate, .citadel-banner")).not_to_have_count(
             0, timeout=180_000
         )  # the checked answer, or why there is none
-        assert answer.locator(".citadel-banner").count() == 0, answer.inner_text()
+        # Written by the model (a note that it was cut at its length limit is fine: this
+        # model is small), not search mode, not an error.
+        failed = answer.locator(".citadel-banner-search, .citadel-banner-error")
+        assert failed.count() == 0, answer.inner_text()
         times = page.evaluate("window.citadelTimes")
         assert "token" in times, "the answer was never streamed"
         first_token_s = (times["token"] - times["enter"]) / 1000
