@@ -941,6 +941,11 @@ def test_handlers_recheck_every_permission_and_explain_errors(site: Site, tmp_pa
     assert "citadel-banner-error" in refused and "no such collection" in refused
     assert "Traceback" not in refused
     assert "Choose at least one collection" in final(web.ask(LAPTOP, [], [], alice))
+    # Asked before the page has filled the list in (None, where a list emptied is []): the
+    # collections alice may read are searched, hers only.
+    early = final(web.ask(LAPTOP, None, [], alice))
+    assert "Choose at least one collection" not in early and "no such collection" not in early
+    assert "handbook.md" not in early and "eng-docs" not in early
     # A conversation is its owner's, even if another browser presents its Gradio session.
     theirs = [Turn("What is my salary band", "<p>Band 7</p>", "a1", "Band 7", "alice")]
     shown, kept, *_ = list(web.ask("q", [], theirs, FakeRequest("bob")))[-1]

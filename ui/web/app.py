@@ -126,6 +126,7 @@ def _chat_tab(web: Handlers, turns: gr.State) -> dict[str, Any]:
             c["saved_status"] = gr.HTML("", elem_id="citadel-saved-status", js_on_load=None)
             c["collections"] = gr.Dropdown(
                 choices=[],
+                value=None,  # until the page has loaded them (then [] means "none chosen")
                 multiselect=True,
                 label="Collections to search",
                 elem_id="citadel-collections",

@@ -132,6 +132,8 @@ class Handlers:
         # The conversation lives in Gradio's session, which a browser names itself: only the
         # turns of this user are ever shown or sent back as history.
         turns = [t for t in turns if t.owner == caller.name]
+        if collections is None:  # asked before the page filled the list: all of the caller's
+            collections = self.readable(caller)
         if not collections:
             failed = Turn(question, error_html("Choose at least one collection to search."))
             yield chat_messages([*turns, failed]), turns, *[skip] * 3
