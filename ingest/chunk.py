@@ -89,6 +89,11 @@ class Chunker:
         """Content tokens, without the special tokens."""
         return self._count(text) - self._special
 
+    def embed_text(self, title: str, headings: tuple[str, ...], text: str) -> str:
+        """What the embedder sees of a stored chunk: its title and section trail, then its
+        text (a collection re-embedded with another model rebuilds it from the payload)."""
+        return f"{self._header(title, headings)}\n\n{text}"
+
     # -- sections -------------------------------------------------------------------------
     def _sections(self, elements: Sequence[ParsedElement], file_type: str) -> list[_Section]:
         unit_kind = _UNIT_BY_TYPE.get(file_type)

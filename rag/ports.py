@@ -69,6 +69,21 @@ class VectorStore(Protocol):
         sparse: Sequence[SparseVector],
     ) -> None: ...
 
+    def put_stored_chunks(
+        self,
+        collection: str,
+        chunks: Sequence[SearchHit],
+        dense: Sequence[Sequence[float]],
+        sparse: Sequence[SparseVector],
+    ) -> None:
+        """Chunks as `chunks()` returned them (id and payload), with new vectors: a
+        collection re-embedded without parsing its files again."""
+        ...
+
+    def drop_collection(self, name: str) -> None:
+        """Remove the collection and everything in it (nothing when it does not exist)."""
+        ...
+
     def delete_stale_chunks(self, collection: str, document_id: str, keep_sha256: str) -> None:
         """Remove the chunks of other versions of the document."""
         ...

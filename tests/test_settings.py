@@ -15,7 +15,7 @@ def test_defaults_are_the_embedded_store_under_data():
     assert settings.data_dir == Path("data")
     assert settings.qdrant.url is None
     assert settings.edge_path == Path("data/qdrant-edge")
-    assert settings.embedding.model == "all-MiniLM-L6-v2"
+    assert settings.embedding.model == "multilingual-e5-small"
 
 
 def test_nested_environment_variables_override_the_yaml_file(tmp_path, monkeypatch):

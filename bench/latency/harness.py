@@ -23,7 +23,7 @@ import numpy.typing as npt
 from rag.adapters.embedder import resolve_model_path
 from rag.adapters.qdrant.edge import EdgeStore
 from rag.ids import document_id
-from rag.settings import PACKAGED_EMBEDDING_MODEL, IngestSettings
+from rag.settings import DEFAULT_EMBEDDING_MODEL, MINILM_EMBEDDING_MODEL, IngestSettings
 from rag.sparse import Bm25Encoder
 from rag.types import Chunk, CollectionSpec, DocumentRecord, SparseVector
 
@@ -62,7 +62,7 @@ def _vocabulary(rng: np.random.Generator, size: int) -> list[str]:
     frequency order), then pronounceable made-up words up to `size`."""
     words: list[str] = []
     seen: set[str] = set()
-    vocab_file = Path(resolve_model_path(PACKAGED_EMBEDDING_MODEL)) / "vocab.txt"
+    vocab_file = Path(resolve_model_path(MINILM_EMBEDDING_MODEL)) / "vocab.txt"
     if vocab_file.is_file():
         for line in vocab_file.read_text(encoding="utf-8").splitlines():
             word = line.strip()
@@ -251,7 +251,7 @@ def ensure_built(root: Path, n: int, seed: int, batch: int) -> dict[str, Any]:
     started = time.perf_counter()
     corpus = _Corpus(n, seed)
     store = EdgeStore(root)
-    store.ensure_collection(COLLECTION, CollectionSpec(PACKAGED_EMBEDDING_MODEL, DIMENSION))
+    store.ensure_collection(COLLECTION, CollectionSpec(DEFAULT_EMBEDDING_MODEL, DIMENSION))
     store_s = 0.0
     done, next_report = 0, 50_000
     pending: list[Chunk] = []

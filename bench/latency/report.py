@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.environment import environment, percentiles
 from bench.latency.workload import Measurement
-from rag.settings import PACKAGED_EMBEDDING_MODEL, RetrievalSettings
+from rag.settings import DEFAULT_EMBEDDING_MODEL, RetrievalSettings
 
 
 # -- aggregation -------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def new_report(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "environment": environment("qdrant-edge-py", "torch", "sentence-transformers"),
         "retrieval_settings": RetrievalSettings().model_dump(),
-        "embedding_model": PACKAGED_EMBEDDING_MODEL,
+        "embedding_model": DEFAULT_EMBEDDING_MODEL,
         "questions": args.queries,
         "runs": [],
     }

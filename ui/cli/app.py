@@ -1,6 +1,6 @@
 """The `citadel` command line: the app, its settings callback, and where each command lives.
 
-    documents.py   ingest, sync, documents, remove, collections
+    documents.py   ingest, sync, documents, remove, collections, reindex
     questions.py   search, ask, chat, eval
     admin.py       serve, users, teams, assign, starters, audit, feedback
 
@@ -50,6 +50,7 @@ for command in (
     documents.documents,
     documents.remove,
     documents.collections,
+    documents.reindex,
     questions.search,
     questions.ask,
     questions.chat,

@@ -1,5 +1,5 @@
-"""Commands on documents and collections: `ingest`, `sync`, `documents`, `remove` and
-`collections`. They work on the data directory, or through a running server when
+"""Commands on documents and collections: `ingest`, `sync`, `documents`, `remove`,
+`collections` and `reindex`. They work on the data directory, or through a running server when
 `server.url` is set (the server owns the store while it runs)."""
 
 from __future__ import annotations
@@ -209,6 +209,54 @@ def _remove_local(state: Cli, target: str, collection: str) -> list[tuple[str, s
     return removed
 
 
+def reindex(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Argument(help="The collection to rebuild.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Re-embed a collection with the configured embedding model, from its stored chunks
+    (no file is read again). An interrupted run is resumed by running it again."""
+    from ingest.reindex import reindex as rebuild
+
+    state = cli(ctx)
+    if state.remote() is not None:
+        raise CitadelError("reindex works on the data directory: stop the server first")
+    err = console(stderr=True)
+
+    def progress(done: int, total: int) -> None:
+        if not quiet:
+            err.print(f"re-embedded {done}/{total} chunks", end="\r" if done < total else "\n")
+
+    services = state.services()
+    try:
+        report = rebuild(
+            services.store,
+            services.embedder,
+            services.sparse,
+            services.settings.ingest,
+            collection,
+            services.settings.data_dir,
+            progress,
+        )
+    finally:
+        services.close()
+    with state.metadata() as meta:
+        meta.audit.record(
+            cli_actor(),
+            "reindex",
+            collection,
+            built_with=report.built_with,
+            model=report.model,
+            chunks=report.chunks,
+        )
+    resumed = " (an interrupted run resumed)" if report.resumed else ""
+    console().print(
+        f"[bold]{shown(collection)}[/]: {report.documents} documents, {report.chunks} chunks "
+        f"re-embedded with {shown(report.model)} (was {shown(report.built_with)}){resumed}"
+        + (f"; {report.cut_chunks} longer than its window" if report.cut_chunks else "")
+    )
+
+
 def collections(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List collections with their counts and embedding model (through a server: the
     collections your teams may read, with their team)."""
@@ -232,6 +280,7 @@ def collections(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         infos = services.store.collections()
     finally:
         services.close()
+    current = services.settings.embedding.model
     rows = [
         {
             "name": c.name,
@@ -255,6 +304,13 @@ def collections(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             str(r["dimension"]),
         )
     console().print(table)
+    for r in rows:
+        if r["embedding_model"] != current:
+            console(stderr=True).print(
+                f"{shown(str(r['name']))} was built with {shown(str(r['embedding_model']))}; "
+                f"new collections use {shown(current)}. To move it: citadel reindex "
+                f"{shown(str(r['name']))}"
+            )
 
 
 def _print_summary(report: dict[str, Any]) -> None:

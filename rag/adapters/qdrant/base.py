@@ -100,6 +100,9 @@ class QdrantStore(ABC):
         """Points nearest to a dense (cosine) or sparse (BM25, IDF applied) query vector."""
 
     @abstractmethod
+    def _drop(self, name: str) -> None: ...
+
+    @abstractmethod
     def close(self) -> None: ...
 
     # -- the port ---------------------------------------------------------------------
@@ -158,14 +161,30 @@ class QdrantStore(ABC):
         dense: Sequence[Sequence[float]],
         sparse: Sequence[SparseVector],
     ) -> None:
+        stored = [
+            SearchHit(c.id, 0.0, {**c.payload(), "folders": folders_of(c.source)}) for c in chunks
+        ]
+        self.put_stored_chunks(collection, stored, dense, sparse)
+
+    def put_stored_chunks(
+        self,
+        collection: str,
+        chunks: Sequence[SearchHit],
+        dense: Sequence[Sequence[float]],
+        sparse: Sequence[SparseVector],
+    ) -> None:
         if not (len(chunks) == len(dense) == len(sparse)):
             raise ValueError("chunks, dense and sparse vectors must have the same length")
         self._require(collection)
         points = [
-            PointData(c.id, {**c.payload(), "folders": folders_of(c.source)}, d, s)
-            for c, d, s in zip(chunks, dense, sparse, strict=True)
+            PointData(c.id, c.payload, d, s) for c, d, s in zip(chunks, dense, sparse, strict=True)
         ]
         self._upsert(collection, points)
+
+    def drop_collection(self, name: str) -> None:
+        validate_collection_name(name)
+        if self._exists(name):
+            self._drop(name)
 
     def delete_stale_chunks(self, collection: str, document_id: str, keep_sha256: str) -> None:
         self._require(collection)

@@ -177,6 +177,12 @@ class EdgeStore(QdrantStore):
         )
         return [hit_from_point(p) for p in points]
 
+    def _drop(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        shutil.rmtree(self._path(name))
+
     def optimize(self, collection: str) -> None:
         self._require(collection)
         self._shard(collection).optimize()

@@ -174,6 +174,9 @@ class ServerStore(QdrantStore):
         )
         return [hit_from_point(p) for p in response.points]
 
+    def _drop(self, name: str) -> None:
+        self._call("delete a collection", self._client.delete_collection, self._qname(name))
+
     def optimize(self, collection: str) -> None:
         """A Qdrant server runs its optimizers in the background: nothing to do."""
         self._require(collection)
