@@ -73,7 +73,10 @@ class SentenceTransformerEmbedder:
         return self._model().max_tokens
 
     def count_tokens(self, text: str) -> int:
-        return len(self._ids(self._model().document_prompt + text, special=True))
+        prompt = self._model().document_prompt
+        # e5's "passage: " alone ends in a space token that vanishes once text follows: the
+        # chunker subtracts the count of "" from every piece it measures.
+        return len(self._ids(prompt + text if text else prompt.rstrip(), special=True))
 
     def _ids(self, text: str, special: bool) -> list[int]:
         encoded = self._model().tokenizer(
