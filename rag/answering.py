@@ -1,7 +1,8 @@
 """The answer service: question (+ history) in, streamed text and a cited Answer out.
 
-    condense follow-up -> retrieve -> weak evidence? refuse without calling the model
-    -> pack sources into the token budget -> stream from the model -> check citations
+    condense a follow-up (only a follow-up) -> retrieve -> weak evidence? refuse without
+    calling the model -> pack sources into the token budget -> stream from the model
+    -> check citations
 
 When the model server is unreachable or no model is configured, the answer is the best
 passages with their citations (search mode) and a one-line notice saying why.
@@ -15,6 +16,7 @@ from collections.abc import Iterator, Sequence
 
 from rag.citations import Embed, MarkerFilter, cite
 from rag.errors import GeneratorError
+from rag.followup import depends_on_history
 from rag.language import language_of, refusal_for, says_not_found
 from rag.output import OutputGuard, neutralise
 from rag.ports import Generator
@@ -107,13 +109,14 @@ class AnswerService:
     def condense(self, question: str, history: Sequence[Message]) -> str:
         """A follow-up ("and for replicas?") rewritten as a standalone question, with
         llama-index's condense-question prompt; without a model, the previous question is
-        prepended so retrieval still sees the subject."""
+        prepended so retrieval still sees the subject. A question that stands alone is
+        searched as it is: the history would only pull in the previous subject."""
         turns = [
             Message(m.role, shorten(m.content, HISTORY_CHARS))
             for m in history
             if m.role in ("user", "assistant")
         ][-HISTORY_TURNS:]
-        if not turns:
+        if not depends_on_history(question, turns):
             return question
         if self._generator is not None:
             prompt = _condense_prompt(question, turns)

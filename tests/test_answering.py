@@ -576,6 +576,55 @@ def test_follow_up_without_a_reachable_model_prepends_the_previous_question(
     assert time.monotonic() - started < 3.0
 
 
+OFF_TOPIC_HISTORY = [
+    Message("user", ABSENT_QUESTION),
+    Message("assistant", REFUSAL),
+]
+
+
+def test_a_standalone_question_after_an_off_topic_one_is_answered_in_search_mode(
+    service: ServiceFactory, closed_port_url: str
+) -> None:
+    answers, _ = service(closed_port_url)
+
+    _, answer = ask(answers, LEAVE_QUESTION, history=OFF_TOPIC_HISTORY)
+
+    assert answer.standalone_question == LEAVE_QUESTION  # the zpool question left out
+    _assert_search_mode(answer)
+
+
+def test_an_off_topic_question_after_an_on_topic_one_is_refused_in_search_mode(
+    service: ServiceFactory, closed_port_url: str
+) -> None:
+    answers, _ = service(closed_port_url)
+
+    _, answer = ask(answers, ABSENT_QUESTION, history=HISTORY)
+
+    assert answer.standalone_question == ABSENT_QUESTION
+    assert answer.refused is True
+    assert answer.text == REFUSAL
+    assert answer.citations == []
+
+
+def test_a_standalone_question_with_a_history_is_answered_without_a_rewrite_request(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    fake.enqueue(Script(tokens=[f"{LEAVE_FACT[:-1]} [1]."]))
+    answers, _ = service(fake.url)
+
+    _, answer = ask(answers, LEAVE_QUESTION, history=OFF_TOPIC_HISTORY)
+
+    [answering] = chats(fake)  # the answer only: no condense prompt went first
+    assert answering["messages"][1]["content"].endswith(
+        f"<question>\n{LEAVE_QUESTION}\n</question>"
+    )
+    assert answer.standalone_question == LEAVE_QUESTION
+    assert answer.text == f"{LEAVE_FACT[:-1]} [1]."
+    assert (answer.citations[0].passage.source, answer.citations[0].passage.location) == (
+        LEAVE_SOURCE
+    )
+
+
 def test_an_answer_no_source_supports_is_taken_for_a_refusal(
     service: ServiceFactory, fake: FakeOllama
 ) -> None:

@@ -332,8 +332,7 @@ def axe_problems(page: Page) -> list[str]:
 
 
 def _ask_and_wait(site: Site, page: Page, turn: int) -> None:
-    if turn > 1:  # a follow-up is first condensed with the history
-        site.fake.enqueue(Script(tokens=[LEAVE]))
+    # The same standalone question each turn: no follow-up, so no condense request first.
     lines = [f"Point {k} of answer {turn} about the leave rules.\n" for k in range(10)]
     site.fake.enqueue(Script(tokens=[*lines, "Employees get 25 days of paid leave [1]."]))
     ask(page, LEAVE)
