@@ -29,6 +29,7 @@ from rag.errors import CitadelError, EmbeddingModelMismatch
 from rag.ids import document_id
 from rag.ports import Embedder, SparseEncoder, VectorStore
 from rag.settings import IngestSettings
+from rag.sparse import SPARSE_VERSION
 from rag.types import CollectionSpec, DocumentRecord, SparseVector
 
 _PARSE_AHEAD_DOCUMENTS = 512  # parsed documents waiting for the embedder, at most
@@ -188,6 +189,7 @@ class IngestPipeline:
                 previous is not None
                 and previous.sha256 == digest
                 and previous.chunking == CHUNKING_VERSION
+                and previous.sparse == SPARSE_VERSION
             )
 
         for candidate, digest in hashed:
@@ -331,6 +333,7 @@ class IngestPipeline:
             ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
             root=str(c.root),
             chunking=CHUNKING_VERSION,
+            sparse=SPARSE_VERSION,
         )
         chunks = [
             record.chunk(n, d.text, d.embed_text, d.headings, d.pages, d.slide, d.sheet)

@@ -23,6 +23,7 @@ from rag.fusion import reciprocal_rank_fusion
 from rag.ids import chunk_id
 from rag.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from rag.settings import RetrievalSettings
+from rag.sparse import names_identifier
 from rag.types import Passage, Question, SearchFilter, SearchHit
 
 
@@ -79,9 +80,10 @@ class Retriever:
         sparse_hits = self._store.search(
             collections, self._sparse.encode_query(question), s.candidates, search_filter
         )
+        sparse_weight = s.sparse_weight * (s.identifier_boost if names_identifier(question) else 1)
         fused = reciprocal_rank_fusion(
             [*dense_lists, sparse_hits],
-            [*(s.dense_weight for _ in dense_lists), s.sparse_weight],
+            [*(s.dense_weight for _ in dense_lists), sparse_weight],
             s.rrf_k,
         )
         cosine = {h.id: h.score for h in dense_hits}

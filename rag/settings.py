@@ -93,6 +93,13 @@ class RetrievalSettings(BaseModel):
     sparse_weight: float = Field(
         1.0, ge=0, description="Weight of the sparse (exact words, BM25) ranking in the fusion."
     )
+    identifier_boost: float = Field(
+        2.0,
+        ge=1,
+        description="Factor of the sparse weight for a question that names an identifier "
+        "(snake_case, --option, file.name, getLogger): a dense model knows little of them, "
+        "and the passage that holds one exactly should come first.",
+    )
     rerank_model: str | None = Field(
         None,
         description="sentence-transformers CrossEncoder (folder path or cached name) that "

@@ -72,6 +72,7 @@ class DocumentRecord:
     ingested_at: str
     root: str  # absolute folder it was ingested from
     chunking: int = 1  # version of the chunking rules its chunks were made with
+    sparse: int = 1  # version of the sparse (BM25) encoding of its chunks
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class DocumentRecord:
             "ingested_at": self.ingested_at,
             "root": self.root,
             "chunking": self.chunking,
+            "sparse": self.sparse,
         }
 
     def chunk(
@@ -135,6 +137,7 @@ class DocumentRecord:
             ingested_at=payload["ingested_at"],
             root=payload["root"],
             chunking=int(payload.get("chunking", 1)),
+            sparse=int(payload.get("sparse", 1)),
         )
 
 

@@ -198,7 +198,10 @@ def test_pipeline_accepts_single_files(make_pipeline, store, sample_folder):
     assert Path(store.documents("docs")[0].root) == (sample_folder / "it").resolve()
 
 
-def test_documents_chunked_by_older_rules_are_rechunked_once(make_pipeline, store, sample_folder):
+@pytest.mark.parametrize("older", [{"chunking": 1}, {"sparse": 1}], ids=["chunking", "sparse"])
+def test_documents_chunked_or_encoded_by_older_rules_are_reindexed_once(
+    make_pipeline, store, sample_folder, older
+):
     from dataclasses import replace
 
     from rag.ids import chunk_id
@@ -206,8 +209,9 @@ def test_documents_chunked_by_older_rules_are_rechunked_once(make_pipeline, stor
     make_pipeline().run([sample_folder], "docs")
     clean = {h.id: h.payload for h in store.chunks("docs")}
     old = next(d for d in store.documents("docs") if d.source == "handbook.md")
-    # As an older Citadel left it: older rules, and one chunk more than today's rules give.
-    store.put_document(replace(old, chunking=1))
+    # As an older Citadel left it: older rules (chunking, or BM25 terms), and one chunk more
+    # than today's rules give.
+    store.put_document(replace(old, **older))
     leftover = old.chunk(old.chunks, "stale passage", "stale passage")
     store.upsert_chunks("docs", [leftover], [[0.1] * 384], [SparseVector([], [])])
     assert leftover.id == chunk_id(old.id, old.chunks)

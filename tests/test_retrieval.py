@@ -151,3 +151,64 @@ def test_a_collection_built_with_another_model_is_refused(indexed, embedder) -> 
 
     with pytest.raises(EmbeddingModelMismatch, match="some-other-model"):
         retriever(indexed, embedder).retrieve("anything at all?", ["docs", "other-model"])
+
+
+# Each identifier has a passage that holds it exactly and one with only its parts.
+IDENTIFIER_NOTES = {
+    "dns.md": "# DNS\n\nThe resolver reads its name servers from /etc/resolv.conf at boot.\n",
+    "resolver.md": "# Resolver\n\nThe resolv helper keeps its conf apart; each conf names a "
+    "resolv backend.\n",
+    "uploads.md": "# Uploads\n\nRaise max_upload_size in the server file for large scans.\n",
+    "sizes.md": "# Sizes\n\nThe max size of an upload is set per server; the upload size "
+    "shown is the max.\n",
+    "backups.md": "# Backups\n\nRun the backup with --dry-run first to list what it copies.\n",
+    "drills.md": "# Drills\n\nThe fire drill is a dry run held each spring; the run is not "
+    "dry if it rains.\n",
+    "env.md": "# Images\n\nSet PYTHONDONTWRITEBYTECODE in the image so that no compiled files "
+    "are written.\n",
+    "logging.md": "# Logging\n\nEach module calls getLogger with its own name.\n",
+    "loggers.md": "# Loggers\n\nGet the logger of the week from the team lead; every logger "
+    "gets a badge.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def identifiers(tmp_path_factory, embedder, parsers) -> Iterator[EdgeStore]:
+    base = tmp_path_factory.mktemp("identifiers")
+    for name, text in IDENTIFIER_NOTES.items():
+        (base / name).write_text(text, encoding="utf-8")
+    store = EdgeStore(base / "store")
+    IngestPipeline(store, embedder, Bm25Encoder(), IngestSettings(), parsers=parsers).run(
+        [base], "ops"
+    )
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("question", "exact", "parts_only"),
+    [
+        ("resolv.conf", "dns.md", "resolver.md"),
+        ("max_upload_size", "uploads.md", "sizes.md"),
+        ("--dry-run", "backups.md", "drills.md"),
+        ("getLogger", "logging.md", "loggers.md"),
+    ],
+)
+def test_an_identifier_question_ranks_its_exact_passage_above_its_parts(
+    identifiers, embedder, question: str, exact: str, parts_only: str
+) -> None:
+    ranked = [
+        p.source for p in retriever(identifiers, embedder).retrieve(question, ["ops"]).passages
+    ]
+
+    assert ranked[0] == exact
+    assert parts_only in ranked
+    assert ranked.index(exact) < ranked.index(parts_only)
+
+
+def test_an_environment_variable_alone_finds_the_passage_that_sets_it(
+    identifiers, embedder
+) -> None:
+    found = retriever(identifiers, embedder).retrieve("PYTHONDONTWRITEBYTECODE", ["ops"])
+
+    assert found.passages[0].source == "env.md"
