@@ -63,9 +63,9 @@ _OPENERS = _set("and or but also same et mais pareil idem quid")
 _OPENING_PHRASES = ("what about", "how about", "what if", "de même", "même chose")
 _ANYWHERE = _set("also aussi également")
 _PHRASES = re.compile(
-    r"\b(the (other|previous|former|latter) (one|ones)?|the same( for| thing|$)|as well$"
-    r"|(previous|last|first|second|next|other) ones?\b|la même chose|qu'en est-il"
-    r"|l'autre|(le|la|les) précédente?s?|(le|la) même$)"
+    r"\b(the (other|previous|former|latter)( ones?\b|$)|the same( for| thing|$)|as well$"
+    r"|(previous|last|first|second|next|other) ones?\b|la même chose|qu'en est il"
+    r"|\bl'autre\b|\b(le|la|les) précédente?s?|(le|la) même$)"
 )
 # Words that refer back whenever the question does not hold what they point to.
 _ALWAYS = _set("they them he she him theirs lui cela ça ca ceci")
@@ -127,7 +127,7 @@ def depends_on_history(question: str, history: Sequence[Message]) -> bool:
     words = [t.word for t in tokens if t.word not in ",;"]
     if not words:
         return False
-    text = " ".join(t.raw.casefold() for t in tokens).replace("' ", "'")
+    text = " ".join(_normalised(question).casefold().replace("-", " ").split())
     content = [w for w in words if _is_content(w)]
     return (
         words[0] in _OPENERS
@@ -140,8 +140,12 @@ def depends_on_history(question: str, history: Sequence[Message]) -> bool:
     )
 
 
+def _normalised(question: str) -> str:
+    return unicodedata.normalize("NFC", question).replace("’", "'").replace("‘", "'")
+
+
 def _tokens(question: str) -> list[_Token]:
-    text = unicodedata.normalize("NFC", question).replace("’", "'").replace("‘", "'")
+    text = _normalised(question)
     tokens = []
     for match in _WORD.finditer(text):
         raw = match.group()

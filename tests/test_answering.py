@@ -593,17 +593,23 @@ def test_a_standalone_question_after_an_off_topic_one_is_answered_in_search_mode
     _assert_search_mode(answer)
 
 
-def test_an_off_topic_question_after_an_on_topic_one_is_refused_in_search_mode(
+def test_an_off_topic_question_after_an_on_topic_one_gets_what_it_gets_alone_in_search_mode(
     service: ServiceFactory, closed_port_url: str
 ) -> None:
+    """Not the previous subject's passages: refused, where the evidence says so, as if it
+    were the first question."""
     answers, _ = service(closed_port_url)
 
-    _, answer = ask(answers, ABSENT_QUESTION, history=HISTORY)
+    _, alone = ask(answers, ABSENT_QUESTION)
+    _, after = ask(answers, ABSENT_QUESTION, history=HISTORY)
 
-    assert answer.standalone_question == ABSENT_QUESTION
-    assert answer.refused is True
-    assert answer.text == REFUSAL
-    assert answer.citations == []
+    assert after.standalone_question == ABSENT_QUESTION
+    assert (after.refused, after.evidence, after.text) == (
+        alone.refused,
+        alone.evidence,
+        alone.text,
+    )
+    assert [p.chunk_id for p in after.passages] == [p.chunk_id for p in alone.passages]
 
 
 def test_a_standalone_question_with_a_history_is_answered_without_a_rewrite_request(
