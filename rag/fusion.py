@@ -1,4 +1,5 @@
-"""Rank fusion: one ranking from the dense and the sparse rankings of the same question.
+"""Rank fusion: one ranking from the dense and the sparse rankings of the same question,
+then diversified so that one document does not fill the top of the list.
 
 Reciprocal rank fusion uses ranks only, so cosine similarities and BM25 scores, which live
 on unrelated scales, need no calibration against each other.
@@ -6,9 +7,10 @@ on unrelated scales, need no calibration against each other.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
-from rag.types import SearchHit
+from rag.types import Passage, SearchHit
 
 
 def reciprocal_rank_fusion(
@@ -25,3 +27,18 @@ def reciprocal_rank_fusion(
             first_seen.setdefault(hit.id, hit)
     ordered = sorted(scores, key=lambda i: scores[i], reverse=True)
     return [(first_seen[i], scores[i]) for i in ordered]
+
+
+def diversify(passages: Sequence[Passage], per_document: int, within: int) -> list[Passage]:
+    """The first `within` passages hold at most `per_document` of any one document; the
+    passages moved out of them follow, all in their order. The best passage stays first."""
+    taken: Counter[str] = Counter()
+    head: list[Passage] = []
+    for p in passages:
+        if len(head) == within:
+            break
+        if taken[p.document_id] < per_document:
+            taken[p.document_id] += 1
+            head.append(p)
+    chosen = {id(p) for p in head}
+    return head + [p for p in passages if id(p) not in chosen]

@@ -1,4 +1,5 @@
-"""Question in, ranked passages out: dense and sparse searches, fused, reranked, expanded.
+"""Question in, ranked passages out: dense and sparse searches, fused, reranked, diversified,
+expanded.
 
 Every search is confined to the collections the caller passes in; callers decide which
 collections a user may read (the server, from the user's teams) and never pass others.
@@ -19,7 +20,7 @@ from rag.errors import (
     QuestionTooLong,
 )
 from rag.evidence import Evidence, assess
-from rag.fusion import reciprocal_rank_fusion
+from rag.fusion import diversify, reciprocal_rank_fusion
 from rag.ids import chunk_id
 from rag.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from rag.settings import RetrievalSettings
@@ -91,7 +92,7 @@ class Retriever:
         if self._reranker is not None and passages:
             passages = self._rerank(question, passages[: s.rerank_candidates])
         reranked_top = passages[0].score if self._reranker is not None and passages else None
-        passages = passages[:top_k]
+        passages = diversify(passages, s.max_per_document, s.diverse_top)[:top_k]
         evidence = assess(dense_hits, sparse_hits, s.min_evidence, s.candidates, reranked_top)
         if s.neighbours and passages:
             passages = self._with_neighbours(passages, s.neighbours)

@@ -100,6 +100,16 @@ class RetrievalSettings(BaseModel):
         "(snake_case, --option, file.name, getLogger): a dense model knows little of them, "
         "and the passage that holds one exactly should come first.",
     )
+    max_per_document: int = Field(
+        2,
+        ge=1,
+        description="Passages of one document at most among the first diverse_top: the "
+        "others move down, in their order, so a document with many similar chunks does not "
+        "hide the other documents.",
+    )
+    diverse_top: int = Field(
+        5, ge=0, description="Leading passages kept diverse (max_per_document); 0: off."
+    )
     rerank_model: str | None = Field(
         None,
         description="sentence-transformers CrossEncoder (folder path or cached name) that "

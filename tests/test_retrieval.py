@@ -172,15 +172,21 @@ IDENTIFIER_NOTES = {
 }
 
 
-@pytest.fixture(scope="module")
-def identifiers(tmp_path_factory, embedder, parsers) -> Iterator[EdgeStore]:
-    base = tmp_path_factory.mktemp("identifiers")
-    for name, text in IDENTIFIER_NOTES.items():
+def ingested(base: Path, documents: dict[str, str], collection: str, embedder, parsers):
+    """A store with these Markdown documents ingested into `collection`."""
+    for name, text in documents.items():
         (base / name).write_text(text, encoding="utf-8")
     store = EdgeStore(base / "store")
     IngestPipeline(store, embedder, Bm25Encoder(), IngestSettings(), parsers=parsers).run(
-        [base], "ops"
+        [base], collection
     )
+    return store
+
+
+@pytest.fixture(scope="module")
+def identifiers(tmp_path_factory, embedder, parsers) -> Iterator[EdgeStore]:
+    base = tmp_path_factory.mktemp("identifiers")
+    store = ingested(base, IDENTIFIER_NOTES, "ops", embedder, parsers)
     yield store
     store.close()
 
@@ -212,3 +218,52 @@ def test_an_environment_variable_alone_finds_the_passage_that_sets_it(
     found = retriever(identifiers, embedder).retrieve("PYTHONDONTWRITEBYTECODE", ["ops"])
 
     assert found.passages[0].source == "env.md"
+
+
+OFFICES = ["Paris", "Lyon", "Lille", "Nantes", "Nice", "Brest", "Metz"]
+EXPENSES_GUIDE = "# Expenses guide\n\n" + "\n".join(
+    f"## Expense claims in {office}\n\nSubmit your expense claims for travel with receipts "
+    f"through the expenses portal; claims from the {office} office are reviewed weekly.\n"
+    for office in OFFICES
+)
+TRAVEL_POLICY = (
+    "# Travel policy\n\n## Reimbursement\n\nTravel costs are reimbursed within 30 days of "
+    "the claim, by bank transfer.\n"
+)
+PER_DIEM = "# Per diem\n\nMeals on business trips are covered by a daily allowance of 40 EUR.\n"
+MILEAGE = "# Mileage\n\nA private car used for a business trip is paid 0.45 EUR per kilometre.\n"
+EXPENSES_QUESTION = "How do I submit travel expense claims?"
+
+
+@pytest.fixture(scope="module")
+def repetitive(tmp_path_factory, embedder, parsers) -> Iterator[EdgeStore]:
+    """One document with a near-duplicate matching chunk per office, and other documents
+    with one relevant chunk each."""
+    documents = {
+        "expenses-guide.md": EXPENSES_GUIDE,
+        "travel-policy.md": TRAVEL_POLICY,
+        "per-diem.md": PER_DIEM,
+        "mileage.md": MILEAGE,
+    }
+    store = ingested(tmp_path_factory.mktemp("repetitive"), documents, "hr", embedder, parsers)
+    yield store
+    store.close()
+
+
+def test_one_document_does_not_fill_the_top_of_the_list(repetitive, embedder) -> None:
+    undiversified = retriever(repetitive, embedder, diverse_top=0)
+    diversified = retriever(repetitive, embedder)
+
+    before = [p.source for p in undiversified.retrieve(EXPENSES_QUESTION, ["hr"]).passages]
+    after = diversified.retrieve(EXPENSES_QUESTION, ["hr"]).passages
+
+    assert before[:5] == ["expenses-guide.md"] * 5  # what users saw
+    top = [p.source for p in after[:5]]
+    assert top.count("expenses-guide.md") == 2
+    assert {"travel-policy.md", "per-diem.md", "mileage.md"} <= set(top)
+    assert after[0].source == before[0]  # the best passage stays first
+    # the guide's passages moved down follow in their order, with their neighbours
+    guide = [p for p in after if p.source == "expenses-guide.md"]
+    assert len(guide) == 3
+    assert [p.score for p in guide] == sorted((p.score for p in guide), reverse=True)
+    assert any(p.before or p.after for p in guide)
