@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from ingest.pipeline import chunker_for
 from rag.errors import CitadelError, CollectionNotFound
 from rag.ports import Embedder, SparseEncoder, VectorStore
 from rag.settings import IngestSettings
+from rag.sparse import SPARSE_VERSION
 from rag.types import CollectionSpec, DocumentRecord, SearchHit
 
 
@@ -80,7 +81,8 @@ def reindex(
         store.put_stored_chunks(collection, chunks[part], dense, vectors)
         progress(min(start + batch, len(chunks)), len(chunks))
     for payload in documents:  # last: a record's presence means its document is complete
-        store.put_document(DocumentRecord.from_payload(payload))
+        # Its sparse vectors are now of this release's encoding: no re-index at next ingest.
+        store.put_document(replace(DocumentRecord.from_payload(payload), sparse=SPARSE_VERSION))
     store.optimize(collection)
     backup.unlink()
     return ReindexReport(
