@@ -5,7 +5,8 @@ model's own tokenizer and special tokens, never exceeds the embedder's window, s
 embedder never truncates silently. Boundaries follow the document: a chunk never spans two
 sections, two slides or two sheets, nor two PDF pages except for a sentence that a page
 break cut in two (it is joined, and cites both pages); a table stays whole when it fits and
-is otherwise split by rows with its header row repeated.
+is otherwise split by rows with its header row repeated. A chunk on more than one page keeps
+where in its text each page starts, so a citation names the page of its sentence.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ _CODE_CHARACTERS = re.compile(r"[/\\~=<>{}|@$]")  # paths, options, addresses: n
 # older version are re-chunked by the next ingestion even though their files are unchanged.
 # 2: sentences cut by PDF page breaks are joined; PDF file names and terms are not headings.
 # 3: page footers are never joined; unnumbered titles outside PDFs need no capital.
-CHUNKING_VERSION = 3
+# 4: chunks on two pages keep where each page starts; a split paragraph's pieces keep only
+#    the pages they are on.
+CHUNKING_VERSION = 4
 _UNIT_BY_TYPE = {"pdf": "page", "pptx": "slide", "xlsx": "sheet"}
 
 
@@ -43,6 +46,9 @@ class ChunkDraft:
     pages: tuple[int, ...] = ()
     slide: int | None = None
     sheet: str | None = None
+    # Chunks on more than one PDF page: (character offset in `text`, page) where each page
+    # starts, the first at offset 0; empty for a chunk on one page.
+    page_starts: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -50,14 +56,14 @@ class _Block:
     text: str
     page: int | None
     rows: list[list[str]] | None = None  # tables: cells, for row-wise splitting
-    end_page: int | None = None  # a paragraph continued on the next page ends there
     category: str = ""
+    # A paragraph continued on the next page: (offset in `text`, page) where that page starts.
+    breaks: list[tuple[int, int]] = field(default_factory=list)
 
     @property
-    def pages(self) -> tuple[int, ...]:
-        if self.page is None:
-            return ()
-        return tuple(range(self.page, (self.end_page or self.page) + 1))
+    def starts(self) -> list[tuple[int, int]]:
+        """Where each page starts in the text, the block's own page at offset 0."""
+        return [] if self.page is None else [(0, self.page), *self.breaks]
 
 
 @dataclass
@@ -110,8 +116,9 @@ class Chunker:
             crossing_page = unit_kind == "page" and current is not None and current.unit != unit
             if crossing_page and current is not None and _continues(current, element):
                 cut = current.blocks[-1]
+                if element.page is not None:
+                    cut.breaks.append((len(cut.text) + 1, element.page))
                 cut.text = f"{cut.text} {element.text.strip()}"
-                cut.end_page = element.page
                 continue
             if current is None or current.unit != unit:
                 headings = tuple(h.text for h in trail)
@@ -134,42 +141,51 @@ class Chunker:
     def _pack(self, section: _Section, title: str, file_type: str) -> list[ChunkDraft]:
         header = self._header(title, section.headings)
         budget = self._max - self._count(header)
-        texts: list[tuple[str, tuple[int, ...]]] = []
+        texts: list[tuple[str, list[tuple[int, int]]]] = []  # text, where its pages start
         pieces: list[str] = []
-        pages: set[int] = set()
+        starts: list[tuple[int, int]] = []
         used = 0
 
         def flush() -> None:
-            nonlocal pieces, pages, used
-            texts.extend((t, tuple(sorted(pages))) for t in _flush(pieces))
-            pieces, pages, used = [], set(), 0
+            nonlocal pieces, starts, used
+            texts.extend((t, starts) for t in _flush(pieces))
+            pieces, starts, used = [], [], 0
 
         for block in section.blocks:
             size = self.tokens(block.text)
             if size > budget:
                 flush()
-                texts.extend((t, block.pages) for t in self._split_block(block, budget))
+                split = self._split_block(block, budget)
+                texts.extend(zip(split, _piece_starts(block, split), strict=True))
                 continue
             if pieces and used + size > budget:
                 flush()
+            offset = sum(len(p) + 2 for p in pieces)  # joined with "\n\n" by _flush
+            starts.extend((offset + at, page) for at, page in block.starts)
             pieces.append(block.text)
-            pages.update(block.pages)
             used += size
         flush()
-        return [self._draft(t, header, section, file_type, p) for t, p in texts]
+        return [self._draft(t, header, section, file_type, s) for t, s in texts]
 
     def _draft(
-        self, text: str, header: str, section: _Section, file_type: str, pages: tuple[int, ...]
+        self,
+        text: str,
+        header: str,
+        section: _Section,
+        file_type: str,
+        starts: list[tuple[int, int]],
     ) -> ChunkDraft:
+        pdf = file_type == "pdf"
+        changes = _page_changes(starts)
+        pages = tuple(sorted({page for _, page in changes}))
         return ChunkDraft(
             text=text,
             embed_text=f"{header}\n\n{text}",
             headings=section.headings,
-            pages=(pages or ((section.page,) if section.page else ()))
-            if file_type == "pdf"
-            else (),
+            pages=(pages or ((section.page,) if section.page else ())) if pdf else (),
             slide=section.page if file_type == "pptx" else None,
             sheet=section.sheet if file_type == "xlsx" else None,
+            page_starts=tuple(changes) if pdf and len(pages) > 1 else (),
         )
 
     def _header(self, title: str, headings: tuple[str, ...]) -> str:
@@ -243,6 +259,36 @@ class Chunker:
     def _content_ids(self, text: str) -> list[int]:
         # SentenceSplitter only needs a sequence whose length is the token count.
         return [0] * self.tokens(text)
+
+
+def _page_changes(starts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`starts` in text order, with only the entries where the page changes."""
+    changes: list[tuple[int, int]] = []
+    for at, page in sorted(starts):
+        if not changes or changes[-1][1] != page:
+            changes.append((at, page))
+    return changes
+
+
+def _piece_starts(block: _Block, pieces: list[str]) -> list[list[tuple[int, int]]]:
+    """For each piece of a split block, where the block's pages start in it: a piece keeps
+    only the pages it is on. The pieces overlap and may differ from the text in whitespace,
+    so each is found by its first words, searching on from the previous one."""
+    starts = block.starts
+    out: list[list[tuple[int, int]]] = []
+    cursor = 0
+    for piece in pieces:
+        words = piece.split()[:8]
+        pattern = r"\s*".join(re.escape(w) for w in words) if words else None
+        found = re.compile(pattern).search(block.text, cursor) if pattern else None
+        if found is None or not starts:
+            out.append(list(starts))  # not found (a hard-split giant word): all its pages
+            continue
+        begin, end = found.start(), found.start() + len(piece)
+        cursor = begin + 1
+        first = max((s for s in starts if s[0] <= begin), default=starts[0])[1]
+        out.append([(0, first)] + [(at - begin, p) for at, p in starts if begin < at < end])
+    return out
 
 
 def _flush(pieces: list[str], sep: str = "\n\n") -> list[str]:

@@ -336,7 +336,9 @@ class IngestPipeline:
             sparse=SPARSE_VERSION,
         )
         chunks = [
-            record.chunk(n, d.text, d.embed_text, d.headings, d.pages, d.slide, d.sheet)
+            record.chunk(
+                n, d.text, d.embed_text, d.headings, d.pages, d.slide, d.sheet, d.page_starts
+            )
             for n, d in enumerate(prepared.drafts)
         ]
         if item.previous is not None and item.previous.sha256 == item.sha256:

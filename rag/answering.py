@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 
-from rag.citations import Embed, MarkerFilter, cite
+from rag.citations import Embed, MarkerFilter, cite, shown_for
 from rag.errors import GeneratorError
 from rag.followup import depends_on_history
 from rag.language import language_of, refusal_for, says_not_found
@@ -266,7 +266,7 @@ class AnswerService:
             **base,  # type: ignore[arg-type]
             text="",
             citations=[
-                Citation(i, p, _lead(p.text), aligned=False)
+                Citation(i, shown_for(p, retrieval.question), _lead(p.text), aligned=False)
                 for i, p in enumerate(passages, start=1)
             ],
             passages=passages,

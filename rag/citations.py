@@ -125,15 +125,17 @@ def cite(
                 placed[claim.end] = number
                 aligned_numbers.add(number)
                 cited_by.setdefault(number, []).append(claim.text)
-    citations = [
-        Citation(
-            number=n,
-            passage=passages[n - 1],
-            snippet=_snippet(passages[n - 1].text, " ".join(cited_by[n])),
-            aligned=n in aligned_numbers and n not in written_by_model,
+    citations = []
+    for n in sorted(cited_by):
+        snippet = _snippet(passages[n - 1].text, " ".join(cited_by[n]))
+        citations.append(
+            Citation(
+                number=n,
+                passage=passages[n - 1].at(snippet),  # cited at the page of its sentence
+                snippet=snippet,
+                aligned=n in aligned_numbers and n not in written_by_model,
+            )
         )
-        for n in sorted(cited_by)
-    ]
     return CitedText(_with_placed_markers(text, placed), citations, unsupported, dropped)
 
 
@@ -312,6 +314,14 @@ def marker_support(text: str, passage_texts: Mapping[int, str]) -> list[str]:
             passage = passage_texts.get(int(marker.group(1)))
             support.append(_snippet(passage, claim) if passage is not None else "")
     return support
+
+
+def shown_for(passage: Passage, question: str) -> Passage:
+    """A passage shown for a question without an answer to cite it (search mode, the
+    evaluation's page): at the page of its sentence that best matches the question."""
+    if not passage.page_starts:  # on one page: nothing to choose
+        return passage
+    return passage.at(_snippet(passage.text, question))
 
 
 def _snippet(passage_text: str, cited_by: str) -> str:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from llama_index.core.evaluation.retrieval.metrics import MRR, HitRate
 
+from rag.citations import shown_for
 from rag.errors import CitadelError, ConfigurationError, InvalidQuestion, InvalidQuestionSet
 from rag.settings import LlmSettings
 from rag.types import Answer
@@ -173,6 +174,7 @@ class Retrieved:
     source: str  # relative to the corpus root
     pages: tuple[int, ...]
     score: float
+    page: int | None = None  # of its sentence that best matches the question (PDFs)
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,12 @@ class Outcome:
             row["citations"] = [c.to_json() for c in self.citations]
             row["unsupported"] = list(self.unsupported)
         row["retrieved"] = [
-            {"source": r.source, "pages": list(r.pages), "score": round(r.score, 6)}
+            {
+                "source": r.source,
+                "pages": list(r.pages),
+                "score": round(r.score, 6),
+                **({"page": r.page} if r.page is not None else {}),
+            }
             for r in self.retrieved
         ]
         row["latency_ms"] = round(self.latency_ms, 2)
@@ -267,7 +274,12 @@ class Outcome:
         return cls(
             id=row["id"],
             retrieved=[
-                Retrieved(r["source"], tuple(r.get("pages") or ()), float(r.get("score", 0)))
+                Retrieved(
+                    r["source"],
+                    tuple(r.get("pages") or ()),
+                    float(r.get("score", 0)),
+                    r.get("page"),
+                )
                 for r in row["retrieved"]
             ],
             refused=bool(row.get("refused")),
@@ -289,12 +301,13 @@ class Outcome:
         return list(dict.fromkeys(r.source for r in self.retrieved))
 
     def page_for(self, source: str) -> int | None:
-        """The page cited for `source`, else the first page of its best-ranked passage."""
+        """The page cited for `source`, else that of the sentence of its best-ranked passage
+        that best matches the question (the passage's first page in older `--out` files)."""
         if source in self.cited_pages:
             return self.cited_pages[source]
         for r in self.retrieved:
             if r.source == source and r.pages:
-                return r.pages[0]
+                return r.page if r.page is not None else r.pages[0]
         return None
 
 
@@ -630,7 +643,8 @@ def _retrieve(
     outcome = Outcome(
         id=item.id,
         retrieved=[
-            Retrieved(to_source(p.document_id), p.pages, p.score) for p in retrieval.passages
+            Retrieved(to_source(p.document_id), p.pages, p.score, shown_for(p, item.question).page)
+            for p in retrieval.passages
         ],
         refused=retrieval.weak_evidence,
         latency_ms=retrieval.latency_ms,
@@ -675,8 +689,8 @@ def _answered(
                 c.snippet,
             )
         )
-        if c.passage.pages:
-            outcome.cited_pages.setdefault(source, c.passage.pages[0])
+        if c.passage.page is not None:
+            outcome.cited_pages.setdefault(source, c.passage.page)
     return outcome
 
 

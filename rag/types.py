@@ -3,7 +3,8 @@ ends (documents, chunks, passages, citations, answers)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rag.ids import chunk_id
@@ -36,8 +37,10 @@ class Chunk:
     ingested_at: str
     slide: int | None = None
     sheet: str | None = None
+    page_starts: tuple[tuple[int, int], ...] = ()  # see Passage.page_starts
 
     def payload(self) -> dict[str, Any]:
+        starts = {"page_starts": [list(s) for s in self.page_starts]} if self.page_starts else {}
         return {
             "kind": "chunk",
             "document_id": self.document_id,
@@ -53,6 +56,7 @@ class Chunk:
             "text": self.text,
             "sha256": self.sha256,
             "ingested_at": self.ingested_at,
+            **starts,  # only on chunks that span pages: most payloads stay as they were
         }
 
 
@@ -101,6 +105,7 @@ class DocumentRecord:
         pages: tuple[int, ...] = (),
         slide: int | None = None,
         sheet: str | None = None,
+        page_starts: tuple[tuple[int, int], ...] = (),
     ) -> Chunk:
         """A passage of this document: its identity fields come from the record, never
         retyped, so a chunk always agrees with the document it belongs to."""
@@ -120,6 +125,7 @@ class DocumentRecord:
             ingested_at=self.ingested_at,
             slide=slide,
             sheet=sheet,
+            page_starts=page_starts,
         )
 
     @classmethod
@@ -195,6 +201,11 @@ class Passage:
     sheet: str | None = None
     before: str = ""  # neighbouring chunks of the same document, given to the model as context
     after: str = ""
+    # A passage on more than one PDF page: (character offset in `text`, page) where each page
+    # starts. Empty on one page, and in collections indexed before sentences kept their page.
+    page_starts: tuple[tuple[int, int], ...] = ()
+    # The page of the sentence the passage is cited or shown for (`at`); None: its first page.
+    sentence_page: int | None = None
 
     @classmethod
     def from_hit(cls, hit: SearchHit, score: float, dense_score: float | None = None) -> Passage:
@@ -214,11 +225,39 @@ class Passage:
             dense_score=dense_score,
             slide=p.get("slide"),
             sheet=p.get("sheet"),
+            page_starts=tuple((int(at), int(page)) for at, page in p.get("page_starts") or ()),
         )
 
     @property
+    def page(self) -> int | None:
+        """The PDF page to cite and open: its sentence's, else the passage's first."""
+        if self.sentence_page is not None:
+            return self.sentence_page
+        return self.pages[0] if self.pages else None
+
+    def page_at(self, offset: int) -> int | None:
+        """The PDF page of the character at `offset` in `text`."""
+        page = self.pages[0] if self.pages else None
+        for at, starts in self.page_starts:
+            if at > offset:
+                break
+            page = starts
+        return page
+
+    def at(self, sentence: str) -> Passage:
+        """The passage cited for one of its sentences: its page is that sentence's (where the
+        sentence starts). A sentence not found in the text leaves the passage's first page."""
+        if not self.page_starts or not sentence.strip():
+            return self
+        start = _find_sentence(self.text, sentence)
+        return self if start is None else replace(self, sentence_page=self.page_at(start))
+
+    @property
     def location(self) -> str:
-        """Where in the document: 'page 4', 'pages 4-5', 'slide 3', 'sheet X', or the section."""
+        """Where in the document: 'page 4', 'pages 4-5', 'slide 3', 'sheet X', or the section;
+        the page of its sentence when it is cited for one."""
+        if self.sentence_page is not None:
+            return f"page {self.sentence_page}"
         if self.pages:
             first, last = self.pages[0], self.pages[-1]
             return f"page {first}" if first == last else f"pages {first}-{last}"
@@ -233,6 +272,16 @@ class Passage:
         """The document and the place in it, as every front end names a source:
         'handbook.md, Leave' or 'policy.pdf, page 2' (untrusted text: escape it to show it)."""
         return f"{self.source}, {self.location}" if self.location else self.source
+
+
+def _find_sentence(text: str, sentence: str) -> int | None:
+    """Where `sentence` starts in `text`, whatever the whitespace between its words (a
+    snippet shortened with "…" is found by what it kept)."""
+    words = sentence.removesuffix("…").split()
+    if not words:
+        return None
+    match = re.search(r"\s+".join(re.escape(w) for w in words), text)
+    return match.start() if match else None
 
 
 @dataclass(frozen=True)

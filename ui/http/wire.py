@@ -103,6 +103,11 @@ class PassageOut(BaseModel):
     title: str
     location: str
     pages: list[int]
+    page: int | None = Field(
+        default=None,
+        description="PDFs: the page to open, that of the sentence the passage is cited for "
+        "(a passage may run onto a second page); otherwise the first of `pages`.",
+    )
     slide: int | None
     sheet: str | None
     headings: list[str]
@@ -123,6 +128,7 @@ class PassageOut(BaseModel):
             title=p.title,
             location=p.location,
             pages=list(p.pages),
+            page=p.page,
             slide=p.slide,
             sheet=p.sheet,
             headings=list(p.headings),
@@ -139,6 +145,8 @@ class PassageOut(BaseModel):
             title=self.title,
             headings=tuple(self.headings),
             pages=tuple(self.pages),
+            # Its sentence's page is kept only where it says more than the first page.
+            sentence_page=self.page if len(set(self.pages)) > 1 else None,
             number=self.chunk,
             text=self.text,
             score=self.score,

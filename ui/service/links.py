@@ -26,8 +26,9 @@ class FileLinks:
         self._clock = clock
 
     def make(self, user: str, passage: Passage) -> str:
-        """A link to the passage's file (at the page, for PDFs) for `user` only."""
-        anchor = f"#page={passage.pages[0]}" if passage.pages else ""
+        """A link to the passage's file (at the page of its cited sentence, for PDFs) for
+        `user` only."""
+        anchor = f"#page={passage.page}" if passage.page is not None else ""
         return self.for_document(user, passage.document_id) + anchor
 
     def for_document(self, user: str, document_id: str) -> str:

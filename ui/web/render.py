@@ -111,8 +111,8 @@ def highlight(text: str, snippet: str) -> str:
 
 
 def open_label(passage: Passage) -> str:
-    if passage.file_type == "pdf" and passage.pages:
-        return f"Open the document at page {passage.pages[0]}"
+    if passage.file_type == "pdf" and passage.page is not None:
+        return f"Open the document at page {passage.page}"
     if passage.file_type in ("pdf", "txt"):
         return "Open the document"
     return "Download the original file"
@@ -192,10 +192,13 @@ def _blocks(
     other sentence a claim's marker points to (`claims`: number -> sentences 1, 2, …)."""
     parts = []
     for s in sources:
-        link = link_for(s.passage)
         snippets = [s.snippet, *(claims or {}).get(s.number, ())]
         for variant, snippet in enumerate(snippets):
-            parts.append(source_block(answer_id, s.number, s.passage, snippet, link, variant))
+            # Each sentence at its own page: a passage may run from one page onto the next.
+            cited = s.passage.at(snippet) if variant else s.passage
+            parts.append(
+                source_block(answer_id, s.number, cited, snippet, link_for(cited), variant)
+            )
     return "".join(parts)
 
 
