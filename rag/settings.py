@@ -26,6 +26,13 @@ class EmbeddingSettings(BaseModel):
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Texts embedded per batch.")
     device: str = Field("cpu", description="torch device for the embedder.")
+    backend: Literal["torch", "onnx-int8"] = Field(
+        "torch",
+        description="What runs the model: sentence-transformers on torch (float32), or the "
+        "folder's int8 ONNX file through onnxruntime (made once at install time by "
+        "`python -m rag.e5_onnx FOLDER`; several times faster on CPU, same vectors within "
+        "int8 rounding, so collections are shared with the torch backend).",
+    )
 
 
 class QdrantSettings(BaseModel):
