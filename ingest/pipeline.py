@@ -130,7 +130,9 @@ class IngestPipeline:
         with _ParseAhead(work, self._parsers, self._settings, reading) as parsed:
             # The parser processes warm up while the embedding model loads (when it must).
             if existing is None:
-                spec = CollectionSpec(self._embedder.model_name, self._embedder.dimension)
+                spec = CollectionSpec(
+                    self._embedder.model_name, self._embedder.dimension, self._embedder.backend
+                )
                 self._vector_store.ensure_collection(collection, spec)
             self._progress.start(len(work))
             try:

@@ -143,3 +143,7 @@ class OnnxInt8Embedder:
 
     def use_threads(self, threads: int) -> None:
         self._threads = max(1, threads)
+
+    @property
+    def backend(self) -> str:
+        return "onnx-int8"
