@@ -95,9 +95,10 @@ def test_vectors_and_token_counts_agree_with_the_float32_model(
     assert np.min(np.sum(passages * want_p, axis=1)) > 0.97
     assert np.min(np.sum(queries * want_q, axis=1)) > 0.97
     assert np.allclose(np.linalg.norm(passages, axis=1), 1, atol=1e-3)
-    # One text embedded alone or within a batch of longer ones: the same vector (padding).
+    # Alone or within a batch of longer ones: padding is masked out, but int8 activations
+    # take one scale per batch, so the vector moves a little (measured 0.986..0.998).
     alone = np.array(embedder.embed_documents([TEXTS[2]]))[0]
-    assert float(alone @ passages[2]) > 0.999
+    assert float(alone @ passages[2]) > 0.98
 
 
 def test_the_backend_is_chosen_by_the_settings_and_never_made_at_run_time(
