@@ -30,8 +30,10 @@ class EmbeddingSettings(BaseModel):
         "torch",
         description="What runs the model: sentence-transformers on torch (float32), or the "
         "folder's int8 ONNX file through onnxruntime (made once at install time by "
-        "`python -m rag.e5_onnx FOLDER`; several times faster on CPU, same vectors within "
-        "int8 rounding, so collections are shared with the torch backend).",
+        "`python -m rag.e5_onnx FOLDER`): about half the CPU per chunk, vectors within int8 "
+        "rounding of float32 (cosine 0.997 on average), so collections are shared with the "
+        "torch backend; measured on the handbook, dense-only: same hit@5, MRR@10 lower by "
+        "1.8 (English) and 5.3 (French) points.",
     )
 
 
