@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,11 @@ def export_fp32(folder: Path, out: Path) -> None:
     # Traced with padding in the batch: a mask of ones only would let the model skip masking.
     ids = torch.tensor([[0, 5, 6, 7, 2], [0, 5, 2, 1, 1]], dtype=torch.long)
     mask = (ids != 1).long()
-    with torch.no_grad():
+    # The TorchScript exporter (dynamo=False): the torch.export one needs onnxscript, which
+    # Citadel does not install. It warns that it is legacy and that tracing fixes Python
+    # branches on tensors (transformers' mask shortcuts, settled by the padded example).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
             (ids, mask),
