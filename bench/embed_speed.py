@@ -171,7 +171,7 @@ def onnx_files(folder: Path, scratch: Path) -> dict[str, Path]:
     scratch.mkdir(parents=True, exist_ok=True)
     files = {
         "fp32": scratch / "model.onnx",
-        "int8": scratch / "model-int8.onnx",
+        "int8": scratch / "model-int8.onnx",  # what `rag.e5_onnx` makes is "fused-int8"
         "fused-fp32": scratch / "opt.onnx",
         "fused-int8": scratch / "opt-int8.onnx",
     }
