@@ -86,6 +86,13 @@ models-test: install
 models-demo: install
 	$(PY) -m rag.weights $(MODELS_DIR) qwen2.5-coder-1.5b
 
+# The int8 ONNX file of the default embedder, for `embedding.backend: onnx-int8` (about half
+# the CPU per chunk; not the default: it costs 2-5 points of MRR, see README): exported and
+# quantised from the installed folder, recorded in its citadel-onnx.json.
+.PHONY: models-e5-int8
+models-e5-int8: install
+	$(PY) -m rag.e5_onnx "$$($(PY) -c 'from rag.e5_convert import installed_folder; print(installed_folder())')"
+
 # The browser tests drive Debian's chromium through Playwright (which never downloads a
 # browser). Installed here when missing and this user may; otherwise the way to get it.
 CHROMIUM := /usr/bin/chromium

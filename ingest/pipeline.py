@@ -137,17 +137,22 @@ class IngestPipeline:
         with _ParseAhead(work, self._parsers, self._settings, reading) as parsed:
             # The parser processes warm up while the embedding model loads (when it must).
             if existing is None:
-                spec = CollectionSpec(self._embedder.model_name, self._embedder.dimension)
+                spec = CollectionSpec(
+                    self._embedder.model_name, self._embedder.dimension, self._embedder.backend
+                )
                 self._vector_store.ensure_collection(collection, spec)
             self._progress.start(len(work))
             try:
+
+                def busy() -> int:
+                    return 0 if parsed.done.is_set() else self._settings.parser_processes
+
                 prepared = (
                     self._prepare(work[o.job.key], o, report) for o in parsed.outcomes(report)
                 )
                 # Full, length-sorted batches across documents embed faster than one call
                 # per document (less padding).
                 for batch in _batches(prepared, self._settings.embed_batch_chunks):
-                    busy = 0 if parsed.done.is_set() else self._settings.parser_processes
                     for outcome in self._embed_and_store(batch, collection, busy, report):
                         report.add(outcome)
                         self._progress.file_done(outcome)
@@ -264,19 +269,17 @@ class IngestPipeline:
         self,
         batch: list[_Prepared | FileOutcome],
         collection: str,
-        busy_parsers: int,
+        busy_parsers: Callable[[], int],
         report: IngestReport,
     ) -> Iterator[FileOutcome]:
         """The batch's chunks embedded together, then each document stored in order:
-        chunks, stale chunks removed, record last."""
+        chunks, stale chunks removed, record last. `busy_parsers`: parser processes at work
+        now (asked before each slice: the parsers often finish within a batch)."""
         docs = [p for p in batch if isinstance(p, _Prepared)]
-        # Parser processes still at work own a core each: the embedder takes the rest, so
-        # the two never fight over the same core.
-        self._embedder.use_threads(max(1, cpu_count() - busy_parsers))
         t1 = time.monotonic()
         texts = [d.embed_text for p in docs for d in p.drafts]
         owners = [p.item.candidate.source for p in docs for _ in p.drafts]
-        dense = iter(self._embed(texts, owners))
+        dense = iter(self._embed(texts, owners, busy_parsers))
         report.times.embed += time.monotonic() - t1
         for prepared in batch:
             if isinstance(prepared, FileOutcome):
@@ -288,7 +291,9 @@ class IngestPipeline:
             report.times.embed += time.monotonic() - t2
             yield self._write(prepared, vectors, sparse, collection, report)
 
-    def _embed(self, texts: list[str], owners: list[str]) -> list[list[float]]:
+    def _embed(
+        self, texts: list[str], owners: list[str], busy_parsers: Callable[[], int] = lambda: 0
+    ) -> list[list[float]]:
         """Sorted by length once for the whole batch (little padding), embedded in slices so
         the progress display moves every few seconds. `owners`: each text's document
         (its source), whose own count of chunks embedded is reported after each slice."""
@@ -298,6 +303,9 @@ class IngestPipeline:
         done: Counter[str] = Counter()
         for start in range(0, len(order), _EMBED_SLICE):
             part = order[start : start + _EMBED_SLICE]
+            # Parser processes still at work own a core each: the embedder takes the rest,
+            # so the two never fight over the same core; all of them once parsing is over.
+            self._embedder.use_threads(max(1, cpu_count() - busy_parsers()))
             for i, vector in zip(
                 part, self._embedder.embed_documents([texts[i] for i in part]), strict=True
             ):

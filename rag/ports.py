@@ -43,6 +43,12 @@ class Embedder(Protocol):
         """Cores the embedder may use from now on (others are busy parsing)."""
         ...
 
+    @property
+    def backend(self) -> str:
+        """What runs the model ("torch", "onnx-int8"): recorded with a collection, not
+        compared (the same model's vectors whichever runs it)."""
+        ...
+
 
 class SparseEncoder(Protocol):
     def encode_document(self, text: str) -> SparseVector: ...

@@ -149,10 +149,15 @@ class DocumentRecord:
 
 @dataclass(frozen=True)
 class CollectionSpec:
-    """What a collection was built with; mixing embedding models would return garbage."""
+    """What a collection was built with; mixing embedding models would return garbage.
+
+    `backend`: what ran the model for the first ingestion ("torch", "onnx-int8"), recorded
+    for the record only: the backends give the same model's vectors (int8 within rounding,
+    cosine > 0.99), so a collection is searched and extended by either."""
 
     embedding_model: str
     dimension: int
+    backend: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from rag.answering import AnswerService
 from rag.offline import enforce_offline
 from rag.ports import Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from rag.retrieval import Retriever
-from rag.settings import LlmSettings, Settings
+from rag.settings import EmbeddingSettings, LlmSettings, Settings
 from rag.sparse import Bm25Encoder
 
 
@@ -45,6 +45,16 @@ def build_generator(settings: LlmSettings) -> Generator | None:
     return OllamaGenerator(settings)
 
 
+def build_embedder(settings: EmbeddingSettings) -> Embedder:
+    if settings.backend == "onnx-int8":
+        from rag.adapters.onnx_embedder import OnnxInt8Embedder
+
+        return OnnxInt8Embedder(settings)
+    from rag.adapters.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(settings)
+
+
 @dataclass
 class Services:
     """Lazily built adapters: listing documents must not pay for loading the embedder."""
@@ -66,9 +76,7 @@ class Services:
 
     @cached_property
     def embedder(self) -> Embedder:
-        from rag.adapters.embedder import SentenceTransformerEmbedder
-
-        return self.preloaded_embedder or SentenceTransformerEmbedder(self.settings.embedding)
+        return self.preloaded_embedder or build_embedder(self.settings.embedding)
 
     def embedder_of_model(self, model: str) -> Embedder:
         """The embedder of a collection built with an earlier default (all-MiniLM-L6-v2)

@@ -109,6 +109,10 @@ class SentenceTransformerEmbedder:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(max(1, threads))
 
+    @property
+    def backend(self) -> str:
+        return "torch"
+
 
 @dataclass(frozen=True)
 class _Loaded:

@@ -116,6 +116,7 @@ class QdrantStore(ABC):
                 "kind": "collection",
                 "embedding_model": spec.embedding_model,
                 "dimension": spec.dimension,
+                "embedding_backend": spec.backend,
             }
             self._upsert(name, [PointData(COLLECTION_META_ID, meta)])
         elif existing.embedding_model != spec.embedding_model:
@@ -136,7 +137,11 @@ class QdrantStore(ABC):
         if not found:
             return None
         payload = found[0].payload
-        return CollectionSpec(str(payload["embedding_model"]), int(payload["dimension"]))
+        return CollectionSpec(
+            str(payload["embedding_model"]),
+            int(payload["dimension"]),
+            str(payload.get("embedding_backend") or ""),
+        )
 
     def collections(self) -> list[CollectionInfo]:
         infos = []
