@@ -59,8 +59,7 @@ def test_calibration_is_reused_and_redone_after_a_large_change(
         f"## Bed {n}\n\nBed {n} of the staff garden grows {crop} from April to October; "
         f"whoever waters it on Fridays may take some {crop} home.\n"
         for n, crop in enumerate(
-            ["leeks", "beans", "carrots", "tomatoes", "squash", "lettuce", "radishes", "kale"]
-            * 2
+            ["leeks", "beans", "carrots", "tomatoes", "squash", "lettuce", "radishes", "kale"] * 2
         )
     ]
     extra.write_text("# The staff garden\n\n" + "\n".join(sections), encoding="utf-8")
