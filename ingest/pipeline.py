@@ -165,14 +165,8 @@ class IngestPipeline:
         # Last: the evidence gate of a new or much changed collection is fitted to it.
         self._progress.step("calibrating the evidence gate...")
         t0 = time.monotonic()
-        s = self._settings
         recalibrate_if_needed(
-            self._vector_store,
-            self._embedder,
-            self._sparse,
-            collection,
-            s.recalibrate_change,
-            s.calibration_questions,
+            self._vector_store, self._embedder, self._sparse, collection, self._settings
         )
         report.times.calibrate = time.monotonic() - t0
         report.seconds = time.monotonic() - started

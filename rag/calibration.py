@@ -37,6 +37,7 @@ from rag.errors import CitadelError
 from rag.evidence import Calibration, Signals, signals
 from rag.ids import chunk_id
 from rag.ports import Embedder, SparseEncoder, VectorStore
+from rag.settings import IngestSettings
 from rag.sparse import terms
 
 METHOD = 1
@@ -196,18 +197,18 @@ def recalibrate_if_needed(
     embedder: Embedder,
     sparse: SparseEncoder,
     collection: str,
-    change: float,
-    questions: int = 80,
+    settings: IngestSettings,
+    force: bool = False,
 ) -> Calibration | None:
     """After an ingestion: fit again when never fitted or when the collection changed by
-    more than `change` (a share of its chunks); None when nothing was (or could be) done."""
+    more than `settings.recalibrate_change` (a share of its chunks), or when `force`d;
+    None when nothing was (or could be) done."""
     chunks = store.count_chunks(collection)
-    if (
-        not chunks
-        or stale(store.calibration(collection), embedder.model_name, chunks, change) is None
-    ):
+    fitted = store.calibration(collection)
+    change = settings.recalibrate_change
+    if not chunks or not (force or stale(fitted, embedder.model_name, chunks, change)):
         return None
     try:
-        return calibrate(store, embedder, sparse, collection, questions)
+        return calibrate(store, embedder, sparse, collection, settings.calibration_questions)
     except NotEnoughText:
         return None  # a few lines of text: the fixed constants judge it

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from rag.calibration import calibrate as calibrate_collection
 from rag.calibration import recalibrate_if_needed
 from rag.errors import CitadelError
 from ui.cli.context import Cli, CollectionOpt, JsonOpt, cli, cli_actor, console
@@ -21,6 +20,7 @@ from ui.cli.render import shown
 
 if TYPE_CHECKING:
     from rag.evidence import Calibration
+    from rag.wiring import Services
     from ui.cli.remote import RemoteCitadel
 
 
@@ -242,14 +242,7 @@ def reindex(
             progress,
         )
         # Cosines of the new model lie elsewhere: the evidence gate is fitted to it now.
-        fitted = recalibrate_if_needed(
-            services.store,
-            services.embedder,
-            services.sparse,
-            collection,
-            services.settings.ingest.recalibrate_change,
-            services.settings.ingest.calibration_questions,
-        )
+        fitted = _fit(services, collection, force=False)
     finally:
         services.close()
     with state.metadata() as meta:
@@ -283,16 +276,23 @@ def calibrate(
         raise CitadelError("calibrate works on the data directory: stop the server first")
     services = state.services()
     try:
-        fitted = calibrate_collection(
-            services.store,
-            services.embedder,
-            services.sparse,
-            collection,
-            services.settings.ingest.calibration_questions,
-        )
+        fitted = _fit(services, collection, force=True)
     finally:
         services.close()
+    if fitted is None:
+        raise CitadelError(f"collection {collection!r} has too little text to calibrate")
     console().print(_calibration_line(collection, fitted))
+
+
+def _fit(services: Services, collection: str, force: bool) -> Calibration | None:
+    return recalibrate_if_needed(
+        services.store,
+        services.embedder,
+        services.sparse,
+        collection,
+        services.settings.ingest,
+        force,
+    )
 
 
 def _calibration_line(collection: str, fitted: Calibration) -> str:
