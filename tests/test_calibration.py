@@ -29,7 +29,6 @@ def test_the_samples_answer_what_they_cover_and_refuse_the_rest(
     for question in (
         "How do I reset my password?",
         "How many days of paid annual leave do I get?",
-        "Combien de jours de congés payés ai-je par an ?",
     ):
         result = r.retrieve(question, ["docs"])
         assert not result.weak_evidence, (question, result.evidence)
