@@ -25,6 +25,7 @@ from ingest.parse import ParsedElement
 from ingest.progress import ProgressSink, SilentProgress
 from ingest.report import FileOutcome, IngestReport
 from ingest.workers import ParseJob, ParseOutcome, ParserPool, cpu_count
+from rag.calibration import recalibrate_if_needed
 from rag.errors import CitadelError, EmbeddingModelMismatch
 from rag.ids import document_id
 from rag.ports import Embedder, SparseEncoder, VectorStore
@@ -166,6 +167,13 @@ class IngestPipeline:
             t0 = time.monotonic()
             self._vector_store.optimize(collection)
             report.times.optimize = time.monotonic() - t0
+        # Last: the evidence gate of a new or much changed collection is fitted to it.
+        self._progress.step("calibrating the evidence gate...")
+        t0 = time.monotonic()
+        recalibrate_if_needed(
+            self._vector_store, self._embedder, self._sparse, collection, self._settings
+        )
+        report.times.calibrate = time.monotonic() - t0
         report.seconds = time.monotonic() - started
         return report
 

@@ -30,6 +30,7 @@ class StageTimes:
     embed: float = 0.0
     store: float = 0.0
     optimize: float = 0.0  # building the search index once the files are stored
+    calibrate: float = 0.0  # fitting the evidence gate to a new or much changed collection
 
 
 @dataclass

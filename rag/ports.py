@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from rag.evidence import Calibration
 from rag.types import (
     Chunk,
     CollectionInfo,
@@ -66,6 +67,12 @@ class VectorStore(Protocol):
     def collection_spec(self, name: str) -> CollectionSpec | None: ...
 
     def collections(self) -> list[CollectionInfo]: ...
+
+    def calibration(self, name: str) -> Calibration | None:
+        """Where the collection's evidence lies, as last fitted (None: never fitted)."""
+        ...
+
+    def put_calibration(self, name: str, calibration: Calibration) -> None: ...
 
     def upsert_chunks(
         self,

@@ -19,7 +19,7 @@ from rag.errors import (
     InvalidQuestion,
     QuestionTooLong,
 )
-from rag.evidence import Evidence, assess
+from rag.evidence import Evidence, assess, judge, strongest
 from rag.fusion import diversify, reciprocal_rank_fusion
 from rag.ids import chunk_id
 from rag.ports import Embedder, Reranker, SparseEncoder, VectorStore
@@ -72,15 +72,21 @@ class Retriever:
         s = self._settings
         top_k = top_k or s.top_k
         # One dense search per embedding model (one, unless some collections still await
-        # `citadel reindex`): cosines of two models are not comparable, ranks are.
-        dense_lists = [
-            self._store.search(names, embedder.embed_query(question), s.candidates, search_filter)
+        # `citadel reindex`): cosines of two models are not comparable, ranks are. Each
+        # collection is searched apart (as the store would): its evidence is its own.
+        dense_by = {
+            name: self._store.search([name], vector, s.candidates, search_filter)
             for embedder, names in by_model
-        ]
+            for vector in [embedder.embed_query(question)]
+            for name in names
+        }
+        dense_lists = [_merged([dense_by[n] for n in names], s.candidates) for _, names in by_model]
         dense_hits = sorted((h for hits in dense_lists for h in hits), key=lambda h: -h.score)
-        sparse_hits = self._store.search(
-            collections, self._sparse.encode_query(question), s.candidates, search_filter
-        )
+        terms = self._sparse.encode_query(question)
+        sparse_by = {
+            n: self._store.search([n], terms, s.candidates, search_filter) for n in collections
+        }
+        sparse_hits = _merged(list(sparse_by.values()), s.candidates)
         sparse_weight = s.sparse_weight * (s.identifier_boost if names_identifier(question) else 1)
         fused = reciprocal_rank_fusion(
             [*dense_lists, sparse_hits],
@@ -93,7 +99,16 @@ class Retriever:
             passages = self._rerank(question, passages[: s.rerank_candidates])
         reranked_top = passages[0].score if self._reranker is not None and passages else None
         passages = diversify(passages, s.max_per_document, s.diverse_top)[:top_k]
-        evidence = assess(dense_hits, sparse_hits, s.min_evidence, s.candidates, reranked_top)
+        if reranked_top is not None:
+            evidence = assess(dense_hits, sparse_hits, s.min_evidence, s.candidates, reranked_top)
+        else:
+            evidence = strongest(
+                [
+                    self._evidence(name, embedder.model_name, dense_by[name], sparse_by[name])
+                    for embedder, names in by_model
+                    for name in names
+                ]
+            )
         if s.neighbours and passages:
             passages = self._with_neighbours(passages, s.neighbours)
         return Retrieval(
@@ -154,6 +169,18 @@ class Retriever:
         except EmbedderError as exc:
             raise EmbeddingModelMismatch(f"{mismatch} ({exc})") from exc
 
+    def _evidence(
+        self, name: str, model: str, dense: list[SearchHit], sparse: list[SearchHit]
+    ) -> Evidence:
+        """By the collection's own calibration; one never calibrated (or calibrated with
+        the model it was built with before a reindex) is judged by the fixed constants."""
+        fitted = self._store.calibration(name)
+        if fitted is None or fitted.embedding_model != model:
+            evidence = assess(dense, sparse, self._settings.min_evidence, self._settings.candidates)
+        else:
+            evidence = judge(fitted, dense, sparse)
+        return replace(evidence, collection=name)
+
     def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
         assert self._reranker is not None
         scores = self._reranker.score(question, [_titled(p) for p in passages])
@@ -193,6 +220,10 @@ class Retriever:
             )
             for p in passages
         ]
+
+
+def _merged(lists: Sequence[list[SearchHit]], limit: int) -> list[SearchHit]:
+    return sorted((h for hits in lists for h in hits), key=lambda h: -h.score)[:limit]
 
 
 def _titled(p: Passage) -> str:

@@ -78,6 +78,19 @@ class IngestSettings(BaseModel):
         description="Chunks of several documents embedded together; each document is stored "
         "once its batch is embedded (larger: faster; smaller: steadier progress).",
     )
+    recalibrate_change: float = Field(
+        0.2,
+        gt=0,
+        description="An ingestion that changes a collection's number of chunks by more than "
+        "this share fits its evidence calibration again (`citadel calibrate` does it on demand).",
+    )
+    calibration_questions: int = Field(
+        80,
+        ge=10,
+        le=1000,
+        description="Pseudo-questions drawn from the collection's own chunks to calibrate its "
+        "evidence gate (with the bundled off-topic questions).",
+    )
     max_chunk_tokens: int = Field(
         256,
         ge=32,
@@ -133,7 +146,8 @@ class RetrievalSettings(BaseModel):
         ge=0,
         le=1,
         description="Below this evidence score the answer is 'not found in your documents', "
-        "without calling the model.",
+        "without calling the model: in collections never calibrated (a calibrated collection "
+        "has its own threshold, fitted at ingestion).",
     )
     max_query_chars: int = Field(2000, ge=10, description="Longer questions are refused.")
 

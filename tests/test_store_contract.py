@@ -15,6 +15,7 @@ from rag.adapters.qdrant.base import QdrantStore
 from rag.adapters.qdrant.edge import EdgeStore
 from rag.adapters.qdrant.server import ServerStore
 from rag.errors import CollectionNotFound, EmbeddingModelMismatch, StoreError, StoreUnavailable
+from rag.evidence import Calibration
 from rag.ids import chunk_id, document_id
 from rag.types import Chunk, CollectionSpec, DocumentRecord, SearchFilter, SparseVector
 
@@ -101,6 +102,37 @@ def test_collection_records_its_embedding_model(store: QdrantStore) -> None:
     assert store.collection_spec("docs") == SPEC
     with pytest.raises(EmbeddingModelMismatch, match="test-model"):
         store.ensure_collection("docs", CollectionSpec("other-model", 4))
+
+
+def test_a_calibration_is_kept_with_its_collection(store: QdrantStore) -> None:
+    store.ensure_collection("docs", SPEC)
+    assert store.calibration("docs") is None  # never fitted
+    fitted = Calibration(
+        method=1,
+        embedding_model="test-model",
+        chunks=120,
+        candidates=50,
+        cosine_centre=0.8,
+        cosine_scale=0.03,
+        lexical_centre=3.0,
+        lexical_scale=1.5,
+        bm25_centre=12.0,
+        bm25_scale=8.0,
+        cut=-1.2,
+        positives=80,
+        positives_refused=0.0,
+        negatives=84,
+        negatives_refused=0.7,
+        fitted_at="2026-12-05T00:00:00+00:00",
+    )
+
+    store.put_calibration("docs", fitted)
+    store.ensure_collection("docs", SPEC)  # an ingestion's check keeps it
+
+    assert store.calibration("docs") == fitted
+    assert store.collection_spec("docs") == SPEC
+    with pytest.raises(CollectionNotFound):
+        store.put_calibration("nowhere", fitted)
 
 
 def test_collections_list_counts_documents_and_chunks(store: QdrantStore) -> None:

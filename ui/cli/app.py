@@ -1,6 +1,6 @@
 """The `citadel` command line: the app, its settings callback, and where each command lives.
 
-    documents.py   ingest, sync, documents, remove, collections, reindex
+    documents.py   ingest, sync, documents, remove, collections, reindex, calibrate
     questions.py   search, ask, chat, eval
     admin.py       serve, users, teams, assign, starters, audit, feedback
 
@@ -51,6 +51,7 @@ for command in (
     documents.remove,
     documents.collections,
     documents.reindex,
+    documents.calibrate,
     questions.search,
     questions.ask,
     questions.chat,

@@ -1,6 +1,6 @@
 """Commands on documents and collections: `ingest`, `sync`, `documents`, `remove`,
-`collections` and `reindex`. They work on the data directory, or through a running server when
-`server.url` is set (the server owns the store while it runs)."""
+`collections`, `reindex` and `calibrate`. They work on the data directory, or through a
+running server when `server.url` is set (the server owns the store while it runs)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from rag.calibration import recalibrate_if_needed
 from rag.errors import CitadelError
 from ui.cli.context import Cli, CollectionOpt, JsonOpt, cli, cli_actor, console
 from ui.cli.render import shown
 
 if TYPE_CHECKING:
+    from rag.evidence import Calibration
+    from rag.wiring import Services
     from ui.cli.remote import RemoteCitadel
 
 
@@ -238,6 +241,8 @@ def reindex(
             services.settings.data_dir,
             progress,
         )
+        # Cosines of the new model lie elsewhere: the evidence gate is fitted to it now.
+        fitted = _fit(services, collection, force=False)
     finally:
         services.close()
     with state.metadata() as meta:
@@ -254,6 +259,48 @@ def reindex(
         f"[bold]{shown(collection)}[/]: {report.documents} documents, {report.chunks} chunks "
         f"re-embedded with {shown(report.model)} (was {shown(report.built_with)}){resumed}"
         + (f"; {report.cut_chunks} longer than its window" if report.cut_chunks else "")
+    )
+    if fitted is not None:
+        console().print(_calibration_line(collection, fitted))
+
+
+def calibrate(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Argument(help="The collection to calibrate.")],
+) -> None:
+    """Fit the collection's evidence gate again now: where its own pseudo-questions and
+    off-topic questions lie decides when a question is refused without calling the model.
+    Ingestion does it by itself for a new collection or after a large change."""
+    state = cli(ctx)
+    if state.remote() is not None:
+        raise CitadelError("calibrate works on the data directory: stop the server first")
+    services = state.services()
+    try:
+        fitted = _fit(services, collection, force=True)
+    finally:
+        services.close()
+    if fitted is None:
+        raise CitadelError(f"collection {collection!r} has too little text to calibrate")
+    console().print(_calibration_line(collection, fitted))
+
+
+def _fit(services: Services, collection: str, force: bool) -> Calibration | None:
+    return recalibrate_if_needed(
+        services.store,
+        services.embedder,
+        services.sparse,
+        collection,
+        services.settings.ingest,
+        force,
+    )
+
+
+def _calibration_line(collection: str, fitted: Calibration) -> str:
+    return (
+        f"[bold]{shown(collection)}[/]: evidence threshold {fitted.threshold:.2f} fitted on "
+        f"{fitted.chunks} chunks; it refuses {fitted.positives_refused:.0%} of "
+        f"{fitted.positives} questions drawn from the collection and "
+        f"{fitted.negatives_refused:.0%} of {fitted.negatives} off-topic questions"
     )
 
 

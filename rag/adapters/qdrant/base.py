@@ -2,7 +2,8 @@
 
 Layout of one collection: chunk points (dense vector `dense`, sparse vector `sparse` with
 IDF applied by Qdrant), one vectorless `document` point per completely stored file, and
-one vectorless `collection` point recording the embedding model. Adapters only translate
+one vectorless `collection` point recording the embedding model and the evidence
+calibration. Adapters only translate
 the small primitives below into their library's calls.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.errors import CollectionNotFound, EmbeddingModelMismatch, StoreError
+from rag.evidence import Calibration
 from rag.ids import COLLECTION_META_ID, manifest_id, validate_collection_name
 from rag.types import (
     Chunk,
@@ -142,6 +144,20 @@ class QdrantStore(ABC):
             int(payload["dimension"]),
             str(payload.get("embedding_backend") or ""),
         )
+
+    def calibration(self, name: str) -> Calibration | None:
+        self._require(name)
+        found = self._retrieve(name, [COLLECTION_META_ID])
+        fitted = found[0].payload.get("calibration") if found else None
+        return Calibration.from_payload(fitted) if isinstance(fitted, dict) else None
+
+    def put_calibration(self, name: str, calibration: Calibration) -> None:
+        self._require(name)
+        found = self._retrieve(name, [COLLECTION_META_ID])
+        if not found:
+            raise CollectionNotFound(f"collection {name!r} has no record of its embedding model")
+        meta = {**found[0].payload, "calibration": calibration.payload()}
+        self._upsert(name, [PointData(COLLECTION_META_ID, meta)])
 
     def collections(self) -> list[CollectionInfo]:
         infos = []
