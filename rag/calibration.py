@@ -40,7 +40,7 @@ from rag.ports import Embedder, SparseEncoder, VectorStore
 from rag.settings import IngestSettings
 from rag.sparse import terms
 
-METHOD = 1
+METHOD = 2  # 2: the meaning alone may carry a question (another language)
 CANDIDATES = 50  # the lexical candidate list of the standout; the retriever's default
 _QUANTILE = 0.1
 _MARGIN = 0.5  # in robust standard deviations of the pseudo-questions' combined signal
@@ -143,18 +143,20 @@ def calibrate(
         bm25_centre=bm25_centre,
         bm25_scale=bm25_scale,
         cut=0.0,
+        meaning_cut=0.0,
         positives=len(pos),
         positives_refused=0.0,
         negatives=len(neg),
         negatives_refused=0.0,
         fitted_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    pos_combined = sorted(fitted.combined(p) for p in pos)
+    averages = sorted(fitted.average(p) for p in pos)
+    cut = _quantile(averages, _QUANTILE) - _MARGIN * _robust_spread(averages)
+    fitted = replace(fitted, cut=cut, meaning_cut=max(fitted.meaning(n) for n in neg))
+    pos_combined = [fitted.combined(p) for p in pos]
     neg_combined = [fitted.combined(n) for n in neg]
-    cut = _quantile(pos_combined, _QUANTILE) - _MARGIN * _robust_spread(pos_combined)
     fitted = replace(
         fitted,
-        cut=cut,
         positives_refused=sum(x < cut for x in pos_combined) / len(pos_combined),
         negatives_refused=sum(x < cut for x in neg_combined) / len(neg_combined),
     )

@@ -67,6 +67,7 @@ class Calibration:
     bm25_centre: float
     bm25_scale: float
     cut: float  # on the combined, standardised signal
+    meaning_cut: float  # the meaning alone answers above it: the closest off-topic question
     positives: int  # pseudo-questions it was fitted on
     positives_refused: float  # share of them the cut refuses
     negatives: int  # off-topic questions
@@ -77,14 +78,25 @@ class Calibration:
     def threshold(self) -> float:
         return _logistic(self.cut)
 
-    def combined(self, measured: Signals) -> float:
+    def meaning(self, measured: Signals) -> float:
+        return (measured.cosine - self.cosine_centre) / self.cosine_scale
+
+    def average(self, measured: Signals) -> float:
         """Each signal standardised (0 half-way between the collection's off-topic and
         answerable questions, +-1 at their medians), averaged."""
         return (
-            (measured.cosine - self.cosine_centre) / self.cosine_scale
+            self.meaning(measured)
             + (measured.lexical_z - self.lexical_centre) / self.lexical_scale
             + (measured.bm25 - self.bm25_centre) / self.bm25_scale
         ) / 3
+
+    def combined(self, measured: Signals) -> float:
+        """The average of the signals, or the meaning alone once it is closer than any
+        off-topic question came: a question in another language than the documents (French
+        over English) shares no word with its passage, and the two lexical signals would
+        outvote a close match in meaning."""
+        alone = self.meaning(measured) - self.meaning_cut + self.cut
+        return max(self.average(measured), alone)
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)

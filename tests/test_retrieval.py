@@ -131,7 +131,8 @@ def test_cross_encoder_reranks_and_gives_the_evidence(indexed, embedder, tmp_pat
     # (untrained head) is enough to check that its scores, not the fusion, decide the order.
     folder = tmp_path / "cross-encoder"
     CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1).save(str(folder))
-    settings = RetrievalSettings(rerank_model=str(folder), neighbours=0)
+    # Diversity off: the order checked is the reranker's alone.
+    settings = RetrievalSettings(rerank_model=str(folder), neighbours=0, diverse_top=0)
     reranker = CrossEncoderReranker(str(folder))
     r = Retriever(indexed, embedder, Bm25Encoder(), settings, reranker)
 

@@ -119,6 +119,7 @@ def test_a_calibration_is_kept_with_its_collection(store: QdrantStore) -> None:
         bm25_centre=12.0,
         bm25_scale=8.0,
         cut=-1.2,
+        meaning_cut=1.1,
         positives=80,
         positives_refused=0.0,
         negatives=84,
