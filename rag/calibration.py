@@ -40,7 +40,7 @@ from rag.ports import Embedder, SparseEncoder, VectorStore
 from rag.settings import IngestSettings
 from rag.sparse import terms
 
-METHOD = 2  # 2: the meaning alone may carry a question (another language)
+METHOD = 2  # 2: the meaning alone may carry a question in another language
 CANDIDATES = 50  # the lexical candidate list of the standout; the retriever's default
 _QUANTILE = 0.1
 _MARGIN = 0.5  # in robust standard deviations of the pseudo-questions' combined signal
@@ -124,7 +124,7 @@ def calibrate(
     def measured(question: str) -> Signals:
         dense = store.search([collection], embedder.embed_query(question), 1)
         lexical = store.search([collection], sparse.encode_query(question), CANDIDATES)
-        return signals(dense, lexical, CANDIDATES, chunks)
+        return signals(question, dense, lexical, CANDIDATES, chunks)
 
     pos = [measured(q) for q in positives]
     neg = [measured(q) for q in negatives]

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rag.language import language_of
 from rag.types import SearchHit
 
 # Means and spreads of the two signals over the dev set's 50 questions, with all-MiniLM-L6-v2
@@ -91,10 +92,14 @@ class Calibration:
         ) / 3
 
     def combined(self, measured: Signals) -> float:
-        """The average of the signals, or the meaning alone once it is closer than any
-        off-topic question came: a question in another language than the documents (French
-        over English) shares no word with its passage, and the two lexical signals would
-        outvote a close match in meaning."""
+        """The average of the signals; for a question in another language than its closest
+        passage (French over English documents), which shares no word with it, the meaning
+        alone may carry it instead, once it is closer than any off-topic question came: the
+        two lexical signals would otherwise outvote a close match in meaning. Only then: in
+        the documents' own language, the words missing are evidence of a question they do
+        not answer."""
+        if not measured.other_language:
+            return self.average(measured)
         alone = self.meaning(measured) - self.meaning_cut + self.cut
         return max(self.average(measured), alone)
 
@@ -144,24 +149,36 @@ class Signals:
     cosine: float  # of the top dense hit
     lexical_z: float  # padded standout of the top BM25 score
     bm25: float  # the top BM25 score
+    other_language: bool = False  # the question is not in its closest passage's language
 
 
 def signals(
-    dense_hits: Sequence[SearchHit], sparse_hits: Sequence[SearchHit], candidates: int, chunks: int
+    question: str,
+    dense_hits: Sequence[SearchHit],
+    sparse_hits: Sequence[SearchHit],
+    candidates: int,
+    chunks: int,
 ) -> Signals:
     """What one collection's hits say about the question."""
+    closest = str(dense_hits[0].payload.get("text") or "") if dense_hits else ""
     return Signals(
         cosine=dense_hits[0].score if dense_hits else 0.0,
         lexical_z=padded_standout(sparse_hits, candidates, chunks),
         bm25=sparse_hits[0].score if sparse_hits else 0.0,
+        other_language=bool(closest) and language_of(question) != language_of(closest),
     )
 
 
 def judge(
-    calibration: Calibration, dense_hits: Sequence[SearchHit], sparse_hits: Sequence[SearchHit]
+    calibration: Calibration,
+    question: str,
+    dense_hits: Sequence[SearchHit],
+    sparse_hits: Sequence[SearchHit],
 ) -> Evidence:
     """The evidence of one calibrated collection, from its own hits."""
-    measured = signals(dense_hits, sparse_hits, calibration.candidates, calibration.chunks)
+    measured = signals(
+        question, dense_hits, sparse_hits, calibration.candidates, calibration.chunks
+    )
     score = _logistic(calibration.combined(measured))
     return Evidence(
         score, calibration.threshold, measured.cosine, measured.lexical_z, calibrated=True

@@ -104,7 +104,9 @@ class Retriever:
         else:
             evidence = strongest(
                 [
-                    self._evidence(name, embedder.model_name, dense_by[name], sparse_by[name])
+                    self._evidence(
+                        name, embedder.model_name, question, dense_by[name], sparse_by[name]
+                    )
                     for embedder, names in by_model
                     for name in names
                 ]
@@ -170,7 +172,12 @@ class Retriever:
             raise EmbeddingModelMismatch(f"{mismatch} ({exc})") from exc
 
     def _evidence(
-        self, name: str, model: str, dense: list[SearchHit], sparse: list[SearchHit]
+        self,
+        name: str,
+        model: str,
+        question: str,
+        dense: list[SearchHit],
+        sparse: list[SearchHit],
     ) -> Evidence:
         """By the collection's own calibration; one never calibrated (or calibrated with
         the model it was built with before a reindex) is judged by the fixed constants."""
@@ -178,7 +185,7 @@ class Retriever:
         if fitted is None or fitted.embedding_model != model:
             evidence = assess(dense, sparse, self._settings.min_evidence, self._settings.candidates)
         else:
-            evidence = judge(fitted, dense, sparse)
+            evidence = judge(fitted, question, dense, sparse)
         return replace(evidence, collection=name)
 
     def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
