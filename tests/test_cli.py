@@ -52,6 +52,7 @@ def test_ingest_json_reports_every_file_and_the_totals(ingested):
         "embed",
         "store",
         "optimize",
+        "calibrate",
     }
 
 
@@ -75,6 +76,7 @@ def test_documents_and_collections_list_what_is_indexed(ingested):
         "root",
         "collection",
         "chunking",
+        "sparse",
     } == set(pdf)
 
     collections = json.loads(citadel(data, "collections", "--json").stdout)["collections"]
