@@ -10,6 +10,7 @@ log shows mallory was shown only her own documents.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter, defaultdict
 from urllib.parse import urlsplit
@@ -29,11 +30,12 @@ from tests.isolation.detectors import (
     twin_view,
 )
 from tests.isolation.plans import Probe
-from tests.isolation.world import BLUE, RED, World, sse_events, uploaded
+from tests.isolation.world import BLUE, RED, TOPICAL, World, sse_events, uploaded
 
 pytestmark = pytest.mark.slow
 
 MIN_PROBES = 1000
+_UNFILTERED = {"question", "collections", "stream", "top_k"}
 
 
 def test_over_a_thousand_probes_cover_every_route(campaign: Campaign, world: World) -> None:
@@ -132,12 +134,17 @@ def test_web_ui_events_about_foreign_objects_fail_like_unknown_ones(campaign: Ca
 def test_answers_to_mallory_cite_her_documents(campaign: Campaign, world: World) -> None:
     """The campaign is not vacuous: questions over red are answered with citations, so
     the checks above saw real retrieval, generation and citation at work."""
-    cited = 0
+    topical = cited = 0
     for probe in campaign.probes:
         if probe.family == "POST /api/ask" and probe.status == 200:
-            for _, data in sse_events(probe.response.decode()) or [("", json_documents(probe)[0])]:
-                cited += bool(isinstance(data, dict) and data.get("citations"))
-    assert cited >= 20
+            events = sse_events(probe.response.decode()) or [("", json_documents(probe)[0])]
+            body = json.loads(probe.body)
+            if body.get("question") in TOPICAL and set(body) <= _UNFILTERED:
+                # The other questions (a canary, SQL, a password) are refused: red's
+                # documents do not answer them; nor do filters naming blue's files.
+                topical += 1
+                cited += any(isinstance(data, dict) and data.get("citations") for _, data in events)
+    assert topical >= 10 and cited == topical, (cited, topical)
     sources = [retrieved_context(p) for probe in campaign.probes for p in probe.prompts]
     assert sum(bool(s) for s in sources) >= 40
 
