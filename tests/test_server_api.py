@@ -162,11 +162,11 @@ def test_ask_streams_server_sent_events_and_ends_with_the_checked_answer(live, f
 
 
 def test_pdf_citation_link_opens_the_page(live, fake, hr_library):
-    fake.enqueue(Script(tokens=["Passwords must be rotated as the policy says [1]."]))
+    fake.enqueue(Script(tokens=["Report it within one hour [1]."]))
     with live.client(live.keys["alice"]) as alice:
         answer = alice.post(
             "/api/ask",
-            json={"question": "What does the security policy say about passwords?"},
+            json={"question": "How fast must I report a stolen laptop?"},
         ).json()
         pdf = [c for c in answer["citations"] if c["file_type"] == "pdf"]
         assert pdf, answer["citations"]
