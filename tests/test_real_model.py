@@ -244,8 +244,9 @@ FIRST_TOKEN_JS = """() => {
 
 
 # Questions no other test here asks: one asked before finds the model's prompt cache warm
-# (0.2 s to the first token).
-LAPTOP_QUESTION = "What must I do if my laptop is lost or stolen?"
+# (0.2 s to the first token). Ones SmolLM2-135M answers from its sources: on others it
+# writes sentences no source supports, which Citadel rightly withdraws (no chips to click).
+LAPTOP_QUESTION = "Where do I pick up my laptop on day 1?"
 EXPENSES_QUESTION = "Within how many days must expense claims be submitted?"
 
 
