@@ -40,12 +40,18 @@ from rag.ports import Embedder, SparseEncoder, VectorStore
 from rag.settings import IngestSettings
 from rag.sparse import terms
 
-METHOD = 3  # 2: the meaning alone may carry a question in another language; 3: cut <= 0
+METHOD = 4  # 2: meaning alone across languages; 3: cut <= 0; 4: its cut from those questions
 CANDIDATES = 50  # the lexical candidate list of the standout; the retriever's default
 _QUANTILE = 0.1
 _MARGIN = 0.5  # in robust standard deviations of the pseudo-questions' combined signal
 _SEED = 20261205
 _MIN_POSITIVES = 5
+# The meaning alone carries a question in another language than the collection once it is
+# closer than this share of the off-topic questions in the same situation came (English
+# ones over French documents, French ones over English documents), when there are enough
+# of them to have a quantile; otherwise once closer than any off-topic question came.
+_OTHER_LANGUAGE_QUANTILE = 0.9
+_MIN_OTHER_LANGUAGE = 10
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _WORD = re.compile(r"\w[\w'’-]*", re.UNICODE)
 # Neither too short to say anything nor so long that it is the passage itself.
@@ -156,7 +162,7 @@ def calibrate(
     # them) their low quantile alone sat above real questions ("What does the security
     # policy say about passwords?" over the handbook and the security policy).
     cut = min(0.0, _quantile(averages, _QUANTILE) - _MARGIN * _robust_spread(averages))
-    fitted = replace(fitted, cut=cut, meaning_cut=max(fitted.meaning(n) for n in neg))
+    fitted = replace(fitted, cut=cut, meaning_cut=_meaning_cut(fitted, neg))
     pos_combined = [fitted.combined(p) for p in pos]
     neg_combined = [fitted.combined(n) for n in neg]
     fitted = replace(
@@ -166,6 +172,23 @@ def calibrate(
     )
     store.put_calibration(collection, fitted)
     return fitted
+
+
+def _meaning_cut(fitted: Calibration, negatives: Sequence[Signals]) -> float:
+    """Where the meaning alone starts to carry a question in another language.
+
+    Taken from the off-topic questions that were themselves in another language than their
+    closest passage, not from all of them: a question crossing languages loses cosine (on
+    the Python documentation e5 put French questions a whole unit below English ones, and
+    French off-topic questions a quarter of a unit below English off-topic ones), so the
+    closest English off-topic question ("Why does my car engine knock...", close to
+    technical prose) set a cut above most answerable French questions. A high quantile,
+    not the maximum: one stray off-topic question near a technical corpus otherwise
+    decides for every French question asked of it."""
+    crossing = sorted(fitted.meaning(n) for n in negatives if n.other_language)
+    if len(crossing) >= _MIN_OTHER_LANGUAGE:
+        return _quantile(crossing, _OTHER_LANGUAGE_QUANTILE)
+    return max(fitted.meaning(n) for n in negatives)
 
 
 def stale(fitted: Calibration | None, model: str, chunks: int, change: float) -> str | None:

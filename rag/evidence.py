@@ -68,7 +68,7 @@ class Calibration:
     bm25_centre: float
     bm25_scale: float
     cut: float  # on the combined, standardised signal
-    meaning_cut: float  # the meaning alone answers above it: the closest off-topic question
+    meaning_cut: float  # the meaning alone answers above it (rag.calibration._meaning_cut)
     positives: int  # pseudo-questions it was fitted on
     positives_refused: float  # share of them the cut refuses
     negatives: int  # off-topic questions
@@ -94,10 +94,10 @@ class Calibration:
     def combined(self, measured: Signals) -> float:
         """The average of the signals; for a question in another language than its closest
         passage (French over English documents), which shares no word with it, the meaning
-        alone may carry it instead, once it is closer than any off-topic question came: the
-        two lexical signals would otherwise outvote a close match in meaning. Only then: in
-        the documents' own language, the words missing are evidence of a question they do
-        not answer."""
+        alone may carry it instead, once it is closer than nearly all off-topic questions in
+        the same situation came (`meaning_cut`): the two lexical signals would otherwise
+        outvote a close match in meaning. Only then: in the documents' own language, the
+        words missing are evidence of a question they do not answer."""
         if not measured.other_language:
             return self.average(measured)
         alone = self.meaning(measured) - self.meaning_cut + self.cut

@@ -4,8 +4,11 @@ the collection has changed a lot."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from rag.calibration import METHOD, _meaning_cut
+from rag.evidence import Calibration, Signals
 from rag.retrieval import Retriever
 from rag.settings import RetrievalSettings
 from rag.sparse import Bm25Encoder
@@ -71,3 +74,30 @@ def test_calibration_is_reused_and_redone_after_a_large_change(
     assert refitted is not None
     assert refitted.chunks == store.count_chunks("docs") > first.chunks * 1.2
     assert refitted != first
+
+
+def test_a_stray_off_topic_question_does_not_set_the_bar_for_questions_in_another_language() -> (
+    None
+):
+    """On the Python documentation, "Why does my car engine knock...?" (English, close to
+    technical prose) set the bar the meaning alone had to pass for French questions, and
+    9 of 14 answerable French questions were refused."""
+    base = Calibration(
+        method=METHOD, embedding_model="e5", chunks=8000, candidates=50,
+        cosine_centre=0.85, cosine_scale=0.035, lexical_centre=3.7, lexical_scale=1.9,
+        bm25_centre=18.7, bm25_scale=13.7, cut=-0.1, meaning_cut=0.0, positives=55,
+        positives_refused=0.05, negatives=0, negatives_refused=0.0, fitted_at="",
+    )  # fmt: skip
+
+    def asked(cosine: float, other_language: bool) -> Signals:
+        return Signals(cosine=cosine, lexical_z=0.5, bm25=4.0, other_language=other_language)
+
+    french_off_topic = [asked(0.78 + 0.002 * n, True) for n in range(30)]  # meaning -2..-0.3
+    stray = [asked(0.866, False), asked(0.862, True)]  # car engine; the oil warning light
+    fitted = replace(base, meaning_cut=_meaning_cut(base, [*french_off_topic, *stray]))
+
+    french_answerable = asked(0.845, True)  # meaning -0.14: a unit below English questions
+    assert fitted.combined(french_answerable) >= fitted.cut
+    assert sum(fitted.combined(q) < fitted.cut for q in french_off_topic) >= 27
+    # The same signals in the documents' language: the missing words still refuse it.
+    assert fitted.combined(asked(0.845, False)) < fitted.cut
