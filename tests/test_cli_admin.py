@@ -62,3 +62,27 @@ def test_serve_with_authentication_needs_a_first_admin(tmp_path):
     result = citadel(tmp_path / "data", "serve", "--port", "1")
     assert result.returncode == 2
     assert "citadel users add NAME --admin" in result.stderr
+
+
+def test_audit_and_feedback_json_escape_what_would_reorder_the_terminal(tmp_path):
+    """A question with a right-to-left override, as a user may type it: `--json` keeps the
+    JSON the same once read back, but the terminal never receives the override itself."""
+    from rag.settings import Settings
+    from ui.metadata import Metadata
+
+    data = tmp_path / "data"
+    question = "Where is the invoice\u202efdp.exe\u200b kept? \x1b[2J"
+    meta = Metadata.open(Settings(data_dir=data))
+    try:
+        meta.audit.record("alice", "ask", "hr-docs", question=question)
+    finally:
+        meta.close()
+    audit = citadel(data, "audit", "--json")
+    assert audit.returncode == 0, audit.stderr
+    for invisible in ("\u202e", "\u200b", "\x1b"):
+        assert invisible not in audit.stdout
+    assert "\\u202e" in audit.stdout
+    (entry,) = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert entry["detail"]["question"] == question
+    table = citadel(data, "audit")
+    assert "\u202e" not in table.stdout and "\x1b[2J" not in table.stdout

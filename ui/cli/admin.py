@@ -4,7 +4,6 @@ allows it while the server runs); account changes are audited as `cli:<os user>`
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from rich.table import Table
 from rag.errors import CitadelError
 from rag.ids import validate_collection_name
 from ui.cli.context import cli, cli_actor, console
-from ui.cli.render import shown
+from ui.cli.render import printed_json, shown
 
 if TYPE_CHECKING:
     from ui.metadata.administration import Administration
@@ -122,7 +121,7 @@ def users_list(
     if as_json:
         from ui.http.wire import UserOut
 
-        print(json.dumps([UserOut.of(u).model_dump() for u in users], indent=2))
+        print(printed_json([UserOut.of(u).model_dump() for u in users], indent=2))
         return
     table = Table("user", "role", "teams", "disabled", "created")
     for u in users:
@@ -246,12 +245,12 @@ def audit(
         entries = meta.audit.entries(limit, user, action, since)
     if as_json:
         for e in entries:
-            print(json.dumps(e.to_json(), ensure_ascii=False))
+            print(printed_json(e.to_json()))
         return
     table = Table("time", "user", "action", "collection", "detail")
     table.columns[4].overflow = "fold"
     for e in reversed(entries):
-        detail = json.dumps(e.detail, ensure_ascii=False)
+        detail = printed_json(e.detail)
         table.add_row(e.at, shown(e.actor), e.action, shown(e.collection or ""), shown(detail))
     console().print(table)
 
@@ -266,7 +265,7 @@ def feedback_export(
     """Approved answers as a question set for `citadel eval`."""
     with cli(ctx).metadata() as meta:
         items = meta.feedback.export_questions()
-    out.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), "utf-8")
+    out.write_text("".join(printed_json(i) + "\n" for i in items), "utf-8")
     console().print(f"wrote {len(items)} questions to {shown(str(out))}")
 
 
@@ -275,7 +274,7 @@ def feedback_list(ctx: typer.Context) -> None:
     with cli(ctx).metadata() as meta:
         entries = meta.feedback.entries()
     for e in entries:
-        print(json.dumps(e.to_json(), ensure_ascii=False))
+        print(printed_json(e.to_json()))
 
 
 def register(app: typer.Typer) -> None:

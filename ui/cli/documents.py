@@ -4,7 +4,6 @@ running server when `server.url` is set (the server owns the store while it runs
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich.table import Table
 from rag.calibration import recalibrate_if_needed
 from rag.errors import CitadelError
 from ui.cli.context import Cli, CollectionOpt, JsonOpt, cli, cli_actor, console
-from ui.cli.render import shown
+from ui.cli.render import printed_json, shown
 
 if TYPE_CHECKING:
     from rag.evidence import Calibration
@@ -50,7 +49,7 @@ def _ingest(
     with state.metadata() as meta:
         record_ingestion(meta.failures, meta.audit, cli_actor(), collection, report, prune)
     if as_json:
-        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        print(printed_json(report.to_json(), indent=2))
     else:
         _print_summary(report.to_json())
     if report.counts()["failed"]:
@@ -81,7 +80,7 @@ def _ingest_remote(
         remote.close()
     failed = sum(o["status"] == "failed" for o in outcomes)
     if as_json:
-        print(json.dumps({"collection": collection, "files": outcomes}, ensure_ascii=False))
+        print(printed_json({"collection": collection, "files": outcomes}))
     else:
         counts = Counter(o["status"] for o in outcomes)
         console().print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
@@ -132,9 +131,7 @@ def documents(
             row.pop("kind")
             row.pop("document_id")
     if as_json:
-        print(
-            json.dumps({"collection": collection, "documents": rows}, ensure_ascii=False, indent=2)
-        )
+        print(printed_json({"collection": collection, "documents": rows}, indent=2))
         return
     table = Table(title=f"{len(rows)} document(s) in {collection!r}")
     table.add_column("source", overflow="fold")  # wrap long names, never cut them
@@ -176,12 +173,11 @@ def remove(
         removed = _remove_local(cli(ctx), target, collection)
     if as_json:
         print(
-            json.dumps(
+            printed_json(
                 {
                     "collection": collection,
                     "removed": [{"id": i, "source": src, "chunks": n} for i, src, n in removed],
-                },
-                ensure_ascii=False,
+                }
             )
         )
         return
@@ -313,7 +309,7 @@ def collections(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         finally:
             remote.close()
         if as_json:
-            print(json.dumps({"collections": readable}, ensure_ascii=False, indent=2))
+            print(printed_json({"collections": readable}, indent=2))
             return
         listing = Table("collection", "team", "documents", "chunks")
         for c in readable:
@@ -339,7 +335,7 @@ def collections(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         for c in infos
     ]
     if as_json:
-        print(json.dumps({"collections": rows}, ensure_ascii=False, indent=2))
+        print(printed_json({"collections": rows}, indent=2))
         return
     table = Table("collection", "documents", "chunks", "embedding model", "dimension")
     for r in rows:

@@ -3,7 +3,6 @@ a running server (`server.url`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +12,7 @@ from rag.errors import CitadelError
 from rag.types import Answer, Delta, Message, SearchFilter, Thinking
 from rag.wiring import Services
 from ui.cli.context import JsonOpt, cli, console
-from ui.cli.render import print_eval, print_passages, print_sources, shown
+from ui.cli.render import print_eval, print_passages, print_sources, printed_json, shown
 from ui.http.wire import AnswerOut, RetrievalOut
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ def search(
         finally:
             remote.close()
         if as_json:
-            print(json.dumps(found, ensure_ascii=False, indent=2))
+            print(printed_json(found, indent=2))
         else:
             passages = RetrievalOut.model_validate(found).passages
             print_passages(console(), [p.passage() for p in passages])
@@ -84,7 +83,7 @@ def search(
     finally:
         services.close()
     if as_json:
-        print(json.dumps(RetrievalOut.of(retrieval).model_dump(), ensure_ascii=False, indent=2))
+        print(printed_json(RetrievalOut.of(retrieval).model_dump(), indent=2))
         return
     out = console()
     print_passages(out, retrieval.passages)
@@ -129,7 +128,7 @@ def _answer(
             answer = event
     assert answer is not None
     if as_json:
-        print(json.dumps(AnswerOut.of(answer).json_body(), ensure_ascii=False, indent=2))
+        print(printed_json(AnswerOut.of(answer).json_body(), indent=2))
         return answer
     if not streamed:  # decided without the model (refusal on weak evidence)
         out.print(shown(answer.text), end="")
@@ -266,7 +265,7 @@ def evaluate_command(
 
         def record(outcome: evaluation.Outcome) -> None:
             if results_file is not None:
-                results_file.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+                results_file.write(printed_json(outcome.to_json()) + "\n")
                 results_file.flush()
 
         services.retriever.retrieve("warm-up", collections)  # load the model before timing
@@ -295,7 +294,7 @@ def evaluate_command(
 
         write_report(report, items, done, result, f"{questions.name} on {', '.join(collections)}")
     if as_json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
+        print(printed_json(result, indent=2))
         return
     print_eval(console(), result)
 

@@ -3,6 +3,8 @@ escaped for rich markup, so a document cannot style or hide what the terminal sh
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -16,6 +18,18 @@ if TYPE_CHECKING:
     from rag.evaluation import Step
 
 SNIPPET_CHARS = 240
+
+
+def printed_json(value: Any, indent: int | None = None) -> str:
+    """JSON for a terminal or a file read in one, non-ASCII text kept readable, but every
+    invisible character (bidi overrides such as U+202E, zero-width and format characters)
+    written as its \\u escape: json.dumps escapes only C0 controls, so a document or a user
+    name could reorder what the reader sees. The value read back is the same."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return "".join(
+        json.dumps(ch)[1:-1] if ch != "\n" and unicodedata.category(ch).startswith("C") else ch
+        for ch in text
+    )
 
 
 def shown(text: str) -> str:
