@@ -355,9 +355,10 @@ def test_web_login_sets_a_session_that_a_password_change_ends(live):
         first = browser.get("/")
         assert first.status_code == 303 and first.headers["location"] == "/login"
         assert browser.get("/config").status_code == 401  # Gradio's API: session required
-        wrong = browser.post("/login", data={"username": "alice", "password": "not it at all"})
+        # Names match whatever their case; the audit records the account's own spelling.
+        wrong = browser.post("/login", data={"username": "ALICE", "password": "not it at all"})
         assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
-        ok = browser.post("/login", data={"username": "alice", "password": PASSWORD})
+        ok = browser.post("/login", data={"username": "Alice", "password": PASSWORD})
         assert ok.status_code == 303 and "citadel_session" in browser.cookies
         cookie = ok.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie
@@ -379,6 +380,7 @@ def test_web_login_sets_a_session_that_a_password_change_ends(live):
             live.workspace.accounts.set_password("alice", PASSWORD)
     entries = live.workspace.audit.entries(10, actor="alice")
     assert {"login", "login_failed"} <= {e.action for e in entries}
+    assert not live.workspace.audit.entries(10, actor="ALICE")
     assert all(e.client == "127.0.0.1" for e in entries if e.action.startswith("login"))
 
 

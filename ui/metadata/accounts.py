@@ -147,6 +147,11 @@ class Accounts:
         teams = frozenset(r["team"] for r in rows if r["team"])
         return Caller(rows[0]["name"], rows[0]["role"] == "admin", teams)
 
+    def account_name(self, name: str) -> str | None:
+        """The account's own spelling of `name` (names match whatever their case), or None."""
+        rows = self._db.query("SELECT name FROM users WHERE name = ?", (name,))
+        return str(rows[0]["name"]) if rows else None
+
     def session_fingerprint(self, name: str) -> str | None:
         """Changes whenever the user's password does (sessions are bound to it); None for
         an unknown or disabled user."""

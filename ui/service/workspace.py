@@ -125,12 +125,15 @@ class Workspace:
     def login(self, name: str, password: str, client: str | None = None) -> Caller | None:
         """The caller when the password is right. The audit log records the account's own
         name when there is one, else the name as typed."""
+        # "ALICE" logs in as alice: recorded as alice, or `citadel audit --user alice`
+        # would miss it.
+        recorded = self.accounts.account_name(name) or name
         try:
             caller = self.accounts.login(name, password)
         except LoginLocked:
-            self.audit.record(name, "login_failed", client=client, locked=True)
+            self.audit.record(recorded, "login_failed", client=client, locked=True)
             raise
-        self.audit.record(name, "login" if caller else "login_failed", client=client)
+        self.audit.record(recorded, "login" if caller else "login_failed", client=client)
         return caller
 
     def caller_named(self, name: str) -> Caller | None:
