@@ -246,7 +246,10 @@ class ServerSettings(BaseModel):
     )
     max_upload_mb: float = Field(50.0, gt=0, description="Largest file accepted by an upload.")
     uploads_per_minute: int = Field(
-        30, ge=1, description="Files one user may upload per minute (then 429)."
+        100,
+        ge=1,
+        description="Files one user may upload per minute (then 429): two full uploads of "
+        "50 files. One upload carries at most this many files.",
     )
     requests_per_minute: int = Field(
         120, ge=1, description="Searches and questions one user may send per minute (then 429)."

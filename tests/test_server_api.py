@@ -448,3 +448,18 @@ def test_api_docs_are_served_without_any_outside_asset(live):
         and "/api/collections/{collection}/documents" in schema["paths"]
     )
     assert "text/event-stream" in schema["paths"]["/api/ask"]["post"]["responses"]["200"]["content"]
+
+
+def test_an_upload_of_fifty_files_is_received_whole_at_the_default_limits(live):
+    """The most files one upload may carry are admitted by the per-minute allowance (50
+    files against 30 a minute were always refused whole); the 51st is refused by name."""
+    live.workspace.catalog.assign("notes", "eng")
+    files = [
+        (f"note-{n:02}.md", f"# Note {n}\n\nMeeting room {n} seats {n + 4} people.\n".encode())
+        for n in range(51)
+    ]
+    with live.client(live.keys["bob"]) as bob:
+        body = upload(bob, "notes", *files)
+    assert body["rejected"] == [{"name": "note-50.md", "reason": "at most 50 files per upload"}]
+    assert body["job"]["state"] == "done"
+    assert sorted(f["status"] for f in body["job"]["files"]) == ["added"] * 50

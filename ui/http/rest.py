@@ -35,7 +35,7 @@ from ui.http.wire import (
 )
 from ui.metadata.accounts import Caller
 from ui.service.library import SortField
-from ui.service.limits import MAX_FILES_PER_UPLOAD
+from ui.service.limits import files_per_upload
 from ui.service.workspace import Answered, Workspace
 
 # The upload's body as the API docs show it (the route reads the multipart stream itself).
@@ -155,7 +155,7 @@ def api_router(workspace: Workspace) -> APIRouter:
             request.stream(),
             workspace.ingestion.incoming,
             int(workspace.settings.server.max_upload_mb * 2**20),
-            MAX_FILES_PER_UPLOAD,
+            files_per_upload(workspace.settings.server.uploads_per_minute),
         )
         staged = [(r.name, r.path) for r in received if r.path is not None]
         result = await run_in_threadpool(

@@ -3,7 +3,8 @@
 RateLimiter         units per key (a user, an address) in any sliding minute
 MAX_QUESTION_CHARS  the longest question a front end accepts in a request body (the
                     retrieval limit, retrieval.max_query_chars, is checked by the service)
-MAX_FILES_PER_UPLOAD  files in one upload request (REST or web UI)
+MAX_FILES_PER_UPLOAD  files in one upload request (REST or web UI), at most
+files_per_upload    ... and never more than one user may upload in a minute
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from ui.service.errors import RateLimited
 MAX_QUESTION_CHARS = 4000
 MAX_FILES_PER_UPLOAD = 50
 WINDOW_S = 60.0
+
+
+def files_per_upload(uploads_per_minute: int) -> int:
+    """Files one upload request may carry: an upload the per-minute allowance could never
+    admit would only be refused whole (50 files against 30 a minute was)."""
+    return min(MAX_FILES_PER_UPLOAD, uploads_per_minute)
 
 
 class RateLimiter:

@@ -23,7 +23,7 @@ from rag.errors import CitadelError
 from ui.metadata.accounts import Caller
 from ui.service.jobs import Job
 from ui.service.library import PAGE_SIZE
-from ui.service.limits import MAX_FILES_PER_UPLOAD
+from ui.service.limits import files_per_upload
 from ui.web.handlers import INTERNAL, NO_ACCOUNT, SORTS, Handlers, _discard
 from ui.web.render import (
     Attention,
@@ -198,12 +198,12 @@ class DocumentHandlers:
         checking = f"Received {len(paths)} file(s) for {collection}: checking them…"
         yield progress_html(received, "received", checking), skip, skip, *listing_skipped
         refused: list[FileRow] = []
-        if len(paths) > MAX_FILES_PER_UPLOAD:
-            for extra in paths[MAX_FILES_PER_UPLOAD:]:
-                reason = f"at most {MAX_FILES_PER_UPLOAD} files per upload"
-                refused.append(FileRow(extra.name, "rejected", reason=reason))
-            _discard(paths[MAX_FILES_PER_UPLOAD:])
-            paths = paths[:MAX_FILES_PER_UPLOAD]
+        most = files_per_upload(self.workspace.settings.server.uploads_per_minute)
+        if len(paths) > most:
+            reason = f"at most {most} files per upload"
+            refused.extend(FileRow(extra.name, "rejected", reason=reason) for extra in paths[most:])
+            _discard(paths[most:])
+            paths = paths[:most]
         try:
             # The service takes private copies (and removes them); Gradio's cached copies
             # are removed at once, so no document lingers in /tmp.
