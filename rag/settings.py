@@ -268,10 +268,12 @@ class ServerSettings(BaseModel):
         3600.0, gt=0, description="Lifetime of the signed links that open a cited file."
     )
     trusted_proxies: str = Field(
-        "127.0.0.1",
+        "",
         description="Comma-separated addresses (or networks) of reverse proxies whose "
         "X-Forwarded-For/-Proto headers are believed: the client address that the login "
-        "limits and the audit log see, and https for the session cookie's Secure flag.",
+        "limits and the audit log see, and https for the session cookie's Secure flag. "
+        "None by default: believed from any local process, forged addresses would pass "
+        "the per-address login limit and be written in the audit log.",
     )
     max_connections: int = Field(
         1000,

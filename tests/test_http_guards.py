@@ -25,7 +25,10 @@ EVIL = "http://evil.example"
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, embedder) -> Iterator[LiveServer]:
     settings = server_settings(
-        tmp_path_factory.mktemp("guards"), max_upload_mb=1, uploads_per_minute=3
+        tmp_path_factory.mktemp("guards"),
+        max_upload_mb=1,
+        uploads_per_minute=3,
+        trusted_proxies="127.0.0.1",  # a deployment whose reverse proxy runs on this host
     )
     workspace = workspace_with(settings, embedder)
     keys = {"alice": add_user(workspace, "alice", ("hr",)), "carol": add_user(workspace, "carol")}
@@ -241,3 +244,26 @@ def test_strangers_cannot_flood_the_audit_log_with_refusals(live):
             assert stranger.get(f"/files/doc{n}", params={"u": "a", "e": "1", "s": "b"}).is_error
     recorded = live.workspace.audit.entries(1000, actor="anonymous", action="denied")
     assert 1 <= len(recorded) <= 30  # the probe is on record, but not a hundred times
+
+
+def test_forwarded_addresses_are_not_believed_unless_a_proxy_is_named(tmp_path, embedder):
+    """At the default settings a local process forging X-Forwarded-For with a new address
+    at each attempt stays one address: the login limit holds and the audit log records
+    where the attempts really came from."""
+    workspace = workspace_with(server_settings(tmp_path, logins_per_minute=5), embedder)
+    add_user(workspace, "alice")
+    try:
+        with LiveServer(workspace) as server, server.client() as stranger:
+            codes = [
+                stranger.post(
+                    "/login",
+                    data={"username": "alice", "password": f"guess {n}"},
+                    headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                ).status_code
+                for n in range(8)
+            ]
+        assert codes == [401] * 5 + [429] * 3
+        attempts = workspace.audit.entries(10, actor="alice", action="login_failed")
+        assert attempts and {e.client for e in attempts} == {"127.0.0.1"}
+    finally:
+        workspace.close()

@@ -173,9 +173,10 @@ def uvicorn_config(workspace: Workspace, host: str, port: int, log_level: str = 
         port=port,
         log_level=log_level,
         access_log=False,
-        # The client address and scheme a trusted reverse proxy reports (X-Forwarded-*).
-        proxy_headers=True,
-        forwarded_allow_ips=server.trusted_proxies,
+        # The client address and scheme a trusted reverse proxy reports (X-Forwarded-*),
+        # only when the deployment names its proxy.
+        proxy_headers=bool(server.trusted_proxies.strip()),
+        forwarded_allow_ips=server.trusted_proxies or None,
         limit_concurrency=server.max_connections,
         # Browsers keep their connections; idle ones are let go soon, not held for minutes.
         timeout_keep_alive=15,
