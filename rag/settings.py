@@ -275,6 +275,13 @@ class ServerSettings(BaseModel):
         "None by default: believed from any local process, forged addresses would pass "
         "the per-address login limit and be written in the audit log.",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers to (the Host header, any port): the "
+        "names users open it by. Empty: any name with authentication on; without "
+        "authentication always the loopback names (127.0.0.1, localhost, ::1) plus these, "
+        "so that a DNS-rebinding page cannot reach the local administrator's server.",
+    )
     max_connections: int = Field(
         1000,
         ge=1,

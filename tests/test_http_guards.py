@@ -267,3 +267,41 @@ def test_forwarded_addresses_are_not_believed_unless_a_proxy_is_named(tmp_path, 
         assert attempts and {e.client for e in attempts} == {"127.0.0.1"}
     finally:
         workspace.close()
+
+
+@pytest.mark.parametrize("named", [[], ["citadel.lan"]])
+def test_without_authentication_only_this_machines_names_are_answered(tmp_path, embedder, named):
+    """How `make demo` serves: a DNS-rebinding page (its own name resolved to 127.0.0.1)
+    reaches the server under that name, and would be answered as the administrator."""
+    settings = server_settings(tmp_path, auth=False, allowed_hosts=named)
+    workspace = workspace_with(settings, embedder)
+    try:
+        with LiveServer(workspace) as server, server.client() as local:
+            for host in ("127.0.0.1", "localhost", f"localhost:{server.port}", "[::1]:8000"):
+                assert local.get("/api/collections", headers={"Host": host}).status_code == 200
+            for host in ("rebind.evil.example", f"rebind.evil.example:{server.port}"):
+                for path in ("/api/collections", "/api/audit", "/"):
+                    refused = local.get(path, headers={"Host": host})
+                    assert refused.status_code == 421, (host, path)
+                    assert "CITADEL_SERVER__ALLOWED_HOSTS" in refused.json()["detail"]
+            searched = local.post(
+                "/api/search", json={"question": "leave"}, headers={"Host": "rebind.evil.example"}
+            )
+            assert searched.status_code == 421
+            lan = local.get("/api/collections", headers={"Host": "citadel.lan:8000"})
+            assert lan.status_code == (200 if named else 421)
+    finally:
+        workspace.close()
+
+
+def test_with_authentication_any_name_reaches_the_login_unless_names_are_given(tmp_path, embedder):
+    for named, expected in (([], 401), (["citadel.example.com"], 421)):
+        settings = server_settings(tmp_path / str(len(named)), allowed_hosts=named)
+        workspace = workspace_with(settings, embedder)
+        try:
+            with LiveServer(workspace) as server, server.client() as client:
+                other = client.get("/api/collections", headers={"Host": "10.0.0.7:8000"})
+                assert other.status_code == expected
+                assert client.get("/healthz", headers={"Host": "localhost"}).status_code == 200
+        finally:
+            workspace.close()

@@ -21,11 +21,12 @@ from starlette.middleware.cors import CORSMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
 from rag.errors import ConfigurationError
+from rag.settings import ServerSettings
 from ui.http.deps import session_caller
 from ui.http.errors import install_error_handlers
 from ui.http.files import files_router
 from ui.http.gradio_sessions import GradioSessions
-from ui.http.guards import BodyLimit, SameOrigin
+from ui.http.guards import LOOPBACK_NAMES, BodyLimit, KnownHost, SameOrigin
 from ui.http.login import login_router
 from ui.http.openai import openai_router
 from ui.http.rest import api_router
@@ -96,13 +97,15 @@ def create_app(workspace: Workspace) -> FastAPI:
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
-    # Added last, so outermost: the body is counted before anything reads it, and another
-    # site's page is turned away before any route runs. A CORS policy of our own (no other
-    # origin may read a response) also keeps Gradio from adding its permissive one.
+    # Added last, so outermost: a request for another host name is turned away first, the
+    # body is counted before anything reads it, and another site's page is turned away
+    # before any route runs. A CORS policy of our own (no other origin may read a
+    # response) also keeps Gradio from adding its permissive one.
     app.add_middleware(GradioSessions, workspace=workspace)
     app.add_middleware(CORSMiddleware, allow_origins=[])
     app.add_middleware(SameOrigin)
     app.add_middleware(BodyLimit, limit_for=body_limit)
+    app.add_middleware(KnownHost, allowed=allowed_hosts(workspace.settings.server))
 
     app.mount("/api/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
@@ -136,6 +139,15 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.include_router(openai_router(workspace), prefix="/v1")
     mount_web(app, workspace)
     return app
+
+
+def allowed_hosts(server: ServerSettings) -> frozenset[str]:
+    """The Host names answered (empty: any). The loopback names are always among them
+    (a rebinding page cannot send them: they are its own name that it sends), and without
+    authentication only they and the configured names are: the local user is the
+    administrator there."""
+    named = frozenset(server.allowed_hosts)
+    return LOOPBACK_NAMES | named if named or not server.auth else frozenset()
 
 
 def is_loopback(host: str) -> bool:

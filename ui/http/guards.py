@@ -5,6 +5,9 @@
                 spools to disk) the whole body before any route's authentication runs
     SameOrigin  refuses state-changing browser requests sent by another site's page (CSRF):
                 the session cookie is ambient, an API key is not
+    KnownHost   answers only requests addressed to this server's own names (the `Host`
+                header): a DNS-rebinding page reaches a loopback server under its own
+                name, and without authentication would be answered as the administrator
 
 They are plain ASGI middleware rather than FastAPI's `@app.middleware("http")`, because that
 one can only look at headers before the body is read by the route.
@@ -68,6 +71,40 @@ class SameOrigin:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class KnownHost:
+    """Requests whose `Host` names none of `allowed` (host names, any port) are refused
+    with 421 before any route runs; `allowed` empty lets every name through."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(name.lower() for name in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allowed and scope["type"] in ("http", "websocket"):
+            name = host_name(Headers(scope=scope).get("host", ""))
+            if name not in self.allowed:
+                response = _refuse(
+                    421,
+                    "this server does not answer to that host name: open it by one of "
+                    f"{', '.join(sorted(self.allowed))}, or add the name to "
+                    "CITADEL_SERVER__ALLOWED_HOSTS",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def host_name(host: str) -> str:
+    """The name of a Host header without its port: "[::1]:8000" -> "::1"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def is_same_origin(headers: Headers) -> bool:
