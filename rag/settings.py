@@ -288,6 +288,20 @@ class ServerSettings(BaseModel):
         description="Concurrent connections served (each open browser tab keeps one or "
         "two); more are answered 503.",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a request's headers, from the connection "
+        "opening or the previous response (then 408 and closed): held connections count "
+        "toward max_connections.",
+    )
+    connections_per_address: int = Field(
+        100,
+        ge=1,
+        description="Connections one client address may hold at once (then 429 and closed), "
+        "so that no one address takes the server's max_connections; trusted_proxies are "
+        "exempt. A browser tab holds one or two.",
+    )
     url: str | None = Field(
         None,
         description="A running Citadel server the CLI talks to (ingest, search, ask) instead "

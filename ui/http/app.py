@@ -22,6 +22,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from rag.errors import ConfigurationError
 from rag.settings import ServerSettings
+from ui.http.connections import guarded_protocol
 from ui.http.deps import session_caller
 from ui.http.errors import install_error_handlers
 from ui.http.files import files_router
@@ -192,6 +193,10 @@ def uvicorn_config(workspace: Workspace, host: str, port: int, log_level: str = 
         limit_concurrency=server.max_connections,
         # Browsers keep their connections; idle ones are let go soon, not held for minutes.
         timeout_keep_alive=15,
+        # A deadline on each request's headers and a cap per address (uvicorn has neither).
+        http=guarded_protocol(
+            server.header_timeout_s, server.connections_per_address, server.trusted_proxies
+        ),
     )
 
 
