@@ -111,3 +111,15 @@ def test_the_backend_is_chosen_by_the_settings_and_never_made_at_run_time(
     with pytest.raises(EmbedderError, match=r"python -m rag\.e5_onnx"):
         _ = embedder.dimension
     assert not (tmp_path / e5_onnx.ONNX_FILE).exists()
+
+
+def test_the_default_model_name_means_the_folder_built_at_install_time() -> None:
+    """`CITADEL_EMBEDDING__BACKEND=onnx-int8` alone: the int8 file is looked for beside the
+    installed default (it was looked for in ./multilingual-e5-small)."""
+    embedder = OnnxInt8Embedder(EmbeddingSettings(backend="onnx-int8"))
+    folder = e5_convert.installed_folder()
+    if (folder / e5_onnx.ONNX_FILE).is_file():  # made here by `make models-e5-int8`
+        assert len(embedder.embed_query("congés payés")) == embedder.dimension
+    else:
+        with pytest.raises(EmbedderError, match=str(folder / e5_onnx.ONNX_FILE)):
+            embedder.embed_query("congés payés")

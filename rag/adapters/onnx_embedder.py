@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.adapters.embedder import as_counted
+from rag.adapters.embedder import as_counted, resolve_model_path
 from rag.errors import EmbedderError
 from rag.settings import EmbeddingSettings
 
@@ -81,7 +81,8 @@ class OnnxInt8Embedder:
 
     @property
     def _folder(self) -> Path:
-        return Path(self._settings.model)
+        # The default's name means the folder built at install time, as for float32.
+        return Path(resolve_model_path(self._settings.model))
 
     def _session(self) -> OnnxSession:
         threads = self._threads or len(os.sched_getaffinity(0))
