@@ -288,6 +288,19 @@ class ServerSettings(BaseModel):
         description="Concurrent connections served (each open browser tab keeps one or "
         "two); more are answered 503.",
     )
+    max_concurrent_answers: int = Field(
+        4,
+        ge=1,
+        description="Answers written at once (more wait in line, first come first served): "
+        "a model server writes one or a few at a time, and each answer being written holds "
+        "a thread.",
+    )
+    answers_per_user: int = Field(
+        3, ge=1, description="Answers one user may have written or waiting at once (then 429)."
+    )
+    answers_waiting: int = Field(
+        100, ge=0, description="Answers that may wait in line (then 429 with Retry-After)."
+    )
     header_timeout_s: float = Field(
         10.0,
         gt=0,

@@ -22,6 +22,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from rag.errors import ConfigurationError
 from rag.settings import ServerSettings
+from ui.http.answer_threads import AnswerThreads
 from ui.http.connections import guarded_protocol
 from ui.http.deps import session_caller
 from ui.http.errors import install_error_handlers
@@ -136,8 +137,9 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     app.include_router(files_router(workspace))
     app.include_router(login_router(workspace))
-    app.include_router(api_router(workspace), prefix="/api")
-    app.include_router(openai_router(workspace), prefix="/v1")
+    threads = AnswerThreads(workspace.answer_slots.threads)  # answers, apart from the pool
+    app.include_router(api_router(workspace, threads), prefix="/api")
+    app.include_router(openai_router(workspace, threads), prefix="/v1")
     mount_web(app, workspace)
     return app
 

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (a 413)
@@ -49,6 +49,7 @@ from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own 
 from rag.errors import CitadelError
 from rag.text import printable
 from rag.types import Answer, Delta, Message, Thinking
+from ui.http.answer_threads import AnswerThreads, ClosingStreamingResponse, final_answer
 from ui.http.deps import bearer_caller, client_of
 from ui.http.errors import MODEL_NOT_FOUND, http_error, retry_after_s
 from ui.http.rest import answered_out
@@ -346,7 +347,7 @@ def conversation(messages: Sequence[ChatMessage]) -> tuple[str, list[Message]]:
 # -- the router ----------------------------------------------------------------------------
 
 
-def openai_router(workspace: Workspace) -> APIRouter:
+def openai_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
     def authenticate(request: Request) -> None:
         """Every /v1 route: the API key first, before the body is even validated."""
         request.state.citadel_caller = bearer_caller(workspace, request)
@@ -381,7 +382,7 @@ def openai_router(workspace: Workspace) -> APIRouter:
         return model_json(model, started)
 
     @router.post("/chat/completions", response_model=None)
-    def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         """An answer with citations from your collections, as an OpenAI chat completion."""
         caller = caller_of(request)
         if body.n not in (None, 1):
@@ -391,21 +392,25 @@ def openai_router(workspace: Workspace) -> APIRouter:
                 param="n",
                 code="unsupported_value",
             )
-        scope = workspace.scope(caller)
+        scope = await threads.run(workspace.scope, caller)
         collections = collections_of(scope.readable, body.model)
         question, history = conversation(body.messages)
-        # Checks (rate limit, access, documents) happen here, before any output.
-        events = workspace.ask(
-            caller, question, collections, history, client=client_of(request), scope=scope
-        )
+        client = client_of(request)
+
+        def asked() -> Iterator[Delta | Thinking | Answered]:
+            # Checks (rate limit, access, documents), the wait in line, the search and the
+            # model's first token happen here, before any output.
+            return workspace.ask(caller, question, collections, history, client=client, scope=scope)
+
+        events = await threads.run(asked)
         created = int(time.time())
         if not body.stream:
-            answered = next(e for e in events if isinstance(e, Answered))
+            answered = await threads.run(final_answer, events)
             return JSONResponse(completion_json(workspace, caller, answered, body.model, created))
         usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = stream_chunks(workspace, caller, events, body.model, created, usage)
-        return StreamingResponse(
-            chunks,
+        return ClosingStreamingResponse(
+            threads.iterate(chunks),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -532,6 +537,12 @@ def stream_chunks(
         yield "data: [DONE]\n\n"
     except Exception as exc:  # the status line is sent: report in the stream
         yield _sse(openai_error(exc).body())
+    finally:
+        # Closed with the stream (the client left): the model's stream and the answer's
+        # slot go now, not when the garbage collector finds them.
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
 def _sse(data: dict[str, Any]) -> str:

@@ -5,16 +5,18 @@ checks and audits; this module only translates HTTP (shapes: ui/http/wire.py).""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from rag.errors import CitadelError
 from rag.text import escape_invisible
 from rag.types import Delta, Message, Thinking
+from ui.http.answer_threads import AnswerThreads, ClosingStreamingResponse, final_answer
 from ui.http.deps import CallerDep, client_of
 from ui.http.files import file_response
 from ui.http.incoming import receive_files
@@ -34,6 +36,7 @@ from ui.http.wire import (
     UserRequest,
 )
 from ui.metadata.accounts import Caller
+from ui.service.answer_slots import Ticket, places_in_line
 from ui.service.library import SortField
 from ui.service.limits import files_per_upload
 from ui.service.workspace import Answered, Workspace
@@ -72,7 +75,8 @@ def sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def api_router(workspace: Workspace) -> APIRouter:
+def api_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
+    """`threads`: where answers' blocking work runs, apart from the pool other routes share."""
     router = APIRouter()
 
     # -- who am I ------------------------------------------------------------------------
@@ -217,35 +221,52 @@ def api_router(workspace: Workspace) -> APIRouter:
             }
         },
     )
-    def ask(body: AskRequest, caller: CallerDep, request: Request) -> Response:
-        """An answer with citations. With `stream: true`, server-sent events: `delta`
+    async def ask(body: AskRequest, caller: CallerDep, request: Request) -> Response:
+        """An answer with citations. With `stream: true`, server-sent events: `queued`
+        ({"ahead"}: answers before this one) while it waits for the model, `delta`
         ({"text"}) as the model writes, then `answer` (the checked answer, the one to show)."""
         history = [Message(t.role, t.content) for t in body.history]
-        events = workspace.ask(
-            caller,
-            body.question,
-            body.collections,
-            history,
-            body.search_filter(),
-            client_of(request),
-        )
-        if not body.stream:
-            final = next(e for e in events if isinstance(e, Answered))
-            return JSONResponse(answered_out(workspace, caller, final).json_body())
+        client = client_of(request)
 
-        def stream() -> Iterator[str]:
+        def asked(ticket: Ticket | None = None) -> Iterator[Delta | Thinking | Answered]:
+            return workspace.ask(
+                caller,
+                body.question,
+                body.collections,
+                history,
+                body.search_filter(),
+                client,
+                ticket=ticket,
+            )
+
+        if not body.stream:
+            final = await threads.run(final_answer, asked())
+            return JSONResponse(answered_out(workspace, caller, final).json_body())
+        # Refused now, with its status, rather than as an event of a 200 stream.
+        await threads.run(workspace.check_ask, caller, body.question, body.collections)
+        ticket = workspace.admit_answer(caller)
+
+        async def stream() -> AsyncIterator[str]:
             try:
-                for event in events:
-                    if isinstance(event, Delta):
-                        yield sse("delta", {"text": event.text})
-                    elif isinstance(event, Thinking):
-                        yield sse("thinking", {"text": event.text})
-                    else:
-                        yield sse("answer", answered_out(workspace, caller, event).json_body())
+                async with aclosing(threads.iterate(places_in_line(ticket))) as places:
+                    async for ahead in places:
+                        yield sse("queued", {"ahead": ahead})
+                events = await threads.run(asked, ticket)
+                async with aclosing(threads.iterate(events)) as written:
+                    async for event in written:
+                        if isinstance(event, Delta):
+                            yield sse("delta", {"text": event.text})
+                        elif isinstance(event, Thinking):
+                            yield sse("thinking", {"text": event.text})
+                        else:
+                            out = answered_out(workspace, caller, event).json_body()
+                            yield sse("answer", out)
             except CitadelError as exc:  # after the 200: the client reads it as an event
                 yield sse("error", {"detail": str(exc)})
+            finally:
+                ticket.release()
 
-        return StreamingResponse(
+        return ClosingStreamingResponse(
             stream(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

@@ -9,7 +9,6 @@ The store is asked for its collection list once per request.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import secrets
@@ -45,6 +44,7 @@ from ui.metadata.errors import LoginLocked
 from ui.metadata.feedback import FeedbackEntry, SourceRef
 from ui.service import access, health
 from ui.service.access import LOCAL_ADMIN, require_admin
+from ui.service.answer_slots import AnswerSlots, Ticket
 from ui.service.errors import NotFound, NothingToSearch
 from ui.service.ingestion import Ingestion, UploadResult, serving_threads
 from ui.service.jobs import Job
@@ -107,6 +107,9 @@ class Workspace:
         )
         self.jobs = self.ingestion.jobs
         self._query_limit = RateLimiter(s.requests_per_minute, what="questions and searches")
+        self.answer_slots = AnswerSlots(
+            s.max_concurrent_answers, s.answers_per_user, s.answers_waiting
+        )
         self._received_limit = RateLimiter(s.uploads_per_minute)  # bytes, in largest files
         key = secret_key(settings.data_dir / "server.key")
         self.links = FileLinks(key, s.link_ttl_s)
@@ -247,19 +250,47 @@ class Workspace:
         search_filter: SearchFilter | None = None,
         client: str | None = None,
         scope: Scope | None = None,
+        ticket: Ticket | None = None,
     ) -> Iterator[Delta | Thinking | Answered]:
         """Deltas (and a reasoning model's Thinking, apart), then one Answered. The work up
-        to the first event (checks, retrieval, the model's first token) happens here, so a
-        refused or failing request raises now, not in the middle of a stream that has
-        already answered 200. `scope`: the request's
-        own, when its front end needed it already."""
-        self._query_limit.check(caller.name)
+        to the first event (checks, the wait for an answer slot, retrieval, the model's
+        first token) happens here, so a refused or failing request raises now, not in the
+        middle of a stream that has already answered 200. `scope`: the request's own, when
+        its front end needed it already. `ticket`: the place `admit_answer` gave, when the
+        front end showed the wait itself; the slot is freed when the events end or are
+        closed."""
+        if ticket is None:
+            self._query_limit.check(caller.name)
+        try:
+            checked, names = self.check_ask(caller, question, collections, scope)
+            ticket = ticket or self.answer_slots.admit(caller.name)
+            ticket.wait()
+            events = self._answer_events(caller, checked, names, history, search_filter, client)
+            first = next(events)
+        except BaseException:
+            if ticket is not None:
+                ticket.release()
+            raise
+        return _releasing(first, events, ticket)
+
+    def check_ask(
+        self,
+        caller: Caller,
+        question: str,
+        collections: Sequence[str] | None = None,
+        scope: Scope | None = None,
+    ) -> tuple[Question, list[str]]:
+        """The checked question and the collections it will search, or the error a front
+        end must give before it starts answering (a stream that waits in line first)."""
         # The one check of the question: before it is audited, condensed or searched.
         checked = self.services.retriever.check_question(question)
-        names = self._searchable(caller, collections, scope)
-        events = self._answer_events(caller, checked, names, history, search_filter, client)
-        first = next(events)
-        return itertools.chain([first], events)
+        return checked, self._searchable(caller, collections, scope)
+
+    def admit_answer(self, caller: Caller) -> Ticket:
+        """A place in line for one of `caller`'s answers (RateLimited when there is none),
+        for a front end that shows the wait (`answer_slots.places_in_line`) before `ask`."""
+        self._query_limit.check(caller.name)
+        return self.answer_slots.admit(caller.name)
 
     def _answer_events(
         self,
@@ -645,3 +676,16 @@ def _audited(passages: Sequence[Passage]) -> list[dict[str, Any]]:
     return [
         {"document_id": p.document_id, "source": p.source, "location": p.location} for p in passages
     ]
+
+
+def _releasing(
+    first: Delta | Thinking | Answered,
+    events: Iterator[Delta | Thinking | Answered],
+    ticket: Ticket,
+) -> Iterator[Delta | Thinking | Answered]:
+    """The answer's events; its slot is freed when they end or the reader closes them."""
+    try:
+        yield first
+        yield from events
+    finally:
+        ticket.release()

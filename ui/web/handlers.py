@@ -27,6 +27,7 @@ from rag.types import Delta, Message, Thinking
 from ui.metadata.accounts import Caller
 from ui.metadata.conversations import ConversationInfo, new_conversation_id
 from ui.service.access import LOCAL_ADMIN
+from ui.service.answer_slots import Ticket, places_in_line
 from ui.service.library import SortField
 from ui.service.sessions import COOKIE
 from ui.service.workspace import Answered, Workspace
@@ -40,6 +41,7 @@ from ui.web.render import (
     streaming_html,
     thinking_html,
     user_html,
+    waiting_html,
 )
 
 log = logging.getLogger(__name__)
@@ -149,9 +151,19 @@ class Handlers:
         )
         final: Turn
         thought = ""
+        ticket: Ticket | None = None
         try:
+            ticket = self.workspace.admit_answer(caller)
+            for ahead in places_in_line(ticket):  # the model is busy with others' answers
+                waiting = Turn(question, waiting_html(ahead))
+                yield chat_messages([*turns, waiting]), *[skip] * 4
             events = self.workspace.ask(
-                caller, question, list(collections), history, client=self.client(request)
+                caller,
+                question,
+                list(collections),
+                history,
+                client=self.client(request),
+                ticket=ticket,
             )
             written = ""
             shown_at = 0.0
@@ -191,6 +203,9 @@ class Handlers:
         except Exception:
             log.exception("answering in the web UI failed")
             final = Turn(question, error_html(INTERNAL), owner=caller.name)
+        finally:
+            if ticket is not None:  # Stop pressed while waiting in line, too
+                ticket.release()
         self._forget(session)
         done = [*turns, final]
         yield chat_messages(done), done, skip, *_streaming(False)

@@ -327,6 +327,19 @@ def streaming_html(text: str) -> str:
     return f'<div class="citadel-text citadel-streaming">{body}{cursor}</div>'
 
 
+def waiting_html(ahead: int) -> str:
+    """The question waits for the model, which is writing other people's answers."""
+    people = "1 question" if ahead == 1 else f"{ahead} questions"
+    body = (
+        f'<span class="citadel-muted" role="status">Waiting for the model: {people} ahead of '
+        "yours…</span>"
+        if ahead
+        else '<span class="citadel-muted" role="status">Waiting for the model: yours is next…'
+        "</span>"
+    )
+    return f'<div class="citadel-text citadel-streaming citadel-waiting">{body}</div>'
+
+
 def stopped_html(text: str) -> str:
     """An answer stopped while it was written: what was shown, marked as unchecked."""
     body = f'<div class="citadel-text">{esc(text)}</div>' if text else ""
