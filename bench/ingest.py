@@ -76,17 +76,19 @@ def _run_cli(data_dir: Path, corpus: Path) -> tuple[dict[str, Any], float, dict[
 
 def _standalone_embedding(corpus: Path) -> dict[str, float]:
     """Parse and chunk the corpus like ingestion does, then time the embedder alone."""
-    from ingest.chunk import Chunker, document_title
+    from ingest.chunk import document_title
     from ingest.discover import discover
+    from ingest.pipeline import chunker_for
     from ingest.workers import ParseJob, ParserPool
-    from rag.adapters.embedder import SentenceTransformerEmbedder
     from rag.offline import enforce_offline
     from rag.settings import Settings
+    from rag.wiring import build_embedder
 
     enforce_offline()
     settings = Settings()
-    embedder = SentenceTransformerEmbedder(settings.embedding)
-    chunker = Chunker(embedder.count_tokens, embedder.max_tokens)
+    # The embedder (and backend) and the chunk size ingestion itself uses: the same chunks.
+    embedder = build_embedder(settings.embedding)
+    chunker = chunker_for(embedder, settings.ingest)
     found = discover([corpus], int(settings.ingest.max_file_mb * 2**20))
     jobs = [ParseJob(i, str(c.path), c.format.name) for i, c in enumerate(found.candidates)]
     texts: list[str] = []
