@@ -139,3 +139,33 @@ def test_the_openai_api_waits_in_the_same_line(tmp_path, embedder) -> None:
                 assert done_second > done_first  # written after the first, not beside it
         finally:
             workspace.close()
+
+
+@pytest.mark.slow
+def test_an_answer_not_streamed_never_holds_up_the_other_routes(tmp_path, embedder) -> None:
+    """Its wait for the model happens on an answer thread, not on the server's event loop."""
+    with FakeOllama() as model:
+        slow = Script(tokens=["Twenty-five ", "days ", "[1]", "."], delay_before_first_s=3.0)
+        model.enqueue(slow)  # the first token comes 3 s after the question
+        workspace = workspace_with(server_settings(tmp_path, llm_host=model.url), embedder)
+        key = add_user(workspace, "alice", ("hr",))
+        workspace.catalog.assign("hr-docs", "hr")
+        upload_and_wait(workspace, "alice", "hr-docs", [SAMPLES / "handbook.md"])
+        try:
+            with LiveServer(workspace) as server, ThreadPoolExecutor(1) as pool:
+                body = {"question": QUESTION, "collections": ["hr-docs"]}
+
+                def ask() -> httpx.Response:
+                    with server.client(key) as client:
+                        return client.post("/api/ask", json=body)
+
+                answer = pool.submit(ask)
+                time.sleep(1.0)  # the model is still reading the question
+                with server.client(key) as other:
+                    began = time.monotonic()
+                    assert other.get("/healthz").status_code == 200
+                    took = time.monotonic() - began
+                assert not answer.done() and took < 0.5, took
+                assert answer.result().status_code == 200
+        finally:
+            workspace.close()

@@ -240,7 +240,9 @@ def api_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
             )
 
         if not body.stream:
-            final = await threads.run(final_answer, asked())
+            # asked() itself blocks (the wait in line, the search, the first token): on
+            # an answer thread too, never on the event loop.
+            final = await threads.run(lambda: final_answer(asked()))
             return JSONResponse(answered_out(workspace, caller, final).json_body())
         # Refused now, with its status, rather than as an event of a 200 stream.
         await threads.run(workspace.check_ask, caller, body.question, body.collections)
