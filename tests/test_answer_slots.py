@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from tests.fake_ollama import FakeOllama, Script
 from tests.live_server import LiveServer, add_user, server_settings, upload_and_wait, workspace_with
 from ui.service.answer_slots import AnswerSlots, places_in_line
 from ui.service.errors import RateLimited
+from ui.web.handlers import Handlers
 
 QUESTION = "How many days of paid annual leave do full-time employees get?"
 
@@ -167,5 +169,46 @@ def test_an_answer_not_streamed_never_holds_up_the_other_routes(tmp_path, embedd
                     took = time.monotonic() - began
                 assert not answer.done() and took < 0.5, took
                 assert answer.result().status_code == 200
+        finally:
+            workspace.close()
+
+
+@dataclass
+class WebRequest:
+    """What the web UI's handlers read of gr.Request: the signed-in user."""
+
+    username: str
+    client: None = None
+    session_hash: str = "tab-1"
+
+
+@pytest.mark.slow
+def test_the_web_ui_shows_the_place_in_line_and_stop_gives_it_back(tmp_path, embedder) -> None:
+    with FakeOllama() as model:
+        model.enqueue(Script(tokens=["Twenty-five ", "days ", "[1]", "."]))
+        settings = server_settings(tmp_path, llm_host=model.url, max_concurrent_answers=1)
+        workspace = workspace_with(settings, embedder)
+        add_user(workspace, "alice", ("hr",))
+        workspace.catalog.assign("hr-docs", "hr")
+        upload_and_wait(workspace, "alice", "hr-docs", [SAMPLES / "handbook.md"])
+        ui = Handlers(workspace)
+        try:
+            writing = workspace.answer_slots.admit("bob")  # someone else's answer is written
+            shown = ui.ask(QUESTION, ["hr-docs"], [], WebRequest("alice"))  # type: ignore[arg-type]
+            next(shown)  # the question, and the answer's placeholder
+            waiting = json.dumps(next(shown)[0])
+            assert "Waiting for the model: yours is next" in waiting
+            assert workspace.answer_slots.counts() == (1, 1)
+            shown.close()  # Stop pressed while in line: the place is given back
+            assert workspace.answer_slots.counts() == (1, 0)
+
+            shown = ui.ask(QUESTION, ["hr-docs"], [], WebRequest("alice"))  # type: ignore[arg-type]
+            next(shown)
+            assert "Waiting for the model" in json.dumps(next(shown)[0])
+            threading.Timer(0.5, writing.release).start()  # bob's answer is done
+            *_, last = shown
+            final = json.dumps(last[0])
+            assert "Twenty-five" in final and "Waiting for the model" not in final
+            assert workspace.answer_slots.counts() == (0, 0)
         finally:
             workspace.close()
