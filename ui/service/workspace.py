@@ -228,8 +228,7 @@ class Workspace:
         client: str | None = None,
     ) -> Retrieval:
         self._query_limit.check(caller.name)
-        checked = self.services.retriever.check_question(question)
-        names = self._searchable(caller, collections)
+        checked, names = self.check_ask(caller, question, collections)
         result = self.services.retriever.retrieve(checked, names, search_filter, top_k)
         self.audit.record(
             caller.name,
@@ -281,7 +280,8 @@ class Workspace:
         scope: Scope | None = None,
     ) -> tuple[Question, list[str]]:
         """The checked question and the collections it will search, or the error a front
-        end must give before it starts answering (a stream that waits in line first)."""
+        end must give before it starts searching or answering (a stream that waits in line
+        first)."""
         # The one check of the question: before it is audited, condensed or searched.
         checked = self.services.retriever.check_question(question)
         return checked, self._searchable(caller, collections, scope)
