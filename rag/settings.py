@@ -44,6 +44,11 @@ class EmbeddingSettings(BaseModel):
     )
 
 
+# Also the adapters' default, so a store built without settings (tests, benchmarks) searches
+# the same way as Citadel does.
+SEARCH_EF = 512
+
+
 class QdrantSettings(BaseModel):
     url: str | None = Field(
         None,
@@ -55,6 +60,14 @@ class QdrantSettings(BaseModel):
         "citadel-", description="Prefix of Citadel's collections on a Qdrant server."
     )
     timeout_s: float = Field(30.0, gt=0, description="Request timeout towards the Qdrant server.")
+    search_ef: int = Field(
+        SEARCH_EF,
+        ge=16,
+        le=4096,
+        description="Candidates a dense search explores in the HNSW graph. Qdrant's default "
+        "missed 5% of the exact 50 nearest chunks of the Python docs (7.9k chunks), and the "
+        "very nearest for 5 of 79 questions; 512 misses 0.5% at the same 1.6 ms.",
+    )
 
 
 class IngestSettings(BaseModel):

@@ -273,3 +273,39 @@ def test_optimizing_keeps_every_point_and_result(store: QdrantStore) -> None:
     assert [h.id for h in store.search(["docs"], _query("retention period"), 5)] == [
         h.id for h in before
     ]
+
+
+def test_dense_search_finds_the_nearest_chunks_of_a_large_collection(tmp_path: Path) -> None:
+    """Above Qdrant's full-scan size a dense search walks the HNSW graph: at Qdrant's
+    default beam it missed 1 of 20 of the true 50 nearest chunks (and the very nearest for 5
+    of 79 questions) on a 7.9k-chunk corpus. Random vectors are the graph's hardest case:
+    there the default beam found 0.6 of them."""
+    import numpy as np
+
+    dimension, count = 384, 9000  # 13.8 MB of vectors: over the 10 MB full-scan threshold
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((count, dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = EdgeStore(tmp_path / "edge")
+    store.ensure_collection("big", CollectionSpec("test-model", dimension))
+    doc = document_id("big", "big.md")
+    for start in range(0, count, 1000):
+        numbers = range(start, min(count, start + 1000))
+        chunks = [_chunk("big", "big.md", n, f"chunk {n}") for n in numbers]
+        store.upsert_chunks(
+            "big",
+            chunks,
+            [vectors[n].tolist() for n in numbers],
+            [SparseVector([1], [1.0])] * len(chunks),
+        )
+    store.optimize("big")
+
+    recalls = []
+    for query in rng.standard_normal((10, dimension)).astype(np.float32):
+        query /= np.linalg.norm(query)
+        exact = {chunk_id(doc, int(n)) for n in np.argsort(-(vectors @ query))[:50]}
+        found = {h.id for h in store.search(["big"], query.tolist(), 50)}
+        recalls.append(len(found & exact) / 50)
+    store.close()
+
+    assert sum(recalls) / len(recalls) >= 0.95, recalls

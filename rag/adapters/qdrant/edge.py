@@ -20,6 +20,7 @@ from rag.adapters.qdrant.base import (
     hit_from_point,
 )
 from rag.errors import StoreUnavailable
+from rag.settings import SEARCH_EF
 from rag.types import SearchHit, SparseVector
 
 _SCROLL_PAGE = 512
@@ -46,8 +47,9 @@ class EdgeStore(QdrantStore):
     directory gets StoreUnavailable instead of corrupting it.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, search_ef: int = SEARCH_EF) -> None:
         self._root = root
+        self._search_params = qe.SearchParams(hnsw_ef=search_ef)
         self._shards: dict[str, qe.EdgeShard] = {}
         # A server opens shards from several request threads: two threads loading the same
         # shard would lock each other out of its write-ahead log.
@@ -173,6 +175,7 @@ class EdgeStore(QdrantStore):
                 filter=_filter(must),
                 with_payload=True,
                 with_vector=False,
+                params=self._search_params,
             )
         )
         return [hit_from_point(p) for p in points]

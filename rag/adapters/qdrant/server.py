@@ -19,7 +19,7 @@ from rag.adapters.qdrant.base import (
     hit_from_point,
 )
 from rag.errors import StoreUnavailable
-from rag.settings import QdrantSettings
+from rag.settings import SEARCH_EF, QdrantSettings
 from rag.types import SearchHit, SparseVector
 
 _SCROLL_PAGE = 512
@@ -41,9 +41,12 @@ def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> qm.Filter:
 class ServerStore(QdrantStore):
     """Each Citadel collection is the Qdrant collection `<prefix><name>`."""
 
-    def __init__(self, client: QdrantClient, prefix: str = "citadel-") -> None:
+    def __init__(
+        self, client: QdrantClient, prefix: str = "citadel-", search_ef: int = SEARCH_EF
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        self._search_params = qm.SearchParams(hnsw_ef=search_ef)
 
     @classmethod
     def connect(cls, settings: QdrantSettings) -> ServerStore:
@@ -51,7 +54,7 @@ class ServerStore(QdrantStore):
         assert settings.url, "a Qdrant server URL is configured"
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         client = QdrantClient(url=settings.url, api_key=api_key, timeout=int(settings.timeout_s))
-        return cls(client, settings.collection_prefix)
+        return cls(client, settings.collection_prefix, settings.search_ef)
 
     def _qname(self, name: str) -> str:
         return f"{self._prefix}{name}"
@@ -169,6 +172,7 @@ class ServerStore(QdrantStore):
             using=using,
             query_filter=_filter(must),
             limit=limit,
+            search_params=self._search_params,
             with_payload=True,
             with_vectors=False,
         )
