@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.html_main import main_content
+
 # (module, function, extra keyword arguments) per file type
 _PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     # "fast": pdfminer text extraction; no OCR or layout models, nothing to download.
@@ -100,10 +102,16 @@ def warm_up(file_types: Iterable[str]) -> None:
 def parse_file(path: str, file_type: str) -> list[ParsedElement]:
     module, function, kwargs = _PARTITIONERS[file_type]
     partition = getattr(importlib.import_module(module), function)
+    source: dict[str, Any] = {"filename": path}
     if file_type in _TEXT_WITH_ENCODING:
-        kwargs = {**kwargs, "encoding": text_encoding(Path(path).read_bytes())}
+        raw = Path(path).read_bytes()
+        encoding = text_encoding(raw)
+        if file_type == "html":
+            source = {"text": main_content(raw.decode(encoding, errors="replace"))}
+        else:
+            kwargs = {**kwargs, "encoding": encoding}
     try:
-        elements = partition(filename=path, **kwargs)
+        elements = partition(**source, **kwargs)
     except MemoryError:
         raise
     except Exception as exc:
