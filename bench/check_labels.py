@@ -109,7 +109,7 @@ def corpus_files(corpus: Path) -> list[Path]:
 def check(corpus: Path, item: evaluation.QaItem) -> list[str]:
     problems: list[str] = []
     if not item.answerable:
-        if item.answers or item.page is not None or item.kind != "unanswerable":
+        if item.answers or item.pages or item.kind != "unanswerable":
             problems.append("no sources, but answers, a page or a kind other than unanswerable")
         return problems
     if not item.answers:
@@ -131,16 +131,16 @@ def check(corpus: Path, item: evaluation.QaItem) -> list[str]:
     if len(pdfs) > 1:
         problems.append("more than one PDF source")
     if pdfs and (corpus / pdfs[0]).is_file():
-        if item.page is None:
+        if not item.pages:
             problems.append(f"PDF source {pdfs[0]} but no page")
-        else:
-            path = corpus / pdfs[0]
-            if item.page > _pdf_pages(path):
-                problems.append(f"page {item.page} beyond the end of {pdfs[0]}")
-            elif not any(_norm(a) in pdf_page_text(path, item.page) for a in item.answers) and (
+        path = corpus / pdfs[0]
+        for page in item.pages:
+            if page > _pdf_pages(path):
+                problems.append(f"page {page} beyond the end of {pdfs[0]}")
+            elif not any(_norm(a) in pdf_page_text(path, page) for a in item.answers) and (
                 item.kind != "multi" or pdfs[0] in holding
             ):
-                problems.append(f"none of the answers on page {item.page} of {pdfs[0]}")
+                problems.append(f"none of the answers on page {page} of {pdfs[0]}")
     return problems
 
 
@@ -158,12 +158,13 @@ def main() -> int:
         for problem in problems:
             print(f"{item.id}: {problem}")
         bad += bool(problems)
-        if args.others and item.page is not None:
+        if args.others and item.pages:
             pdf = args.corpus / next(s for s in item.sources if s.lower().endswith(".pdf"))
             pages = [
                 n
                 for n in range(1, _pdf_pages(pdf) + 1)
-                if n != item.page and any(_norm(a) in pdf_page_text(pdf, n) for a in item.answers)
+                if n not in item.pages
+                and any(_norm(a) in pdf_page_text(pdf, n) for a in item.answers)
             ]
             if pages:
                 print(f"{item.id}: answers also on page(s) {', '.join(map(str, pages))}")

@@ -5,7 +5,8 @@ correct answer contains: any one of them), optional `answer_groups` (an answer i
 parts: a list of lists of strings; a correct answer contains one string of EVERY group, and
 one of `answers` as well when both are given), `sources` (files, relative to the corpus
 root, that answer it; empty when the documents do not), optional `page` (1-based page in
-the PDF source) and `kind`. Unknown fields are ignored. Expected strings match whatever
+the PDF source that states the answer, or the list of its pages that each state it) and
+`kind`. Unknown fields are ignored. Expected strings match whatever
 the case and spacing, citation markers (`[1]`, `[~2]`) left out.
 
 Retrieval is measured at the document level: each retrieved passage is mapped to its file
@@ -55,7 +56,7 @@ class QaItem:
     question: str
     answers: tuple[str, ...]
     sources: tuple[str, ...]
-    page: int | None
+    pages: tuple[int, ...]  # of the PDF source, each stating the answer; () when unlabelled
     kind: str
     answer_groups: tuple[tuple[str, ...], ...] = ()
 
@@ -119,10 +120,15 @@ def _item(raw: dict[str, Any], where: str) -> QaItem:
     if not isinstance(question, str) or not question.strip():
         raise InvalidQuestionSet(f"{where}: 'question' must be a non-empty string")
     page = raw.get("page")
-    if page is not None and (not isinstance(page, int) or page < 1):
-        raise InvalidQuestionSet(f"{where}: 'page' must be a positive integer or null")
+    pages = tuple(page) if isinstance(page, list) else () if page is None else (page,)
+    if (isinstance(page, list) and not page) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in pages
+    ):
+        raise InvalidQuestionSet(
+            f"{where}: 'page' must be a positive integer, a non-empty list of them, or null"
+        )
     sources = tuple(s.strip("/") for s in strings("sources"))
-    if page is not None and not any(s.lower().endswith(".pdf") for s in sources):
+    if pages and not any(s.lower().endswith(".pdf") for s in sources):
         raise InvalidQuestionSet(f"{where}: 'page' is given but no source is a PDF")
     groups = raw.get("answer_groups") or []
     if not isinstance(groups, list) or not all(_strings(g) and g for g in groups):
@@ -134,7 +140,7 @@ def _item(raw: dict[str, Any], where: str) -> QaItem:
         question=question,
         answers=strings("answers"),
         sources=sources,
-        page=page,
+        pages=tuple(sorted(set(pages))),
         kind=str(raw.get("kind") or ("answerable" if sources else "unanswerable")),
         answer_groups=tuple(tuple(g) for g in groups),
     )
@@ -362,7 +368,7 @@ def metrics(items: Sequence[QaItem], outcomes: dict[str, Outcome]) -> dict[str, 
     result[f"mrr@{MRR_CUTOFF}"] = _mean(
         [_rr(i.sources, outcomes[i.id].documents()) for i in answerable]
     )
-    paged = [i for i in answerable if i.page is not None]
+    paged = [i for i in answerable if i.pages]
     result["page_accuracy"] = _mean([float(_page_right(i, outcomes[i.id])) for i in paged])
     result["paged_questions"] = len(paged)
     result.update(_answer_metrics(items, outcomes))
@@ -415,7 +421,7 @@ def _answered_right(item: QaItem, outcome: Outcome) -> bool:
 
 def _page_right(item: QaItem, outcome: Outcome) -> bool:
     pdfs = [s for s in item.sources if s.lower().endswith(".pdf")]
-    return any(outcome.page_for(s) == item.page for s in pdfs)
+    return any(outcome.page_for(s) in item.pages for s in pdfs)
 
 
 def report(items: Sequence[QaItem], outcomes: dict[str, Outcome]) -> dict[str, Any]:
@@ -444,9 +450,10 @@ def failures(items: Sequence[QaItem], outcomes: dict[str, Outcome]) -> list[dict
         problems = []
         if i.answerable and not set(i.sources) & set(o.documents()[:5]):
             problems.append("not in top 5")
-        if i.answerable and i.page is not None and not _page_right(i, o):
+        if i.answerable and i.pages and not _page_right(i, o):
             pdf = next((s for s in i.sources if s.lower().endswith(".pdf")), "")
-            problems.append(f"cited page {o.page_for(pdf)}, not {i.page}")
+            expected = " or ".join(map(str, i.pages))
+            problems.append(f"cited page {o.page_for(pdf)}, not {expected}")
         if o.error is not None:
             problems.append(f"not run: {o.error}")
         if i.answerable and o.refused:

@@ -144,7 +144,7 @@ def test_search_mode_and_page_accuracy_use_the_sentence_matching_the_question(in
         question=INVOICES,
         answers=("ten years",),
         sources=("records.pdf",),
-        page=2,
+        pages=(2,),
         kind="numeric",
     )
 

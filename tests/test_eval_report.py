@@ -20,8 +20,8 @@ from ui.cli.report import CSP, render_report
 
 HOSTILE = '<img src="http://evil.example/x.png" onerror="alert(1)">'
 ITEMS = [
-    QaItem("q1", f"Leave days? {HOSTILE}", ("25 days",), ("handbook.md",), None, "fact"),
-    QaItem("q2", "ZFS pools?", (), (), None, "unanswerable"),
+    QaItem("q1", f"Leave days? {HOSTILE}", ("25 days",), ("handbook.md",), (), "fact"),
+    QaItem("q2", "ZFS pools?", (), (), (), "unanswerable"),
 ]
 
 

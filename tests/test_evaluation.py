@@ -18,6 +18,7 @@ from rag.evaluation import (
     Retrieved,
     Step,
     answers_question,
+    failures,
     full_report,
     load_questions,
     model_specs,
@@ -91,12 +92,25 @@ def test_document_level_metrics_pages_and_refusals(tmp_path: Path) -> None:
     assert Outcome.from_json(outcomes["b"].to_json()).cited_pages == {"pdf/b.pdf": 4}
 
 
+def test_a_question_may_name_every_page_that_states_its_answer(tmp_path: Path) -> None:
+    line = {"id": "b", "question": "q", "answers": ["x"], "sources": ["b.pdf"], "page": [5, 3]}
+    (item,) = load_questions(_write(tmp_path, [line]))
+    cited = {page: Outcome("b", [Retrieved("b.pdf", (page,), 0.9)], False, 1.0) for page in (3, 4)}
+
+    assert item.pages == (3, 5)
+    assert report([item], {"b": cited[3]})["overall"]["page_accuracy"] == 1.0
+    assert report([item], {"b": cited[4]})["overall"]["page_accuracy"] == 0.0
+    assert "cited page 4, not 3 or 5" in failures([item], {"b": cited[4]})[0]["problems"]
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
         ('{"id": "x", "question": ""}', "non-empty"),
         ('{"id": "x", "question": "q", "sources": ["a.docx"], "page": 3}', "no source is a PDF"),
         ('{"id": "x", "question": "q", "page": 0}', "positive integer"),
+        ('{"id": "x", "question": "q", "page": []}', "non-empty list"),
+        ('{"id": "x", "question": "q", "page": [2, "3"]}', "positive integer"),
         ('{"id": "x", "question": "q", "answers": "25"}', "list of strings"),
         ("[1, 2]", "JSON object"),
         ('{"id": "x", "question": "q", "answer_groups": ["a", "b"]}', "answer_groups"),
@@ -135,7 +149,7 @@ def test_answer_groups_need_one_string_of_every_group(tmp_path: Path) -> None:
     assert answers_question("It logs to LOCAL7 [1], meant for boot\nmessages [~2].", item)
     assert not answers_question("It logs to local7 [1].", item)  # one part missing
     assert not answers_question("Boot messages go to syslog.", item)
-    both = QaItem("x", "q", ("dhcpd",), ("a.md",), None, "fact", (("local7",),))
+    both = QaItem("x", "q", ("dhcpd",), ("a.md",), (), "fact", (("local7",),))
     assert answers_question("dhcpd uses local7", both) and not answers_question("local7", both)
 
 

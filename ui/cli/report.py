@@ -322,7 +322,7 @@ def _questions(
             f"{_e(item.question)}</h3>"
             f'<p class="small">Expected: {expected or "-" if item.answerable else "a refusal"}'
             f"; sources: {', '.join(_e(s) for s in item.sources) or 'none'}"
-            f"{f' (page {item.page})' if item.page else ''}; retrieved: {top}; "
+            f"{f' (page {_pages(item.pages)})' if item.pages else ''}; retrieved: {top}; "
             f"evidence {_number(retrieved.evidence)}</p>"
             f'<div class="answers">{cards}</div></section>'
         )
@@ -369,3 +369,7 @@ def _citation(c: CitedSource) -> str:
         f'<span class="small">({who}{", " + mark if mark else ""})</span>'
         f'<div class="snippet">{_e(c.snippet)}</div></li>'
     )
+
+
+def _pages(pages: tuple[int, ...]) -> str:
+    return " or ".join(map(str, pages))
