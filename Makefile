@@ -12,7 +12,7 @@ DEMO_PORT ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: axe install demo test lint typecheck bench bench-corpus bench-corpus-pydoc bench-retrieval bench-latency bench-server check clean
+.PHONY: axe install demo test lint typecheck bench bench-corpus bench-corpus-pydoc bench-retrieval bench-latency bench-server proof check clean
 
 install: $(VENV)/.installed
 
@@ -163,6 +163,11 @@ bench-latency: install
 
 bench-server: install
 	$(PY) -m bench.server $(BENCH_ARGS)
+
+# Citadel's promises tested with faults (crash loops, the metadata database under kills, zero
+# egress): longer than `make test`, not run by CI. Writes bench/PROOF.md.
+proof: install bench-corpus browser models-test
+	$(PY) -m bench.proof $(PROOF_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

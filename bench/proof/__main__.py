@@ -1,0 +1,95 @@
+"""`python -m bench.proof`: runs the parts asked for, saves each one's results as it ends,
+and rebuilds bench/PROOF.md from the latest results of every part."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import bench.proof
+from bench.environment import environment
+from bench.proof import crash, egress, report
+
+RESULTS = Path("bench/results")
+PARTS = ("crash", "metadata", "egress")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.proof", description=(bench.proof.__doc__ or "").splitlines()[0]
+    )
+    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--corpus", type=Path, default=Path("data/bench-corpus"))
+    parser.add_argument(
+        "--kills", default="20,15,15", help="kills per round: ingest,replace,reindex"
+    )
+    parser.add_argument("--max-delay", type=float, default=20.0, help="latest kill after start (s)")
+    parser.add_argument("--metadata-kills", type=int, default=50)
+    parser.add_argument(
+        "--model", type=Path, default=Path("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}; the parts are {', '.join(PARTS)}")
+    command = "python -m bench.proof " + " ".join(argv if argv is not None else sys.argv[1:])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="citadel-proof-"))
+    held = True
+    try:
+        for part in parts:
+            started = time.monotonic()
+            result = _run(part, args, work / part)
+            result.update(
+                command=command.strip(),
+                machine=environment("qdrant-edge-py", "xllamacpp"),
+                finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                minutes=round((time.monotonic() - started) / 60, 1),
+            )
+            (RESULTS / f"proof-{part}.json").write_text(json.dumps(result, indent=1) + "\n")
+            held &= bool(result["held"])
+            print(f"== {part}: {'held' if result['held'] else 'NOT HELD'}", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    results = {
+        p: json.loads((RESULTS / f"proof-{p}.json").read_text())
+        for p in PARTS
+        if (RESULTS / f"proof-{p}.json").exists()
+    }
+    Path("bench/PROOF.md").write_text(report.markdown(results), encoding="utf-8")
+    print("report: bench/PROOF.md")
+    return 0 if held else 1
+
+
+def _run(part: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    work.mkdir(parents=True)
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    if part == "crash":
+        kills = [int(k) for k in args.kills.split(",")]
+        rounds = crash.store_rounds(args.corpus, work, kills, args.max_delay, args.seed, log)
+        return {
+            "rounds": [r.__dict__ for r in rounds],
+            "held": all(r.identical for r in rounds),
+        }
+    if part == "metadata":
+        found = crash.metadata_round(work, args.metadata_kills, args.seed, log)
+        return {**found, "held": found["identical"]}
+    return egress.run(work, args.model.resolve(), log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
