@@ -1,7 +1,7 @@
 """Citadel's promises tested with faults: `make proof` (python -m bench.proof).
 
     python -m bench.proof [--parts crash,metadata,egress] [--corpus data/bench-corpus]
-                          [--kills 20,15,15] [--metadata-kills 50] [--seed 7]
+                          [--kills 25,10,15] [--metadata-kills 50] [--seed 7]
 
 Each part writes its figures to `bench/results/proof-PART.json` as it ends; the report,
 `bench/PROOF.md`, is rebuilt from every part's latest results, with the machine and the

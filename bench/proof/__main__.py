@@ -15,10 +15,12 @@ from typing import Any
 
 import bench.proof
 from bench.environment import environment
-from bench.proof import crash, egress, report
+from bench.proof import crash, egress, hostile, report
 
 RESULTS = Path("bench/results")
-PARTS = ("crash", "metadata", "egress")
+PARTS = ("crash", "metadata", "hostile", "egress")
+SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the embedded model answering in the egress part
+QWEN = "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf"  # answers the injection questions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,12 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--corpus", type=Path, default=Path("data/bench-corpus"))
     parser.add_argument(
-        "--kills", default="20,15,15", help="kills per round: ingest,replace,reindex"
+        "--kills", default="25,10,15", help="kills per round: ingest,replace,reindex"
     )
-    parser.add_argument("--max-delay", type=float, default=20.0, help="latest kill after start (s)")
-    parser.add_argument("--metadata-kills", type=int, default=50)
     parser.add_argument(
-        "--model", type=Path, default=Path("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        "--max-delay", type=float, default=6.0, help="latest kill, s after the first store"
+    )
+    parser.add_argument("--metadata-kills", type=int, default=50)
+    parser.add_argument("--model", type=Path, default=Path("models") / SMOLLM2)
+    parser.add_argument(
+        "--answer-model", type=Path, default=Path("models") / QWEN, help="injection answers"
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
@@ -52,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = _run(part, args, work / part)
             result.update(
                 command=command.strip(),
+                commit=_commit(),
                 machine=environment("qdrant-edge-py", "xllamacpp"),
                 finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 minutes=round((time.monotonic() - started) / 60, 1),
@@ -67,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in PARTS
         if (RESULTS / f"proof-{p}.json").exists()
     }
+    if "hostile" in results:
+        report.memory_plot(results["hostile"], Path("bench/proof-memory.png"))
     Path("bench/PROOF.md").write_text(report.markdown(results), encoding="utf-8")
     print("report: bench/PROOF.md")
     return 0 if held else 1
@@ -88,7 +96,22 @@ def _run(part: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if part == "metadata":
         found = crash.metadata_round(work, args.metadata_kills, args.seed, log)
         return {**found, "held": found["identical"]}
+    if part == "hostile":
+        return hostile.run(work, args.answer_model.resolve(), log)
     return egress.run(work, args.model.resolve(), log)
+
+
+def _commit() -> str:
+    """The commit the run tested (with "+changes" when the work tree differed from it)."""
+    import shutil
+    import subprocess
+
+    git = shutil.which("git") or "git"
+    head = subprocess.run([git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ the metadata database (audit log, conversations) loses no committed entry.
 
 Rounds, each compared point by point with a clean run of the same end state:
 - `ingest`: the dev corpus into an empty collection;
-- `replace`: then a third of its files edited, some deleted, renamed and added, and the
+- `replace`: then half of its files edited, some deleted, renamed and added, and the
   corpus ingested again with `--prune` (documents being replaced);
 - `reindex`: `citadel reindex` of the collection (a re-embedding in progress);
 - `metadata`: a writer appending audit entries and conversations, each printed
@@ -23,11 +23,13 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 COLLECTION = "dev"
-STARTUP_GRACE_S = 0.5
 
 
 @dataclass
@@ -59,13 +60,36 @@ def citadel(data_dir: Path, *args: str, batch: int = 16) -> subprocess.Popen[byt
         # Documents are stored batch by batch: smaller batches, more moments between them.
         "CITADEL_INGEST__EMBED_BATCH_CHUNKS": str(batch),
     }
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "ui", *args],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,  # its parser processes are killed with it
     )
+    _watch_progress(process)
+    return process
+
+
+# A progress line: a file stored ("[3/142] added ...") or chunks re-embedded and written.
+_PROGRESS = re.compile(rb"\[\d+/\d+\]|re-embedded [1-9]")
+_progress_seen: dict[int, threading.Event] = {}
+
+
+def _watch_progress(process: subprocess.Popen[bytes]) -> None:
+    """Drain the process's stderr (a full pipe would stop it) and note its first progress."""
+    seen = _progress_seen[process.pid] = threading.Event()
+
+    def drain() -> None:
+        assert process.stderr is not None
+        tail = b""
+        for block in iter(lambda: process.stderr.read1(4096), b""):  # type: ignore[union-attr]
+            tail = (tail + block)[-4096:]
+            if not seen.is_set() and _PROGRESS.search(tail):
+                seen.set()
+        seen.set()  # ended: nothing more to wait for
+
+    threading.Thread(target=drain, daemon=True).start()
 
 
 def finish(process: subprocess.Popen[bytes], timeout_s: float = 3600) -> None:
@@ -148,14 +172,17 @@ def kill_loop(
     max_delay_s: float,
     report: Round,
 ) -> None:
-    """Start, wait a random moment, SIGKILL, restart... `kills` times (runs that ended
-    before their kill are restarted without counting), then let the last run finish."""
+    """Start, wait for its first progress (a file stored, chunks written) and then a random
+    moment, SIGKILL, restart... `kills` times, then let the last run finish. Each kill so
+    lands while the run is writing, not during its start-up (loading the embedder takes
+    longer than most random delays would)."""
     before = _stored(data_dir)
     started = time.monotonic()
     while report.kills < kills:
         process = start()
         report.restarts += 1
-        time.sleep(STARTUP_GRACE_S + rng.uniform(0, max_delay_s))
+        _progress_seen[process.pid].wait(600)
+        time.sleep(rng.uniform(0, max_delay_s))
         if not kill(process):
             # It ended on its own: nothing left to interrupt in this round.
             break
@@ -176,11 +203,11 @@ def _stored(data_dir: Path) -> tuple[int, int]:
 
 
 def change_corpus(corpus: Path, rng: random.Random) -> dict[str, int]:
-    """Edit a third of the text files, delete, rename and add a few: what a folder of
+    """Edit half of the text files, delete, rename and add a few: what a folder of
     documents goes through between two ingestions."""
     texts = sorted(p for p in corpus.rglob("*") if p.suffix in (".html", ".md", ".txt"))
     rng.shuffle(texts)
-    third = max(1, len(texts) // 3)
+    third = max(1, len(texts) // 2)
     edited, deleted, renamed = texts[:third], texts[third : third + 5], texts[third + 5 : third + 8]
     for path in edited:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -229,7 +256,7 @@ def store_rounds(
     source = work / "corpus"
     shutil.copytree(corpus, source)
     clean_dir, crashed_dir = work / "clean", work / "crashed"
-    ingest = ("ingest", str(source), "--collection", COLLECTION, "--prune", "--quiet")
+    ingest = ("ingest", str(source), "--collection", COLLECTION, "--prune")
 
     log("clean ingestion of the corpus")
     finish(citadel(clean_dir, *ingest))
@@ -257,7 +284,7 @@ def store_rounds(
 
     log(f"re-index, {kills[2]} kills")
     third = Round("reindex")
-    reindex = ("reindex", COLLECTION, "--quiet")
+    reindex = ("reindex", COLLECTION)
     kill_loop(
         lambda: citadel(crashed_dir, *reindex), crashed_dir, kills[2], rng, max_delay_s, third
     )
