@@ -34,7 +34,8 @@ _CODE_CHARACTERS = re.compile(r"[/\\~=<>{}|@$]")  # paths, options, addresses: n
 # 3: page footers are never joined; unnumbered titles outside PDFs need no capital.
 # 4: chunks on two pages keep where each page starts; a split paragraph's pieces keep only
 #    the pages they are on.
-# 5: web pages lose their chrome (navigation, search, page header and footer).
+# 5: web pages lose their chrome (navigation, search, page header and footer); "words" over
+#    200 characters are shortened.
 CHUNKING_VERSION = 5
 _UNIT_BY_TYPE = {"pdf": "page", "pptx": "slide", "xlsx": "sheet"}
 

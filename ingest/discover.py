@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ def discover(paths: list[Path], max_bytes: int, root: Path | None = None) -> Dis
         root_path = given.absolute()
         if root_path.is_dir():
             folder = root_path.resolve()
-            _walk(folder, folder, found, seen, max_bytes)
+            seen.add(folder)  # a link back to the top must not walk the tree twice
+            _walk(folder, found, seen, max_bytes)
         else:
             base = root.resolve() if root is not None else root_path.parent.resolve()
             _consider(root_path, base, found, seen, max_bytes)
@@ -56,44 +58,78 @@ def discover(paths: list[Path], max_bytes: int, root: Path | None = None) -> Dis
     return found
 
 
-def _walk(folder: Path, root: Path, found: Discovery, seen: set[Path], max_bytes: int) -> None:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        found.rejected.append(
-            Rejected(_rel(folder, root), "failed", f"cannot read folder: {exc.strerror}")
-        )
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
+def _walk(root: Path, found: Discovery, seen: set[Path], max_bytes: int) -> None:
+    """Depth first, in name order, with a stack rather than recursion: a tree thousands of
+    folders deep is walked like any other."""
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            found.rejected.append(
+                Rejected(_rel(folder, root), "failed", f"cannot read folder: {exc.strerror}")
+            )
             continue
-        path = Path(entry.path)
-        if entry.is_symlink():
-            target = path.resolve()
-            if not target.exists():
-                found.rejected.append(Rejected(_rel(path, root), "skipped", "broken symbolic link"))
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            if not target.is_relative_to(root):
+            path = Path(entry.path)
+            why = _unfollowed_link(path, root) if entry.is_symlink() else None
+            if why is not None:
+                found.rejected.append(Rejected(_rel(path, root), "skipped", why))
+                continue
+            try:
+                real = path.resolve()
+                is_dir, is_file = path.is_dir(), path.is_file()
+            except (OSError, RuntimeError) as exc:
+                found.rejected.append(Rejected(_rel(path, root), "failed", f"cannot read: {exc}"))
+                continue
+            if is_dir:
+                if real not in seen:  # a link back into the tree must not loop
+                    seen.add(real)
+                    subfolders.append(path)
+            elif is_file:
+                _consider(path, root, found, seen, max_bytes)
+            else:
                 found.rejected.append(
                     Rejected(
                         _rel(path, root),
                         "skipped",
-                        "symbolic link to a place outside the ingested folder (not followed)",
+                        "not a regular file (a pipe, socket or device: never read)",
                     )
                 )
-                continue
-        if path.is_dir():
-            real = path.resolve()
-            if real not in seen:  # a link back into the tree must not loop
-                seen.add(real)
-                _walk(path, root, found, seen, max_bytes)
-        elif path.is_file():
-            _consider(path, root, found, seen, max_bytes)
+        pending.extend(reversed(subfolders))
+
+
+def _unfollowed_link(path: Path, root: Path) -> str | None:
+    """Why a symbolic link is not followed, or None when it stays inside the folder."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 raises it for a loop
+        return "symbolic link loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return "broken symbolic link"
+    if not target.is_relative_to(root):
+        return "symbolic link to a place outside the ingested folder (not followed)"
+    return None
 
 
 def _consider(path: Path, root: Path, found: Discovery, seen: set[Path], max_bytes: int) -> None:
     source = _rel(path, root)
-    real = path.resolve()
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a link loop (Python 3.11)
+        found.rejected.append(Rejected(source, "skipped", "broken symbolic link or link loop"))
+        return
+    if not real.is_file():
+        found.rejected.append(
+            Rejected(source, "skipped", "not a regular file (a pipe, socket or device: never read)")
+        )
+        return
     if real in seen:  # the same file reached twice (a link inside the tree)
         return
     seen.add(real)

@@ -56,3 +56,6 @@ def _check_zip(path: Path, size: int, max_ratio: float, max_bytes: int) -> None:
                         )
     except zipfile.BadZipFile as exc:
         raise Refused(f"corrupt or truncated archive: {exc}") from exc
+    except (RuntimeError, NotImplementedError) as exc:
+        # zipfile's words for an encrypted member or a compression method it lacks (AES).
+        raise Refused(f"encrypted or unreadable archive member: {exc}") from exc

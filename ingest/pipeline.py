@@ -236,6 +236,12 @@ class IngestPipeline:
             except (Refused, OSError) as exc:
                 report.add(self._failure(candidate.source, fmt, str(exc), previous))
                 continue
+            except Exception as exc:
+                # A file the checks did not foresee costs that file, never the run (the
+                # parser process has its own guard).
+                why = f"cannot check this file ({type(exc).__name__}: {str(exc)[:200]})"
+                report.add(self._failure(candidate.source, fmt, why, previous))
+                continue
             work.append(_Work(candidate, digest, previous))
         return work
 

@@ -143,3 +143,64 @@ def test_failed_update_keeps_the_previous_version(make_pipeline, store, tmp_path
     assert outcome.status == "failed"
     assert outcome.reason.endswith("the previously indexed version is kept")
     assert store.count_chunks("docs") == chunks_before
+
+
+def _flag_member(path: Path, name: str, *, flags: int = 0, method: int | None = None) -> None:
+    """Rewrite the flags (and compression method) one zip member declares, in its local
+    header and the central directory: an encrypted member, or WinZip's AES method (99)."""
+    import struct
+    import zipfile
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+        local, central = info.header_offset, archive.start_dir
+    places = [(local, 6, 8)]
+    while data[central : central + 4] == b"PK\x01\x02":
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, central + 28)
+        if data[central + 46 : central + 46 + name_len] == name.encode():
+            places.append((central, 8, 10))
+        central += 46 + name_len + extra_len + comment_len
+    for start, flags_at, method_at in places:
+        struct.pack_into("<H", data, start + flags_at, data[start + flags_at] | flags)
+        if method is not None:
+            struct.pack_into("<H", data, start + method_at, method)
+    path.write_bytes(bytes(data))
+
+
+def test_files_that_once_stopped_the_whole_run_cost_only_themselves(make_pipeline, store, tmp_path):
+    """Found by the hostile corpus of `make proof`: each of these ended the ingestion with a
+    traceback (nothing ingested, not even the good file), or was never reported."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\n\nStill ingested.\n", encoding="utf-8")
+    (folder / "self-loop.md").symlink_to("self-loop.md")  # resolve(): RuntimeError
+    (folder / "zz-root").symlink_to(".")  # a link to the top: the tree walked twice
+    os.mkfifo(folder / "pipe.txt")  # reading it would block forever
+    deep = folder / "deep"  # the walk recursed once per folder
+    for _ in range(1101):  # made level by level: mkdir(parents=True) recurses too
+        deep.mkdir()
+        deep = deep / "d"
+    deep = deep.parent
+    (deep / "leaf.md").write_text("# Leaf\n\nFound at the bottom.\n", encoding="utf-8")
+    for name, change in (("flagged.docx", {"flags": 0x1}), ("aes.docx", {"method": 99})):
+        write_docx(folder / name, [("h1", "Policy"), ("p", "A paragraph.")])
+        _flag_member(folder / name, "word/document.xml", **change)
+    # Bytes Windows-1252 leaves undefined: the text is read, not refused.
+    (folder / "mixed.txt").write_bytes("Prix: 12 € ".encode("cp1252") + b"\x81\x90\x9d ok")
+    (folder / "blob.md").write_text("# Blob\n\n" + "A" * 100_000 + " end.\n", encoding="utf-8")
+
+    report = make_pipeline().run([folder], "docs")
+
+    outcomes = {f.source: (f.status, f.reason) for f in report.files}
+    leaf = "deep/" + "d/" * 1100 + "leaf.md"
+    assert outcomes["good.md"][0] == "added" and outcomes[leaf][0] == "added"
+    assert outcomes["self-loop.md"] == ("skipped", "symbolic link loop")
+    assert outcomes["pipe.txt"][0] == "skipped" and "not a regular file" in outcomes["pipe.txt"][1]
+    for name in ("flagged.docx", "aes.docx"):
+        assert outcomes[name][0] == "failed" and "encrypted or unreadable" in outcomes[name][1]
+    assert outcomes["mixed.txt"][0] == "added"
+    assert not any(source.startswith("zz-root/") for source in outcomes)
+    # A 100,000-character "word" is shortened, not cut into hundreds of chunks.
+    blob = [h.payload["text"] for h in store.chunks("docs") if h.payload["source"] == "blob.md"]
+    assert len(blob) == 1 and "A" * 200 + "…" in blob[0] and "end." in blob[0]
