@@ -9,6 +9,8 @@ from __future__ import annotations
 import codecs
 import importlib
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +106,13 @@ def warm_up(file_types: Iterable[str]) -> None:
 
 
 def parse_file(path: str, file_type: str) -> list[ParsedElement]:
+    if not _utf8_name(path):
+        # unstructured and pandoc encode the file name as UTF-8: a name in another encoding
+        # (bytes Python keeps as surrogates) is parsed under a plain name, the same content.
+        with tempfile.TemporaryDirectory(prefix="citadel-name-") as folder:
+            plain = Path(folder) / f"document{Path(path).suffix.lower()}"
+            shutil.copyfile(path, plain)
+            return parse_file(str(plain), file_type)
     module, function, kwargs = _PARTITIONERS[file_type]
     partition = getattr(importlib.import_module(module), function)
     source: dict[str, Any] = {"filename": path}
@@ -127,6 +136,14 @@ def parse_file(path: str, file_type: str) -> list[ParsedElement]:
     if not kept and file_type == "pdf":
         raise ParseError(_why_pdf_has_no_text(path))
     return kept
+
+
+def _utf8_name(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text_encoding(raw: bytes) -> str:

@@ -168,7 +168,17 @@ def _flag_member(path: Path, name: str, *, flags: int = 0, method: int | None = 
     path.write_bytes(bytes(data))
 
 
-def test_files_that_once_stopped_the_whole_run_cost_only_themselves(make_pipeline, store, tmp_path):
+def _remove_deep(top: Path, bottom: Path) -> None:
+    """Bottom up, level by level: shutil.rmtree (pytest's clean-up) recurses per folder."""
+    (bottom / "leaf.md").unlink(missing_ok=True)
+    while bottom != top.parent:
+        bottom.rmdir()
+        bottom = bottom.parent
+
+
+def test_files_that_once_stopped_the_whole_run_cost_only_themselves(
+    make_pipeline, store, tmp_path, request
+):
     """Found by the hostile corpus of `make proof`: each of these ended the ingestion with a
     traceback (nothing ingested, not even the good file), or was never reported."""
     folder = tmp_path / "inbox"
@@ -182,12 +192,15 @@ def test_files_that_once_stopped_the_whole_run_cost_only_themselves(make_pipelin
         deep.mkdir()
         deep = deep / "d"
     deep = deep.parent
+    request.addfinalizer(lambda: _remove_deep(folder / "deep", deep))
     (deep / "leaf.md").write_text("# Leaf\n\nFound at the bottom.\n", encoding="utf-8")
     for name, change in (("flagged.docx", {"flags": 0x1}), ("aes.docx", {"method": 99})):
         write_docx(folder / name, [("h1", "Policy"), ("p", "A paragraph.")])
         _flag_member(folder / name, "word/document.xml", **change)
     # Bytes Windows-1252 leaves undefined: the text is read, not refused.
     (folder / "mixed.txt").write_bytes("Prix: 12 € ".encode("cp1252") + b"\x81\x90\x9d ok")
+    # A name in Latin-1, not UTF-8 (an old file share): the parsers could not encode it.
+    (folder / os.fsdecode(b"caf\xe9.md")).write_text("# Menu\n\nSoup of the day.\n")
     (folder / "blob.md").write_text("# Blob\n\n" + "A" * 100_000 + " end.\n", encoding="utf-8")
 
     report = make_pipeline().run([folder], "docs")
@@ -200,6 +213,7 @@ def test_files_that_once_stopped_the_whole_run_cost_only_themselves(make_pipelin
     for name in ("flagged.docx", "aes.docx"):
         assert outcomes[name][0] == "failed" and "encrypted or unreadable" in outcomes[name][1]
     assert outcomes["mixed.txt"][0] == "added"
+    assert outcomes["caf\ufffd.md"] == ("added", "")
     assert not any(source.startswith("zz-root/") for source in outcomes)
     # A 100,000-character "word" is shortened, not cut into hundreds of chunks.
     blob = [h.payload["text"] for h in store.chunks("docs") if h.payload["source"] == "blob.md"]
