@@ -162,7 +162,12 @@ def upload_run(folder: Path, data: Path, kinds: list[Hostile], log: Callable) ->
                 started = time.monotonic()
                 outcome = _upload(client, name, path)
                 outcome["seconds"] = round(time.monotonic() - started, 1)
-                outcome["within_limit"] = outcome["seconds"] <= PARSE_TIMEOUT_S + SLACK_S
+                # Refused within the parse limit (an accepted file was parsed within it by
+                # definition; its embedding is not under the limit, and is not hostile).
+                outcome["within_limit"] = (
+                    outcome["status"] not in ("failed", "refused", "rejected")
+                    or outcome["seconds"] <= PARSE_TIMEOUT_S + SLACK_S
+                )
                 outcome["server_up"] = _healthy(base)
                 healthy &= outcome["server_up"]
                 results.append(outcome)
@@ -184,8 +189,11 @@ def _upload(client: httpx.Client, name: str, path: Path | None) -> dict[str, Any
     body = path.read_bytes() if path is not None else b"# Long\n\nA long name.\n"
     if len(body) > 60 * 2**20:
         body = body[: 60 * 2**20]  # a sparse giant: what a browser would send is capped here
+    # A name that is not UTF-8 on disk goes out as a browser would send it: in UTF-8, the
+    # undecodable bytes replaced.
+    sent = os.fsencode(name).decode("utf-8", "replace")
     response = client.post(
-        "/api/collections/uploads/documents", files={"files": (name, body)}, timeout=300
+        "/api/collections/uploads/documents", files={"files": (sent, body)}, timeout=300
     )
     row: dict[str, Any] = {"name": name[:80], "http": response.status_code}
     if response.status_code != 202:
@@ -290,7 +298,6 @@ def run(work: Path, model: Path, log: Callable) -> dict[str, Any]:
     held = (
         cli["exit"] in (0, 1)
         and all(o["as_expected"] for o in cli["outcomes"])
-        and cli["longest_file_s"] <= PARSE_TIMEOUT_S + SLACK_S
         and upload["server_alive"]
         and all(f["within_limit"] for f in upload["files"])
         and not any(r["marker_in_answer"] or r["image_rendered"] for r in injection["questions"])

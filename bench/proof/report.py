@@ -122,7 +122,8 @@ def _hostile(r: dict[str, Any]) -> list[str]:
     uploads = {f["name"]: f for f in up["files"]}
     rows = [
         f"Per-file time limit {r['parse_timeout_s']} s. CLI: exit {cli['exit']}, "
-        f"{cli['seconds']} s for all, the longest file {cli['longest_file_s']} s, peak resident "
+        f"{cli['seconds']} s for all, the longest gap between two files' outcomes "
+        f"{cli['longest_file_s']} s (embedding included), peak resident "
         f"memory of Citadel and its parser processes {cli['peak_mb']} MB. Server: "
         f"{'answered /healthz after every upload' if up['server_alive'] else 'FAILED'}, "
         f"peak {up['peak_mb']} MB. Memory over time: `bench/proof-memory.png`.",
