@@ -194,7 +194,7 @@ def _inside(work: Path, model: Path) -> int:
 
 
 def _browse(base: str, question: str) -> tuple[list[str], str]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     requests: list[str] = []
     with sync_playwright() as p:
@@ -206,7 +206,7 @@ def _browse(base: str, question: str) -> tuple[list[str], str]:
         page.goto(base + "/", wait_until="domcontentloaded", timeout=120_000)
         box = page.locator("#citadel-question textarea")
         box.wait_for(timeout=120_000)
-        page.locator("#citadel-collections").get_by_text("proof").first.wait_for(timeout=60_000)
+        expect(page.locator("#citadel-collections")).to_contain_text("proof", timeout=60_000)
         box.fill(question)
         box.press("Enter")
         answer = page.locator("#citadel-conversation .citadel-a").first
