@@ -164,10 +164,12 @@ class EdgeStore(QdrantStore):
     def _nearest(
         self, name: str, query: Sequence[float] | SparseVector, limit: int, must: Sequence[Match]
     ) -> list[SearchHit]:
+        params = None  # a sparse search reads its inverted index; the beam is the graph's
         if isinstance(query, SparseVector):
             nearest = qe.Query.Nearest(qe.SparseVector(query.indices, query.values), using=SPARSE)
         else:
             nearest = qe.Query.Nearest([float(x) for x in query], using=DENSE)
+            params = self._search_params
         points = self._shard(name).query(
             qe.QueryRequest(
                 limit=limit,
@@ -175,7 +177,7 @@ class EdgeStore(QdrantStore):
                 filter=_filter(must),
                 with_payload=True,
                 with_vector=False,
-                params=self._search_params,
+                params=params,
             )
         )
         return [hit_from_point(p) for p in points]

@@ -172,7 +172,8 @@ class ServerStore(QdrantStore):
             using=using,
             query_filter=_filter(must),
             limit=limit,
-            search_params=self._search_params,
+            # The HNSW beam is for the dense graph; a sparse search reads its inverted index.
+            search_params=None if using == SPARSE else self._search_params,
             with_payload=True,
             with_vectors=False,
         )
