@@ -165,7 +165,8 @@ bench-server: install
 	$(PY) -m bench.server $(BENCH_ARGS)
 
 # Citadel's promises tested with faults (crash loops, the metadata database under kills, zero
-# egress): longer than `make test`, not run by CI. Writes bench/PROOF.md.
+# egress, hostile files, 50 users, the fault catalogue): longer than `make test`, not run by CI.
+# Writes bench/PROOF.md from bench/proof/results (committed).
 proof: install bench-corpus browser models-test
 	$(PY) -m bench.proof $(PROOF_ARGS)
 

@@ -16,10 +16,13 @@ from typing import Any
 
 import bench.proof
 from bench.environment import environment
-from bench.proof import crash, egress, hostile, report
+from bench.proof import crash, egress, faults, hostile, load, report
 
-RESULTS = Path("bench/results")
-PARTS = ("crash", "metadata", "hostile", "egress")
+# Committed: the evidence behind bench/PROOF.md, and what keeps a one-part run from
+# erasing the others.
+RESULTS = Path("bench/proof/results")
+REPORT = Path("bench/PROOF.md")
+PARTS = ("crash", "metadata", "hostile", "egress", "load", "faults")
 SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the embedded model answering in the egress part
 QWEN = "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf"  # answers the injection questions
 
@@ -41,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--answer-model", type=Path, default=Path("models") / QWEN, help="injection answers"
     )
+    parser.add_argument("--users", type=int, default=load.USERS, help="load: simulated users")
+    parser.add_argument("--seconds", type=float, default=load.SECONDS, help="load: duration")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args(argv)
@@ -63,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 minutes=round((time.monotonic() - started) / 60, 1),
             )
-            (RESULTS / f"proof-{part}.json").write_text(json.dumps(result, indent=1) + "\n")
+            (RESULTS / f"{part}.json").write_text(json.dumps(result, indent=1) + "\n")
             held &= bool(result["held"])
             print(f"== {part}: {'held' if result['held'] else 'NOT HELD'}", flush=True)
     finally:
@@ -72,13 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             # 1,100 folders deep.
             subprocess.run([shutil.which("rm") or "rm", "-rf", str(work)], check=False)
     results = {
-        p: json.loads((RESULTS / f"proof-{p}.json").read_text())
+        p: json.loads((RESULTS / f"{p}.json").read_text())
         for p in PARTS
-        if (RESULTS / f"proof-{p}.json").exists()
+        if (RESULTS / f"{p}.json").exists()
     }
     if "hostile" in results:
         report.memory_plot(results["hostile"], Path("bench/proof-memory.png"))
-    Path("bench/PROOF.md").write_text(report.markdown(results), encoding="utf-8")
+    if "load" in results:
+        report.load_plot(results["load"], Path("bench/proof-load.png"))
+    previous = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
+    REPORT.write_text(report.markdown(results, previous), encoding="utf-8")
     print("report: bench/PROOF.md")
     return 0 if held else 1
 
@@ -101,6 +109,10 @@ def _run(part: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return {**found, "held": found["identical"]}
     if part == "hostile":
         return hostile.run(work, args.answer_model.resolve(), log)
+    if part == "load":
+        return load.run(args.corpus, work, args.users, args.seconds, log)
+    if part == "faults":
+        return faults.run(work, args.model.resolve(), log)
     return egress.run(work, args.model.resolve(), log)
 
 

@@ -93,13 +93,23 @@ def rss_mb(process: psutil.Process) -> float:
 class ServerProcess:
     """`citadel serve` in a subprocess (its own session: the bench stops it, not Ctrl-C)."""
 
-    def __init__(self, data: Path, log: Path, llm_host: str) -> None:
+    def __init__(
+        self,
+        data: Path,
+        log: Path,
+        llm_host: str,
+        requests_per_minute: int = REQUESTS_PER_MINUTE,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._args = [sys.executable, "-m", "ui", "--data-dir", str(data), "serve"]
         self._args += ["--host", "127.0.0.1", "--port", str(self.port)]
-        self._env = _env(CITADEL_LLM__HOST=llm_host)
+        # The bench lifts the per-user request limit (one key sends all its load) unless told.
+        self._env = _env(
+            CITADEL_LLM__HOST=llm_host,
+            CITADEL_SERVER__REQUESTS_PER_MINUTE=str(requests_per_minute),
+        )
         self._popen: subprocess.Popen[bytes] | None = None
         self.process: psutil.Process | None = None
         self.startup_s = 0.0
