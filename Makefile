@@ -167,7 +167,7 @@ bench-server: install
 # Citadel's promises tested with faults (crash loops, the metadata database under kills, zero
 # egress, hostile files, 50 users, the fault catalogue): longer than `make test`, not run by CI.
 # Writes bench/PROOF.md from bench/proof/results (committed).
-proof: install bench-corpus browser models-test
+proof: install bench-corpus browser models
 	$(PY) -m bench.proof $(PROOF_ARGS)
 
 clean:

@@ -24,7 +24,7 @@ def build_store(settings: Settings) -> VectorStore:
         return ServerStore.connect(settings.qdrant)
     from rag.adapters.qdrant.edge import EdgeStore
 
-    return EdgeStore(settings.edge_path, settings.qdrant.search_ef)
+    return EdgeStore(settings.edge_path, settings.qdrant.search_ef, settings.qdrant.min_free_mb)
 
 
 def build_generator(settings: LlmSettings) -> Generator | None:

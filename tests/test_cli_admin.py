@@ -86,3 +86,30 @@ def test_audit_and_feedback_json_escape_what_would_reorder_the_terminal(tmp_path
     assert entry["detail"]["question"] == question
     table = citadel(data, "audit")
     assert "\u202e" not in table.stdout and "\x1b[2J" not in table.stdout
+
+
+def test_a_metadata_database_locked_by_another_process_is_reported_not_a_traceback(tmp_path):
+    """A backup tool or a second server holds the write lock: the administrator reads what
+    happened and what to do; once it is released, the same command works."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    first = citadel(data, "users", "add", "ann", "--password-stdin", stdin="a long enough pw\n")
+    assert first.returncode == 0, first.stderr
+    holder = sqlite3.connect(data / "citadel.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        locked = citadel(
+            data, "users", "add", "bea", "--password-stdin", stdin="a long enough pw\n"
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert locked.returncode == 2
+    assert "Traceback" not in locked.stderr
+    assert "is locked by another process" in locked.stderr
+    assert "try again" in locked.stderr
+    again = citadel(data, "users", "add", "bea", "--password-stdin", stdin="a long enough pw\n")
+    assert again.returncode == 0, again.stderr
+    listed = json.loads(citadel(data, "users", "list", "--json").stdout)
+    assert [u["name"] for u in listed] == ["ann", "bea"]

@@ -23,6 +23,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -36,6 +37,7 @@ COLLECTION = "samples"
 MODEL_TIMEOUT_S = 5.0  # first-token and idle limits given to the model faults
 PASSWORD = "fault-proof-password"  # noqa: S105 - throw-away accounts in a temporary folder
 TRACEBACK = "Traceback (most recent call last)"
+ANSWER_STARTED_CHARS = 60  # printed by `citadel ask` once the answer is being written
 
 
 @dataclass
@@ -178,7 +180,12 @@ def _model_env(url: str) -> dict[str, str]:
     }
 
 
-def model_faults(lab: Lab) -> list[Outcome]:
+Check = tuple[str, Callable[[], Outcome]]  # a fault's name, and the check doing it
+
+
+def model_faults(lab: Lab) -> list[Check]:
+    """One check per model fault; each asks the question, then asks it again of a working
+    model server (the consistency check: nothing stuck, nothing broken)."""
     from tests.fake_ollama import FakeOllama, Script
 
     words = [f" word{i}" for i in range(200)]
@@ -190,23 +197,34 @@ def model_faults(lab: Lab) -> list[Outcome]:
     }
     data = lab.copy("model")
     ask = ("ask", QUESTION, "-c", COLLECTION)
-    outcomes = []
-    down = Outcome("model server down", f"citadel {' '.join(ask)}", 15)
-    code, out, seconds = lab.citadel(data, *ask, **_model_env(f"http://127.0.0.1:{_port()}"))
-    _judge(down, code, out, seconds, r"model|reach|connect")
-    outcomes.append(down)
-    for fault, script in scripted.items():
+
+    def down() -> Outcome:
+        outcome = Outcome("model server down", f"citadel {' '.join(ask)}", 15)
+        closed = f"http://127.0.0.1:{_port()}"
+        code, out, seconds = lab.citadel(data, *ask, **_model_env(closed))
+        _judge(outcome, code, out, seconds, r"model|reach|connect")
+        outcome.consistent, outcome.after = _answers(lab, data)
+        return outcome
+
+    def play(fault: str, script: Script) -> Outcome:
         outcome = Outcome(fault, f"citadel {' '.join(ask)}", MODEL_TIMEOUT_S + 15)
         with FakeOllama() as fake:
             fake.enqueue(script)
             code, out, seconds = lab.citadel(data, *ask, **_model_env(fake.url))
         _judge(outcome, code, out, seconds, r"model")
-        outcomes.append(outcome)
-    outcomes.append(_model_killed(lab, data))
-    outcomes.append(_embedded_killed(lab, data))
-    for outcome in outcomes[:-1]:
         outcome.consistent, outcome.after = _answers(lab, data)
-    return outcomes
+        return outcome
+
+    def killed() -> Outcome:
+        outcome = _model_killed(lab, data)
+        outcome.consistent, outcome.after = _answers(lab, data)
+        return outcome
+
+    checks: list[Check] = [("model server down", down)]
+    checks += [(f, lambda f=f, s=s: play(f, s)) for f, s in scripted.items()]  # type: ignore[misc]
+    checks.append(("model server killed mid-answer", killed))
+    checks.append(("embedded model killed mid-answer", lambda: _embedded_killed(lab, data)))
+    return checks
 
 
 def _port() -> int:
@@ -223,13 +241,12 @@ def _model_killed(lab: Lab, data: Path) -> Outcome:
 
     outcome = Outcome("model server killed mid-answer", f"citadel ask {QUESTION!r}", 15)
     with FakeModel(answer_tokens(400), 0.2, 0.1) as fake:
-        ask = _start(lab, data, "ask", QUESTION, "-c", COLLECTION, **_model_env(fake.url))
-        _first_output(ask, 60)
-        time.sleep(1.0)
+        ask = Running(lab, data, "ask", QUESTION, "-c", COLLECTION, **_model_env(fake.url))
+        ask.wait_for_text(ANSWER_STARTED_CHARS, 120)
         assert fake.process is not None
         fake.process.kill()
         killed = time.monotonic()
-        code, out = _finish(ask)
+        code, out = ask.finish()
     _judge(outcome, code, out, round(time.monotonic() - killed, 2), r"model")
     return outcome
 
@@ -244,14 +261,13 @@ def _embedded_killed(lab: Lab, data: Path) -> Outcome:
         "CITADEL_LLM__THREADS": "1",
         "CITADEL_LLM__IDLE_TIMEOUT_S": str(MODEL_TIMEOUT_S),
     }
-    ask = _start(lab, data, "ask", QUESTION, "-c", COLLECTION, **env)
-    _first_output(ask, 180)
-    time.sleep(0.5)
-    children = [p for p in psutil.Process(ask.pid).children(recursive=True) if _is_llama(p)]
+    ask = Running(lab, data, "ask", QUESTION, "-c", COLLECTION, **env)
+    ask.wait_for_text(ANSWER_STARTED_CHARS, 300)
+    children = [p for p in psutil.Process(ask.process.pid).children(recursive=True) if _is_llama(p)]
     for child in children:
         child.send_signal(signal.SIGKILL)
     killed = time.monotonic()
-    code, out = _finish(ask)
+    code, out = ask.finish()
     _judge(outcome, code, out, round(time.monotonic() - killed, 2), r"model")
     if not children:
         outcome.clear, outcome.message = False, "no llama.cpp child found to kill; " + out[-300:]
@@ -268,58 +284,62 @@ def _is_llama(process: psutil.Process) -> bool:
         return False
 
 
-def _start(lab: Lab, data: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ui", "--data-dir", str(data), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=lab.env(**env),
-    )
+class Running:
+    """A command started in the background, its output read as it comes (so that a fault
+    can be done at the moment its answer is being written)."""
+
+    def __init__(self, lab: Lab, data: Path, *args: str, **env: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ui", "--data-dir", str(data), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=lab.env(**env),
+        )
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for chunk in iter(lambda: self.process.stdout.read(1), ""):  # type: ignore[union-attr]
+            self.output.append(chunk)
+
+    def wait_for_text(self, characters: int, timeout: float) -> bool:
+        """Whether the command printed at least `characters` non-blank characters in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if len("".join(self.output).strip()) >= characters:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(10)
+        return self.process.returncode, "".join(self.output)
 
 
-_OUTPUT: dict[int, list[str]] = {}
-
-
-def _first_output(process: subprocess.Popen[str], timeout: float) -> None:
-    """Waits for the answer's first words (kept for `_finish`)."""
-    assert process.stdout is not None
-    t = time.monotonic()
-    os.set_blocking(process.stdout.fileno(), False)
-    seen = _OUTPUT.setdefault(process.pid, [])
-    while time.monotonic() - t < timeout and process.poll() is None:
-        chunk = process.stdout.read()
-        if chunk:
-            seen.append(chunk)
-            if len("".join(seen).strip()) > 40:
-                break
-        time.sleep(0.1)
-
-
-def _finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str]:
-    assert process.stdout is not None
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    os.set_blocking(process.stdout.fileno(), True)
-    rest = process.stdout.read()
-    return process.returncode, "".join(_OUTPUT.pop(process.pid, [])) + rest
-
-
-def qdrant_unreachable(lab: Lab) -> list[Outcome]:
+def qdrant_unreachable(lab: Lab) -> list[Check]:
     url = f"http://127.0.0.1:{_port()}"
-    outcomes = []
-    for args in (("search", QUESTION), ("ingest", "samples", "-c", COLLECTION)):
+
+    def check(args: tuple[str, ...]) -> Outcome:
         outcome = Outcome("Qdrant server unreachable", f"citadel {' '.join(args)}", 40)
         data = lab.copy(f"qdrant-{args[0]}")
         code, out, seconds = lab.citadel(data, *args, CITADEL_QDRANT__URL=url)
         _judge(outcome, code, out, seconds, r"qdrant")
         outcome.consistent = code != 0 and lab.points(data) == lab.points(lab.base)
         outcome.after = "the embedded store untouched"
-        outcomes.append(outcome)
-    return outcomes
+        return outcome
+
+    return [
+        ("Qdrant server unreachable", lambda: check(("search", QUESTION))),
+        ("Qdrant server unreachable", lambda: check(("ingest", "samples", "-c", COLLECTION))),
+    ]
 
 
 def metadata_locked(lab: Lab) -> Outcome:
@@ -384,15 +404,17 @@ def _fill(folder: Path, leave_kb: int) -> Path:
     return filler
 
 
-def disk_faults(lab: Lab) -> list[Outcome]:
-    base_mb = int(_size_mb(lab.base))
-    disk = lab.work / "disk"
-    _mount(disk, base_mb + 400)
-    outcomes = []
+def _small_disk(lab: Lab, name: str) -> tuple[Path, Path]:
+    """A tmpfs with room for the base data directory and 400 MB more; (mount, data)."""
+    disk = lab.work / f"disk-{name}"
+    _mount(disk, int(_size_mb(lab.base)) + 400)
+    return disk, lab.copy("data", disk)
 
-    # Ingesting when the disk fills up: a clear message; once space is freed, the same
-    # command ends as a run with room would have.
-    data = lab.copy("data", disk)
+
+def disk_full_ingesting(lab: Lab) -> Outcome:
+    """The disk fills up while ingesting: a clear message; once space is freed, the same
+    command ends as a run with room would have."""
+    disk, data = _small_disk(lab, "ingest")
     filler = _fill(disk, 256)
     ingest = ("ingest", "samples", "-c", "more")
     outcome = Outcome("disk full while ingesting", f"citadel {' '.join(ingest)}", 60)
@@ -403,35 +425,40 @@ def disk_faults(lab: Lab) -> list[Outcome]:
     reference = lab.copy("reference")
     lab.citadel(reference, *ingest, "-q")
     ok, why = _database_ok(data)
-    outcome.consistent = again == 0 and lab.points(data) == lab.points(reference) and ok
+    found, expected = lab.points(data), lab.points(reference)
+    outcome.consistent = again == 0 and found == expected and ok
     outcome.after = (
-        f"ingested again with room: exit {again}; collections {lab.points(data)} "
-        f"(a run with room: {lab.points(reference)}); {why}"
+        f"ingested again with room: exit {again}; (documents, chunks) {found}, a run with "
+        f"room: {expected}; {why}"
     )
-    outcomes.append(outcome)
+    return outcome
 
-    # The audit log's write when the disk is full (adding a user is audited).
+
+def disk_full_auditing(lab: Lab) -> Outcome:
+    """The disk is full when an audited change (adding a user) is written."""
+    disk, data = _small_disk(lab, "audit")
     audit_before = _audit_count(data)
     filler = _fill(disk, 0)
     outcome = Outcome("disk full while writing the audit log", "citadel users add bea", 30)
-    code, out, seconds = lab.citadel(
-        data, "users", "add", "bea", "--password-stdin", stdin=PASSWORD + "\n"
-    )
+    add = ("users", "add", "bea", "--password-stdin")
+    code, out, seconds = lab.citadel(data, *add, stdin=PASSWORD + "\n")
     _judge(outcome, code, out, seconds, r"space|disk|full")
     filler.unlink()
     ok, why = _database_ok(data)
     audit_after = _audit_count(data)
-    again, _, _ = lab.citadel(
-        data, "users", "add", "bea", "--password-stdin", stdin=PASSWORD + "\n"
-    )
+    again, _, _ = lab.citadel(data, *add, stdin=PASSWORD + "\n")
     outcome.consistent = ok and audit_after in (audit_before, audit_before + 1) and again == 0
     outcome.after = (
-        f"{why}; audit entries {audit_before} before, {audit_after} after (all kept); the "
-        f"same command with room: exit {again}"
+        f"{why}; audit entries {audit_before} before, {audit_after} after (none lost); "
+        f"the same command with room: exit {again}"
     )
-    outcomes.append(outcome)
+    return outcome
 
-    # A read-only data directory: ingesting says so; searching still works.
+
+def data_read_only(lab: Lab) -> Outcome:
+    """The data directory's file system mounted read-only: ingesting says so; searching
+    still answers."""
+    disk, data = _small_disk(lab, "ro")
     before = lab.points(data)
     _tool(["mount", "-o", "remount,ro", str(disk)], check=True)
     outcome = Outcome("data directory read-only", "citadel ingest samples -c other", 30)
@@ -439,14 +466,14 @@ def disk_faults(lab: Lab) -> list[Outcome]:
     _judge(outcome, code, out, seconds, r"read-only|read only|permission|writ")
     search_code, search_out, _ = lab.citadel(data, "search", QUESTION, "-c", COLLECTION)
     _tool(["mount", "-o", "remount,rw", str(disk)], check=True)
+    last = (search_out.strip().splitlines() or [""])[-1][:200]
     outcome.consistent = lab.points(data) == before
     outcome.after = (
         f"searching while read-only: exit {search_code}"
-        + ("" if search_code == 0 else f" ({search_out.strip().splitlines()[-1][:200]})")
+        + ("" if search_code == 0 else f" ({last})")
         + f"; collections unchanged once writable: {lab.points(data) == before}"
     )
-    outcomes.append(outcome)
-    return outcomes
+    return outcome
 
 
 def _size_mb(folder: Path) -> float:
@@ -463,26 +490,28 @@ def inside(work: Path, model: Path) -> int:
     mounts = os.geteuid() == 0 and _can_mount(work)
     lab = Lab(work, model, mounts)
     lab.prepare()
-    outcomes: list[Outcome] = []
-
-    def part(name: str, make: Callable[[], list[Outcome]]) -> None:
-        print(f"{name}...", file=sys.stderr, flush=True)
-        try:
-            found = make()
-        except Exception as exc:  # a part that breaks is a finding
-            found = [Outcome(name, "", 0, message=f"{type(exc).__name__}: {exc}"[:500])]
-        for o in found:
-            print(f"  {o.fault}: {'held' if o.held else 'NOT HELD'}", file=sys.stderr, flush=True)
-        outcomes.extend(found)
-
-    part("model", lambda: model_faults(lab))
-    part("qdrant", lambda: qdrant_unreachable(lab))
-    part("locked", lambda: [metadata_locked(lab)])
+    checks = [
+        *model_faults(lab),
+        *qdrant_unreachable(lab),
+        ("metadata database locked", lambda: metadata_locked(lab)),
+    ]
+    disk: list[tuple[str, Callable[[Lab], Outcome]]] = [
+        ("disk full while ingesting", disk_full_ingesting),
+        ("disk full while writing the audit log", disk_full_auditing),
+        ("data directory read-only", data_read_only),
+    ]
     if mounts:
-        part("disk", lambda: disk_faults(lab))
-    else:
-        for fault in ("disk full while ingesting", "disk full while writing the audit log"):
-            outcomes.append(Outcome(fault, "", 0, ran=False, message="no mount namespace"))
+        checks += [(name, lambda f=f: f(lab)) for name, f in disk]  # type: ignore[misc]
+    outcomes: list[Outcome] = []
+    for name, check in checks:
+        try:
+            outcome = check()
+        except Exception as exc:  # a check that breaks is a finding
+            outcome = Outcome(name, "", 0, message=f"{type(exc).__name__}: {exc}"[:500])
+        print(f"{name}: {'held' if outcome.held else 'NOT HELD'}", file=sys.stderr, flush=True)
+        outcomes.append(outcome)
+    if not mounts:
+        outcomes += [Outcome(n, "", 0, ran=False, message="no mount namespace") for n, _ in disk]
     print(json.dumps([asdict(o) for o in outcomes]))
     return 0
 

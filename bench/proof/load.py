@@ -28,7 +28,7 @@ from rag.settings import ServerSettings, load_settings
 
 USERS = 50
 SECONDS = 300.0
-THINK_S = (5.0, 30.0)  # reading an answer, typing the next question
+THINK_S = (10.0, 50.0)  # reading an answer, typing the next question
 # What a user does after each pause, with its weight.
 ACTIONS = {"stream": 0.30, "ask": 0.10, "search": 0.35, "upload": 0.05, "browse": 0.20}
 # The stand-in model: about what the 1.5B model here writes on 2 cores (23 tokens/s), after

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from rag.errors import CitadelError, InvalidQuestion, QuestionTooLong, StoreUnavailable
 from ui.http.deps import client_of, key_caller, session_caller, workspace_of
-from ui.metadata.errors import LoginLocked
+from ui.metadata.errors import LoginLocked, MetadataUnavailable
 from ui.service.errors import (
     Forbidden,
     NotFound,
@@ -54,7 +54,8 @@ TABLE: tuple[tuple[type[CitadelError] | tuple[type[CitadelError], ...], HttpErro
     (NothingToSearch, HttpError(409, 400, code="no_documents", param="model")),
     (QuestionTooLong, HttpError(400, 400, code="context_length_exceeded", param="messages")),
     (InvalidQuestion, HttpError(400, 400, code="invalid_question", param="messages")),
-    (StoreUnavailable, HttpError(503, 503, "server_error", "service_unavailable")),
+    ((StoreUnavailable, MetadataUnavailable),
+     HttpError(503, 503, "server_error", "service_unavailable")),
     (CitadelError, HttpError(400, 400)),
 )  # fmt: skip
 

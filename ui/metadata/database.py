@@ -7,6 +7,7 @@ mode lets `citadel audit` read while the server writes.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from ui.metadata.errors import MetadataUnavailable
+
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock
 
 # Each entry upgrades the schema by one version (PRAGMA user_version); never edit a shipped one.
 _MIGRATIONS = [
@@ -106,25 +111,60 @@ _MIGRATIONS = [
 ]
 
 
+def _unavailable(path: Path, exc: sqlite3.OperationalError) -> MetadataUnavailable:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return MetadataUnavailable(
+            f"the metadata database {path} is locked by another process (waited "
+            f"{BUSY_TIMEOUT_MS / 1000:g} s); nothing was changed: try again, and if it stays "
+            "locked, stop the process that holds it"
+        )
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+        return MetadataUnavailable(
+            f"could not write the metadata database {path} ({exc}): is its disk full? "
+            "Nothing was changed; free some space and try again"
+        )
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        return MetadataUnavailable(
+            f"cannot write the metadata database {path} ({exc}): its folder or disk is "
+            "read-only, or not writable by this user"
+        )
+    return MetadataUnavailable(f"the metadata database {path} failed: {exc}")
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Database:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
-        # Password hashes and the audit log: owner only, the WAL files included.
-        for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            if part.exists():
-                part.chmod(0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MetadataUnavailable(f"cannot create {path.parent}: {exc.strerror}") from exc
+        with self._explained():
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._migrate()
+            # Password hashes and the audit log: owner only, the WAL files included.
+            for part in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+                if part.exists():
+                    with contextlib.suppress(OSError):  # read-only: nothing will be written
+                        part.chmod(0o600)
+
+    @contextmanager
+    def _explained(self) -> Iterator[None]:
+        """SQLite's and the file system's failures as a message saying what to do (a
+        traceback ending in "database is locked" helps no one)."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise _unavailable(self.path, exc) from exc
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
@@ -136,17 +176,19 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._explained():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite has already rolled back after some failures (a full disk).
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._explained():
             return self._conn.execute(sql, params).fetchall()
 
     def close(self) -> None:

@@ -15,3 +15,8 @@ class LoginLocked(CitadelError):
 
 class InvalidFeedback(CitadelError):
     """A rating or comment that cannot be kept."""
+
+
+class MetadataUnavailable(CitadelError):
+    """The metadata database cannot be read or written now (locked by another process, its
+    disk full or read-only); nothing was changed, and the message says what to do."""

@@ -8,7 +8,8 @@
     ├── UploadRejected      an uploaded file refused (name, size, type, content)
     ├── AccountError        ui/metadata/errors.py: a user or team change that cannot be done
     ├── LoginLocked         ui/metadata/errors.py: too many failed logins of an account
-    └── InvalidFeedback     ui/metadata/errors.py: a rating or comment that cannot be kept
+    ├── InvalidFeedback     ui/metadata/errors.py: a rating or comment that cannot be kept
+    └── MetadataUnavailable ui/metadata/errors.py: the database locked, its disk full...
 
 How each one is answered over HTTP (status, OpenAI error type and code) is one table:
 ui/http/errors.py.

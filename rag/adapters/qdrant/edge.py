@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from rag.adapters.qdrant.base import (
     hit_from_point,
 )
 from rag.errors import StoreUnavailable
-from rag.settings import SEARCH_EF
+from rag.settings import MIN_FREE_MB, SEARCH_EF
 from rag.types import SearchHit, SparseVector
 
 _SCROLL_PAGE = 512
@@ -47,8 +48,11 @@ class EdgeStore(QdrantStore):
     directory gets StoreUnavailable instead of corrupting it.
     """
 
-    def __init__(self, root: Path, search_ef: int = SEARCH_EF) -> None:
+    def __init__(
+        self, root: Path, search_ef: int = SEARCH_EF, min_free_mb: int = MIN_FREE_MB
+    ) -> None:
         self._root = root
+        self._min_free = min_free_mb * 2**20
         self._search_params = qe.SearchParams(hnsw_ef=search_ef)
         self._shards: dict[str, qe.EdgeShard] = {}
         # A server opens shards from several request threads: two threads loading the same
@@ -78,7 +82,39 @@ class EdgeStore(QdrantStore):
                 f"the store of collection {name!r} under {self._root} is in use by another "
                 "Citadel process (a server or an ingestion); wait for it or stop it"
             )
+        if self._read_only():
+            return StoreUnavailable(
+                f"the data directory's store {self._root} is read-only: Citadel writes to it "
+                "even to search (each collection's lock and write-ahead log); make it "
+                "writable by this user"
+            )
         return StoreUnavailable(f"cannot open the store of collection {name!r}: {exc}")
+
+    def _existing_folder(self) -> Path:
+        folder = self._root
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return folder
+
+    def _read_only(self) -> bool:
+        folder = self._existing_folder()
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
+
+    def _check_room(self) -> None:
+        """Refuses a write when the disk is nearly full: the shard writes through mapped
+        memory, and a process writing that way to a full disk is killed (SIGBUS) before
+        any error can be reported."""
+        if self._min_free == 0:
+            return
+        free = shutil.disk_usage(self._existing_folder()).free
+        if free < self._min_free:
+            raise StoreUnavailable(
+                f"the disk holding {self._root} has {free / 2**20:.0f} MB free, less than "
+                f"the {self._min_free / 2**20:.0f} MB the store keeps free "
+                "(qdrant.min_free_mb): nothing more was written. Free some space and run "
+                "the command again: what was stored is kept, and an ingestion resumes "
+                "where it stopped"
+            )
 
     def _exists(self, name: str) -> bool:
         return name in self._shards or (self._path(name) / _CONFIG_FILE).is_file()
@@ -86,12 +122,16 @@ class EdgeStore(QdrantStore):
     def _create(self, name: str, dimension: int) -> None:
         # Built under a temporary name and renamed into place: a crash never leaves a
         # half-configured shard (missing payload indexes) that looks like a real one.
+        self._check_room()
         path = self._path(name)
         building = path.with_name(f".{name}.creating")
-        for leftover in (path, building):
-            if leftover.exists():
-                shutil.rmtree(leftover)
-        building.mkdir(parents=True)
+        try:
+            for leftover in (path, building):
+                if leftover.exists():
+                    shutil.rmtree(leftover)
+            building.mkdir(parents=True)
+        except OSError as exc:
+            raise self._unavailable(name, exc) from exc
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -130,6 +170,7 @@ class EdgeStore(QdrantStore):
             if p.sparse is not None:
                 vector[SPARSE] = qe.SparseVector(p.sparse.indices, p.sparse.values)
             converted.append(qe.Point(p.id, vector, p.payload))
+        self._check_room()
         self._shard(name).update(qe.UpdateOperation.upsert_points(converted))
 
     def _scroll(self, name: str, must: Sequence[Match]) -> list[SearchHit]:
@@ -153,6 +194,7 @@ class EdgeStore(QdrantStore):
         return int(self._shard(name).count(qe.CountRequest(exact=True, filter=_filter(must))))
 
     def _delete(self, name: str, must: Sequence[Match], must_not: Sequence[Match] = ()) -> None:
+        self._check_room()  # a deletion is written to the write-ahead log too
         self._shard(name).update(
             qe.UpdateOperation.delete_points_by_filter(_filter(must, must_not))
         )
@@ -190,6 +232,7 @@ class EdgeStore(QdrantStore):
 
     def optimize(self, collection: str) -> None:
         self._require(collection)
+        self._check_room()  # the index is written through mapped memory too
         self._shard(collection).optimize()
 
     def flush(self) -> None:
