@@ -112,7 +112,7 @@ def _run(part: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if part == "load":
         return load.run(args.corpus, work, args.users, args.seconds, log)
     if part == "faults":
-        return faults.run(work, args.model.resolve(), log)
+        return faults.run(work, args.model.resolve(), args.corpus.resolve(), log)
     return egress.run(work, args.model.resolve(), log)
 
 

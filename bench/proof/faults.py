@@ -9,7 +9,8 @@ the cause), and leave the data consistent (checked after the fault is lifted).
   read-only (a small tmpfs in a private mount namespace: `unshare -m`, where allowed);
 - the metadata database locked by another process.
 
-The whole part runs in one `unshare -m` child (python -m bench.proof.faults WORK MODEL),
+The whole part runs in one `unshare -m` child (python -m bench.proof.faults WORK MODEL
+CORPUS),
 which prints its outcomes as JSON; without mount namespaces the disk faults are reported
 as not run."""
 
@@ -37,6 +38,7 @@ COLLECTION = "samples"
 MODEL_TIMEOUT_S = 5.0  # first-token and idle limits given to the model faults
 PASSWORD = "fault-proof-password"  # noqa: S105 - throw-away accounts in a temporary folder
 TRACEBACK = "Traceback (most recent call last)"
+FILLED_LEAVES_MB = 40  # free space left by the program filling the disk: below the floor
 ANSWER_STARTED_CHARS = 60  # printed by `citadel ask` once the answer is being written
 
 
@@ -58,10 +60,10 @@ class Outcome:
         return not self.ran or (self.clear and self.consistent)
 
 
-def run(work: Path, model: Path, log: Callable) -> dict[str, Any]:
+def run(work: Path, model: Path, corpus: Path, log: Callable) -> dict[str, Any]:
     """The catalogue, in a private mount namespace when the machine allows it."""
     unshare = shutil.which("unshare")
-    command = [sys.executable, "-m", "bench.proof.faults", str(work), str(model)]
+    command = [sys.executable, "-m", "bench.proof.faults", str(work), str(model), str(corpus)]
     namespace = bool(unshare) and _namespaces_work(unshare)
     if namespace:
         command = [unshare or "unshare", "-m", "--propagation", "private", *command]
@@ -98,14 +100,15 @@ def _tool(command: list[str], **options: Any) -> subprocess.CompletedProcess[str
 class Lab:
     """The data directories and processes the faults are done to."""
 
-    def __init__(self, work: Path, model: Path, mounts: bool) -> None:
+    def __init__(self, work: Path, model: Path, corpus: Path, mounts: bool) -> None:
         self.work, self.model, self.mounts = work, model, mounts
         self.base = work / "base"  # the samples ingested, with an administrator
-        self.more = Path("samples")
+        self.corpus = corpus  # ingested while the disk fills up
+        self.corpus_mb = int(_size_mb(corpus))
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
-        env.update(OPENBLAS_NUM_THREADS="1", **extra)
+        env.update(OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1", **extra)
         return env
 
     def citadel(
@@ -314,6 +317,15 @@ class Running:
             time.sleep(0.05)
         return False
 
+    def wait_for(self, pattern: str, timeout: float) -> bool:
+        """Whether the output showed `pattern` (a regular expression) in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if re.search(pattern, "".join(self.output)):
+                return True
+            time.sleep(0.05)
+        return False
+
     def finish(self, timeout: float = 120) -> tuple[int, str]:
         try:
             self.process.wait(timeout)
@@ -404,26 +416,31 @@ def _fill(folder: Path, leave_kb: int) -> Path:
     return filler
 
 
-def _small_disk(lab: Lab, name: str) -> tuple[Path, Path]:
-    """A tmpfs with room for the base data directory and 400 MB more; (mount, data)."""
+def _small_disk(lab: Lab, name: str, room_mb: int = 400) -> tuple[Path, Path]:
+    """A tmpfs with room for the base data directory and `room_mb` more; (mount, data)."""
     disk = lab.work / f"disk-{name}"
-    _mount(disk, int(_size_mb(lab.base)) + 400)
+    _mount(disk, int(_size_mb(lab.base)) + room_mb)
     return disk, lab.copy("data", disk)
 
 
 def disk_full_ingesting(lab: Lab) -> Outcome:
-    """The disk fills up while ingesting: a clear message; once space is freed, the same
-    command ends as a run with room would have."""
-    disk, data = _small_disk(lab, "ingest")
-    filler = _fill(disk, 256)
-    ingest = ("ingest", "samples", "-c", "more")
+    """The disk fills up while a corpus is being ingested (another program's files grow):
+    a clear message; once space is freed, the same command ends as a run with room would."""
+    disk, data = _small_disk(lab, "ingest", lab.corpus_mb * 6 + 400)
+    ingest = ("ingest", str(lab.corpus), "-c", "more")
     outcome = Outcome("disk full while ingesting", f"citadel {' '.join(ingest)}", 60)
-    code, out, seconds = lab.citadel(data, *ingest)
-    _judge(outcome, code, out, seconds, r"space|disk|full")
+    running = Running(lab, data, *ingest)
+    started = running.wait_for(r"\[\d+/\d+\]", 600)  # a first file stored
+    filler = _fill(disk, FILLED_LEAVES_MB * 1024)
+    filled = time.monotonic()
+    code, out = running.finish(900)
+    _judge(outcome, code, out, round(time.monotonic() - filled, 2), r"space|disk|full")
+    if not started:
+        outcome.clear, outcome.message = False, "ended before a file was stored: " + out[-300:]
     filler.unlink()
-    again, _, _ = lab.citadel(data, *ingest, "-q")
+    again, _, _ = lab.citadel(data, *ingest, "-q", timeout=1800)
     reference = lab.copy("reference")
-    lab.citadel(reference, *ingest, "-q")
+    lab.citadel(reference, *ingest, "-q", timeout=1800)
     ok, why = _database_ok(data)
     found, expected = lab.points(data), lab.points(reference)
     outcome.consistent = again == 0 and found == expected and ok
@@ -486,9 +503,9 @@ def _audit_count(data: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM audit").fetchone()[0])
 
 
-def inside(work: Path, model: Path) -> int:
+def inside(work: Path, model: Path, corpus: Path) -> int:
     mounts = os.geteuid() == 0 and _can_mount(work)
-    lab = Lab(work, model, mounts)
+    lab = Lab(work, model, corpus, mounts)
     lab.prepare()
     checks = [
         *model_faults(lab),
@@ -527,4 +544,4 @@ def _can_mount(work: Path) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(inside(Path(sys.argv[1]), Path(sys.argv[2])))
+    sys.exit(inside(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
