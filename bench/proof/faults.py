@@ -246,8 +246,7 @@ def _model_killed(lab: Lab, data: Path) -> Outcome:
     with FakeModel(answer_tokens(400), 0.2, 0.1) as fake:
         ask = Running(lab, data, "ask", QUESTION, "-c", COLLECTION, **_model_env(fake.url))
         ask.wait_for_text(ANSWER_STARTED_CHARS, 120)
-        assert fake.process is not None
-        fake.process.kill()
+        fake.kill()
         killed = time.monotonic()
         code, out = ask.finish()
     _judge(outcome, code, out, round(time.monotonic() - killed, 2), r"model")

@@ -228,7 +228,14 @@ class FakeModel:
         self.process = psutil.Process(self._process.pid)
         return self
 
+    def kill(self) -> None:
+        """SIGKILL the model server's process, as a crash would."""
+        self._process.kill()
+        self._process.join(10)
+
     def __exit__(self, *exc: object) -> None:
+        if self._process.exitcode is not None:  # killed: setting the event could hang on a
+            return  # lock the dead process held
         self._stop.set()
         self._process.join(10)
         if self._process.is_alive():
