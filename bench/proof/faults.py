@@ -38,6 +38,8 @@ COLLECTION = "samples"
 MODEL_TIMEOUT_S = 5.0  # first-token and idle limits given to the model faults
 PASSWORD = "fault-proof-password"  # noqa: S105 - throw-away accounts in a temporary folder
 TRACEBACK = "Traceback (most recent call last)"
+# The sentence a person needs: which server, and that the answer is missing or incomplete.
+MODEL_CAUSE = r"(model|ollama) server|search mode:|answer is incomplete"
 FILLED_LEAVES_MB = 40  # free space left by the program filling the disk: below the floor
 ANSWER_STARTED_CHARS = 60  # printed by `citadel ask` once the answer is being written
 
@@ -152,8 +154,10 @@ class Lab:
 
 def _judge(outcome: Outcome, code: int, out: str, seconds: float, cause: str) -> None:
     outcome.exit, outcome.seconds = code, seconds
-    lines = [line for line in out.splitlines() if line.strip()]
-    outcome.message = " / ".join(lines[-3:])[-400:]
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    # The line naming the cause is what the person reads; without one, the last lines.
+    naming = [line for line in lines if re.search(cause, line, re.IGNORECASE)]
+    outcome.message = (naming[-1] if naming else " / ".join(lines[-3:]))[-400:]
     outcome.clear = (
         seconds <= outcome.limit_s
         and TRACEBACK not in out
@@ -205,7 +209,7 @@ def model_faults(lab: Lab) -> list[Check]:
         outcome = Outcome("model server down", f"citadel {' '.join(ask)}", 15)
         closed = f"http://127.0.0.1:{_port()}"
         code, out, seconds = lab.citadel(data, *ask, **_model_env(closed))
-        _judge(outcome, code, out, seconds, r"model|reach|connect")
+        _judge(outcome, code, out, seconds, MODEL_CAUSE)
         outcome.consistent, outcome.after = _answers(lab, data)
         return outcome
 
@@ -214,7 +218,7 @@ def model_faults(lab: Lab) -> list[Check]:
         with FakeOllama() as fake:
             fake.enqueue(script)
             code, out, seconds = lab.citadel(data, *ask, **_model_env(fake.url))
-        _judge(outcome, code, out, seconds, r"model")
+        _judge(outcome, code, out, seconds, MODEL_CAUSE)
         outcome.consistent, outcome.after = _answers(lab, data)
         return outcome
 
@@ -249,7 +253,7 @@ def _model_killed(lab: Lab, data: Path) -> Outcome:
         fake.kill()
         killed = time.monotonic()
         code, out = ask.finish()
-    _judge(outcome, code, out, round(time.monotonic() - killed, 2), r"model")
+    _judge(outcome, code, out, round(time.monotonic() - killed, 2), MODEL_CAUSE)
     return outcome
 
 
@@ -270,7 +274,7 @@ def _embedded_killed(lab: Lab, data: Path) -> Outcome:
         child.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     code, out = ask.finish()
-    _judge(outcome, code, out, round(time.monotonic() - killed, 2), r"model")
+    _judge(outcome, code, out, round(time.monotonic() - killed, 2), MODEL_CAUSE)
     if not children:
         outcome.clear, outcome.message = False, "no llama.cpp child found to kill; " + out[-300:]
     code, out, _ = lab.citadel(data, "ask", QUESTION, "-c", COLLECTION, **env)
