@@ -704,6 +704,29 @@ def test_embedded_child_killed_is_started_again_by_the_next_question(smollm2: Pa
         generator.close()
 
 
+def test_embedded_child_killed_mid_answer_is_named_as_the_embedded_model(smollm2: Path) -> None:
+    """The person chose a GGUF file, not an address: the error says which model stopped and
+    that the next question starts it again, not that a loopback port does not answer."""
+    generator = EmbeddedLlamaCpp(LlmSettings(**embedded_settings(smollm2)))
+    long_answer = [
+        Message("system", "You are a helpful assistant. Answer at great length."),
+        Message("user", "Tell the whole history of sailing ships, century by century."),
+    ]
+    try:
+        pieces = generator.stream(long_answer, 2048)
+        next(p for p in pieces if isinstance(p, str))
+        pid = generator.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(GeneratorUnavailable) as stopped:
+            for _ in pieces:
+                pass
+        assert f"the embedded llama.cpp ({smollm2.name}) stopped" in str(stopped.value)
+        assert "127.0.0.1" not in str(stopped.value)
+    finally:
+        generator.close()
+
+
 def test_embedded_child_stops_when_citadel_is_killed(smollm2: Path, tmp_path: Path) -> None:
     script = (
         "import sys, time\n"

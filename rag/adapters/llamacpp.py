@@ -70,6 +70,13 @@ class EmbeddedLlamaCpp(OpenAICompatibleGenerator):
         self._start_lock = threading.Lock()
         atexit.register(self.close)
 
+    def _unreachable(self) -> str:
+        # Its address is Citadel's own business: the person knows the model by its file.
+        return (
+            f"the embedded llama.cpp ({self._path.name}) stopped answering; it is started "
+            "again with the next question"
+        )
+
     # -- the child process ---------------------------------------------------------------
     def _running(self) -> None:
         """Start the child unless it runs; wait until it serves (or fail clearly)."""

@@ -50,6 +50,10 @@ class OpenAICompatibleGenerator(ModelServer):
     def where(self) -> str:
         return self._root
 
+    def _unreachable(self) -> str:
+        """What to say when the connection to the model fails or breaks."""
+        return f"no model server answers at {self._root}"
+
     def _api_key(self) -> str | None:
         key = self._settings.api_key
         return key.get_secret_value() if key else None
@@ -185,7 +189,7 @@ class OpenAICompatibleGenerator(ModelServer):
         except openai.APITimeoutError as exc:
             raise GenerationTimeout(f"the model server at {where} stopped responding") from exc
         except openai.APIConnectionError as exc:
-            raise GeneratorUnavailable(f"no model server answers at {where}") from exc
+            raise GeneratorUnavailable(self._unreachable()) from exc
         except openai.AuthenticationError as exc:
             raise GenerationFailed(
                 f"the model server at {where} refused the API key: set CITADEL_LLM__API_KEY"
