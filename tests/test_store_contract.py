@@ -309,3 +309,22 @@ def test_dense_search_finds_the_nearest_chunks_of_a_large_collection(tmp_path: P
     store.close()
 
     assert sum(recalls) / len(recalls) >= 0.95, recalls
+
+
+def test_an_unreachable_qdrant_server_is_named_with_its_address() -> None:
+    """A consultant who typed the wrong port reads which address was tried and what to
+    check, not a bare "Connection refused"."""
+    import socket
+
+    from rag.settings import QdrantSettings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    url = f"http://127.0.0.1:{port}"
+    store = ServerStore.connect(QdrantSettings(url=url, timeout_s=5))
+    with pytest.raises(StoreUnavailable) as unreachable:
+        store.documents("docs")
+    message = str(unreachable.value)
+    assert f"the Qdrant server at {url}" in message
+    assert "is it running, and is qdrant.url right?" in message

@@ -42,9 +42,14 @@ class ServerStore(QdrantStore):
     """Each Citadel collection is the Qdrant collection `<prefix><name>`."""
 
     def __init__(
-        self, client: QdrantClient, prefix: str = "citadel-", search_ef: int = SEARCH_EF
+        self,
+        client: QdrantClient,
+        prefix: str = "citadel-",
+        search_ef: int = SEARCH_EF,
+        url: str = "",
     ) -> None:
         self._client = client
+        self._where = f"the Qdrant server at {url}" if url else "the Qdrant server"
         self._prefix = prefix
         self._search_params = qm.SearchParams(hnsw_ef=search_ef)
 
@@ -54,7 +59,7 @@ class ServerStore(QdrantStore):
         assert settings.url, "a Qdrant server URL is configured"
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         client = QdrantClient(url=settings.url, api_key=api_key, timeout=int(settings.timeout_s))
-        return cls(client, settings.collection_prefix, settings.search_ef)
+        return cls(client, settings.collection_prefix, settings.search_ef, settings.url)
 
     def _qname(self, name: str) -> str:
         return f"{self._prefix}{name}"
@@ -63,7 +68,10 @@ class ServerStore(QdrantStore):
         try:
             return fn(*args, **kwargs)
         except (ResponseHandlingException, UnexpectedResponse, ConnectionError) as exc:
-            raise StoreUnavailable(f"Qdrant server failed to {what}: {exc}") from exc
+            # Not reached at all (refused, timed out, no route): say where it was looked for.
+            unreached = not isinstance(exc, UnexpectedResponse)
+            hint = ": is it running, and is qdrant.url right?" if unreached else ""
+            raise StoreUnavailable(f"{self._where} failed to {what} ({exc}){hint}") from exc
 
     def _exists(self, name: str) -> bool:
         return bool(
