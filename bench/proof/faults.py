@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -35,6 +36,7 @@ import psutil
 
 QUESTION = "How do I reset my password?"
 COLLECTION = "samples"
+ASK = ("ask", QUESTION, "-c", COLLECTION)
 MODEL_TIMEOUT_S = 5.0  # first-token and idle limits given to the model faults
 PASSWORD = "fault-proof-password"  # noqa: S105 - throw-away accounts in a temporary folder
 TRACEBACK = "Traceback (most recent call last)"
@@ -152,6 +154,10 @@ class Lab:
         return {c["name"]: (c["documents"], c["chunks"]) for c in listed}
 
 
+def _shown(args: tuple[str, ...]) -> str:
+    return shlex.join(("citadel", *args))
+
+
 def _judge(outcome: Outcome, code: int, out: str, seconds: float, cause: str) -> None:
     outcome.exit, outcome.seconds = code, seconds
     lines = [line.strip() for line in out.splitlines() if line.strip()]
@@ -206,7 +212,7 @@ def model_faults(lab: Lab) -> list[Check]:
     ask = ("ask", QUESTION, "-c", COLLECTION)
 
     def down() -> Outcome:
-        outcome = Outcome("model server down", f"citadel {' '.join(ask)}", 15)
+        outcome = Outcome("model server down", _shown(ask), 15)
         closed = f"http://127.0.0.1:{_port()}"
         code, out, seconds = lab.citadel(data, *ask, **_model_env(closed))
         _judge(outcome, code, out, seconds, MODEL_CAUSE)
@@ -214,7 +220,7 @@ def model_faults(lab: Lab) -> list[Check]:
         return outcome
 
     def play(fault: str, script: Script) -> Outcome:
-        outcome = Outcome(fault, f"citadel {' '.join(ask)}", MODEL_TIMEOUT_S + 15)
+        outcome = Outcome(fault, _shown(ask), MODEL_TIMEOUT_S + 15)
         with FakeOllama() as fake:
             fake.enqueue(script)
             code, out, seconds = lab.citadel(data, *ask, **_model_env(fake.url))
@@ -246,7 +252,7 @@ def _model_killed(lab: Lab, data: Path) -> Outcome:
     """The model server's process SIGKILLed while it streams."""
     from bench.server.harness import FakeModel, answer_tokens
 
-    outcome = Outcome("model server killed mid-answer", f"citadel ask {QUESTION!r}", 15)
+    outcome = Outcome("model server killed mid-answer", _shown(ASK), 15)
     with FakeModel(answer_tokens(400), 0.2, 0.1) as fake:
         ask = Running(lab, data, "ask", QUESTION, "-c", COLLECTION, **_model_env(fake.url))
         ask.wait_for_text(ANSWER_STARTED_CHARS, 120)
@@ -260,7 +266,7 @@ def _model_killed(lab: Lab, data: Path) -> Outcome:
 def _embedded_killed(lab: Lab, data: Path) -> Outcome:
     """The embedded llama.cpp child SIGKILLed while it writes; the next question starts it
     again."""
-    outcome = Outcome("embedded model killed mid-answer", f"citadel ask {QUESTION!r}", 15)
+    outcome = Outcome("embedded model killed mid-answer", _shown(ASK), 15)
     env = {
         "CITADEL_LLM__PROVIDER": "llamacpp",
         "CITADEL_LLM__MODEL_PATH": str(lab.model),
@@ -343,7 +349,7 @@ def qdrant_unreachable(lab: Lab) -> list[Check]:
     url = f"http://127.0.0.1:{_port()}"
 
     def check(args: tuple[str, ...]) -> Outcome:
-        outcome = Outcome("Qdrant server unreachable", f"citadel {' '.join(args)}", 40)
+        outcome = Outcome("Qdrant server unreachable", _shown(args), 40)
         data = lab.copy(f"qdrant-{args[0]}")
         code, out, seconds = lab.citadel(data, *args, CITADEL_QDRANT__URL=url)
         _judge(outcome, code, out, seconds, r"qdrant")
@@ -431,7 +437,7 @@ def disk_full_ingesting(lab: Lab) -> Outcome:
     a clear message; once space is freed, the same command ends as a run with room would."""
     disk, data = _small_disk(lab, "ingest", lab.corpus_mb * 6 + 400)
     ingest = ("ingest", str(lab.corpus), "-c", "more")
-    outcome = Outcome("disk full while ingesting", f"citadel {' '.join(ingest)}", 60)
+    outcome = Outcome("disk full while ingesting", _shown(ingest), 60)
     running = Running(lab, data, *ingest)
     started = running.wait_for(r"\[\d+/\d+\]", 600)  # a first file stored
     filler = _fill(disk, FILLED_LEAVES_MB * 1024)

@@ -173,8 +173,8 @@ def _details(part: str, r: dict[str, Any]) -> list[str]:
                 continue
             rows.append(
                 f"| {_cell(o['fault'])} | `{_cell(o['command'])}` | {o['seconds']} "
-                f"({o['limit_s']:g}) | {o['exit']} | {_cell(o['message'])} | "
-                f"{'yes' if o['clear'] else '**no**'} | {_cell(o['after'])} | "
+                f"({o['limit_s']:g}) | {o['exit']} | {_cell(o['message'], 400)} | "
+                f"{'yes' if o['clear'] else '**no**'} | {_cell(o['after'], 300)} | "
                 f"{'yes' if o['consistent'] else '**no**'} |"
             )
         if r.get("error"):
@@ -194,8 +194,8 @@ def _details(part: str, r: dict[str, Any]) -> list[str]:
     return []
 
 
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")[:160]
+def _cell(text: object, width: int = 160) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")[:width]
 
 
 def _hostile(r: dict[str, Any]) -> list[str]:
