@@ -26,7 +26,7 @@ from ingest.progress import ProgressSink, SilentProgress
 from ingest.report import FileOutcome, IngestReport
 from ingest.workers import ParseJob, ParseOutcome, ParserPool, cpu_count
 from rag.calibration import recalibrate_if_needed
-from rag.errors import CitadelError, EmbeddingModelMismatch
+from rag.errors import CitadelError, EmbeddingModelMismatch, StoreUnavailable
 from rag.ids import document_id
 from rag.ports import Embedder, SparseEncoder, VectorStore
 from rag.settings import IngestSettings
@@ -165,7 +165,12 @@ class IngestPipeline:
             # (and merges segments); without it, search time grows linearly with the chunks.
             self._progress.step("building the search index...")
             t0 = time.monotonic()
-            self._vector_store.optimize(collection)
+            try:
+                self._vector_store.optimize(collection)
+            except StoreUnavailable as exc:
+                # The documents are stored and searchable (exhaustively, so more slowly):
+                # no room to rebuild the index is a warning, not a failed ingestion.
+                self._progress.step(f"the search index was not rebuilt: {exc}")
             report.times.optimize = time.monotonic() - t0
         # Last: the evidence gate of a new or much changed collection is fitted to it.
         self._progress.step("calibrating the evidence gate...")

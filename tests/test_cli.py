@@ -155,23 +155,33 @@ def test_bad_input_gets_a_clear_error_and_exit_code_2(tmp_path):
 
 
 def test_a_nearly_full_disk_stops_ingestion_with_a_clear_error_and_a_rerun_completes_it(
-    ingested, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     """The store writes through mapped memory: on a full disk that kills the process with no
-    word. Below its free-space floor it refuses to write instead, and says what to do."""
-    docs, _, first = ingested
+    word. Below its free-space floor it refuses to write instead, and says what to do; what
+    it had stored stays, and the next run adds what is missing."""
+    docs, data = tmp_path / "docs", tmp_path / "data"
+    shutil.copytree(REPO / "samples", docs)
+    first = citadel(data, "ingest", str(docs), "--collection", "hr", "--json")
+    assert first.returncode == 0, first.stderr
+    (docs / "new-policy.md").write_text(
+        "# Parking\n\nEach employee may book one parking space per day through the app.\n",
+        encoding="utf-8",
+    )
     free_mb = shutil.disk_usage(tmp_path).free // 2**20
     floor = {"CITADEL_QDRANT__MIN_FREE_MB": str(free_mb + 10_000)}
-    data = tmp_path / "data"
     full = citadel(data, "ingest", str(docs), "--collection", "hr", env=floor)
     assert full.returncode == 2
     assert "Traceback" not in full.stderr
     assert "MB free" in full.stderr and "Free some space" in full.stderr
+    listed = citadel(data, "documents", "--collection", "hr", "--json")
+    assert "new-policy.md" not in listed.stdout  # its record is written last: not half-stored
     again = citadel(data, "ingest", str(docs), "--collection", "hr", "--json")
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
-    assert report["counts"] == first["counts"]
-    assert report["chunks_written"] == first["chunks_written"]
+    assert report["counts"]["added"] == 1 and report["counts"]["unchanged"] == 8
+    found = citadel(data, "search", "How many parking spaces may I book?", "-c", "hr")
+    assert "new-policy.md" in found.stdout
 
 
 def test_failed_files_make_the_exit_code_1_and_are_explained(tmp_path):

@@ -110,7 +110,7 @@ def _run(part: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if part == "hostile":
         return hostile.run(work, args.answer_model.resolve(), log)
     if part == "load":
-        return load.run(args.corpus, work, args.users, args.seconds, log)
+        return load.run(args.corpus, work, args.users, args.seconds, log, args.seed)
     if part == "faults":
         return faults.run(work, args.model.resolve(), args.corpus.resolve(), log)
     return egress.run(work, args.model.resolve(), log)

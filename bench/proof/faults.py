@@ -41,7 +41,7 @@ MODEL_TIMEOUT_S = 5.0  # first-token and idle limits given to the model faults
 PASSWORD = "fault-proof-password"  # noqa: S105 - throw-away accounts in a temporary folder
 TRACEBACK = "Traceback (most recent call last)"
 # The sentence a person needs: which server, and that the answer is missing or incomplete.
-MODEL_CAUSE = r"(model|ollama) server|search mode:|answer is incomplete"
+MODEL_CAUSE = r"(model|ollama) server|embedded llama\.cpp"
 FILLED_LEAVES_MB = 40  # free space left by the program filling the disk: below the floor
 ANSWER_STARTED_CHARS = 60  # printed by `citadel ask` once the answer is being written
 
@@ -61,7 +61,8 @@ class Outcome:
 
     @property
     def held(self) -> bool:
-        return not self.ran or (self.clear and self.consistent)
+        """A fault not done here (no mount namespace) proves nothing: not held."""
+        return self.ran and self.clear and self.consistent
 
 
 def run(work: Path, model: Path, corpus: Path, log: Callable) -> dict[str, Any]:
@@ -158,16 +159,25 @@ def _shown(args: tuple[str, ...]) -> str:
     return shlex.join(("citadel", *args))
 
 
-def _judge(outcome: Outcome, code: int, out: str, seconds: float, cause: str) -> None:
+# The lines where `citadel` tells what went wrong: an error, or a notice under an answer.
+_TELLING = re.compile(r"^(error:|Search mode:|The answer is incomplete:)")
+
+
+def _judge(
+    outcome: Outcome, code: int, out: str, seconds: float, cause: str, exit_code: int
+) -> None:
+    """Clear: the command ended within the limit with `exit_code`, no traceback, and the
+    line telling what went wrong names `cause` (not any line of the output: a progress line
+    may well contain "space" or "written")."""
     outcome.exit, outcome.seconds = code, seconds
     lines = [line.strip() for line in out.splitlines() if line.strip()]
-    # The line naming the cause is what the person reads; without one, the last lines.
-    naming = [line for line in lines if re.search(cause, line, re.IGNORECASE)]
-    outcome.message = (naming[-1] if naming else " / ".join(lines[-3:]))[-400:]
+    telling = [line for line in lines if _TELLING.match(line)]
+    outcome.message = (telling[-1] if telling else " / ".join(lines[-3:]))[-400:]
     outcome.clear = (
         seconds <= outcome.limit_s
+        and code == exit_code
         and TRACEBACK not in out
-        and re.search(cause, out, re.IGNORECASE) is not None
+        and any(re.search(cause, line, re.IGNORECASE) for line in telling)
     )
 
 
@@ -215,7 +225,7 @@ def model_faults(lab: Lab) -> list[Check]:
         outcome = Outcome("model server down", _shown(ask), 15)
         closed = f"http://127.0.0.1:{_port()}"
         code, out, seconds = lab.citadel(data, *ask, **_model_env(closed))
-        _judge(outcome, code, out, seconds, MODEL_CAUSE)
+        _judge(outcome, code, out, seconds, MODEL_CAUSE, 0)
         outcome.consistent, outcome.after = _answers(lab, data)
         return outcome
 
@@ -224,7 +234,7 @@ def model_faults(lab: Lab) -> list[Check]:
         with FakeOllama() as fake:
             fake.enqueue(script)
             code, out, seconds = lab.citadel(data, *ask, **_model_env(fake.url))
-        _judge(outcome, code, out, seconds, MODEL_CAUSE)
+        _judge(outcome, code, out, seconds, MODEL_CAUSE, 0)
         outcome.consistent, outcome.after = _answers(lab, data)
         return outcome
 
@@ -259,7 +269,7 @@ def _model_killed(lab: Lab, data: Path) -> Outcome:
         fake.kill()
         killed = time.monotonic()
         code, out = ask.finish()
-    _judge(outcome, code, out, round(time.monotonic() - killed, 2), MODEL_CAUSE)
+    _judge(outcome, code, out, round(time.monotonic() - killed, 2), MODEL_CAUSE, 0)
     return outcome
 
 
@@ -280,7 +290,7 @@ def _embedded_killed(lab: Lab, data: Path) -> Outcome:
         child.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     code, out = ask.finish()
-    _judge(outcome, code, out, round(time.monotonic() - killed, 2), MODEL_CAUSE)
+    _judge(outcome, code, out, round(time.monotonic() - killed, 2), MODEL_CAUSE, 0)
     if not children:
         outcome.clear, outcome.message = False, "no llama.cpp child found to kill; " + out[-300:]
     code, out, _ = lab.citadel(data, "ask", QUESTION, "-c", COLLECTION, **env)
@@ -352,7 +362,7 @@ def qdrant_unreachable(lab: Lab) -> list[Check]:
         outcome = Outcome("Qdrant server unreachable", _shown(args), 40)
         data = lab.copy(f"qdrant-{args[0]}")
         code, out, seconds = lab.citadel(data, *args, CITADEL_QDRANT__URL=url)
-        _judge(outcome, code, out, seconds, r"qdrant")
+        _judge(outcome, code, out, seconds, r"the Qdrant server at http", 2)
         outcome.consistent = code != 0 and lab.points(data) == lab.points(lab.base)
         outcome.after = "the embedded store untouched"
         return outcome
@@ -388,7 +398,7 @@ def metadata_locked(lab: Lab) -> Outcome:
     finally:
         holder.kill()
         holder.wait()
-    _judge(outcome, code, out, seconds, r"lock|busy|in use")
+    _judge(outcome, code, out, seconds, r"locked by another process", 2)
     code, _, _ = lab.citadel(data, "users", "add", "ann", "--password-stdin", stdin=PASSWORD + "\n")
     ok, why = _database_ok(data)
     outcome.consistent = code == 0 and ok
@@ -443,7 +453,7 @@ def disk_full_ingesting(lab: Lab) -> Outcome:
     filler = _fill(disk, FILLED_LEAVES_MB * 1024)
     filled = time.monotonic()
     code, out = running.finish(900)
-    _judge(outcome, code, out, round(time.monotonic() - filled, 2), r"space|disk|full")
+    _judge(outcome, code, out, round(time.monotonic() - filled, 2), r"MB free.*free some space", 2)
     if not started:
         outcome.clear, outcome.message = False, "ended before a file was stored: " + out[-300:]
     filler.unlink()
@@ -468,7 +478,7 @@ def disk_full_auditing(lab: Lab) -> Outcome:
     outcome = Outcome("disk full while writing the audit log", "citadel users add bea", 30)
     add = ("users", "add", "bea", "--password-stdin")
     code, out, seconds = lab.citadel(data, *add, stdin=PASSWORD + "\n")
-    _judge(outcome, code, out, seconds, r"space|disk|full")
+    _judge(outcome, code, out, seconds, r"disk is full\? nothing was changed", 2)
     filler.unlink()
     ok, why = _database_ok(data)
     audit_after = _audit_count(data)
@@ -482,14 +492,14 @@ def disk_full_auditing(lab: Lab) -> Outcome:
 
 
 def data_read_only(lab: Lab) -> Outcome:
-    """The data directory's file system mounted read-only: ingesting says so; searching
-    still answers."""
+    """The data directory's file system mounted read-only: ingesting says so (searching
+    too: the store writes its lock and log even to read); nothing changes."""
     disk, data = _small_disk(lab, "ro")
     before = lab.points(data)
     _tool(["mount", "-o", "remount,ro", str(disk)], check=True)
-    outcome = Outcome("data directory read-only", "citadel ingest samples -c other", 30)
+    outcome = Outcome("data directory read-only", _shown(("ingest", "samples", "-c", "other")), 30)
     code, out, seconds = lab.citadel(data, "ingest", "samples", "-c", "other")
-    _judge(outcome, code, out, seconds, r"read-only|read only|permission|writ")
+    _judge(outcome, code, out, seconds, r"is read-only", 2)
     search_code, search_out, _ = lab.citadel(data, "search", QUESTION, "-c", COLLECTION)
     _tool(["mount", "-o", "remount,rw", str(disk)], check=True)
     last = (search_out.strip().splitlines() or [""])[-1][:200]

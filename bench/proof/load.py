@@ -16,6 +16,7 @@ import asyncio
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ ACTIONS = {"stream": 0.30, "ask": 0.10, "search": 0.35, "upload": 0.05, "browse"
 TOKENS = 80
 TOKEN_MS = 50.0
 FIRST_TOKEN_MS = 800.0
+ANSWERED = ("answer", "refused")  # what a question must end in (refused: weak evidence)
 COLLECTION = "handbook"
 UPLOADS = "notes"
 TEAM = "staff"
@@ -62,7 +64,9 @@ class Event:
     ttft_ms: float | None = None  # streams: first token
 
 
-def run(corpus: Path, work: Path, users: int, seconds: float, log: Callable) -> dict[str, Any]:
+def run(
+    corpus: Path, work: Path, users: int, seconds: float, log: Callable, seed: int = 7
+) -> dict[str, Any]:
     data = work / "data"
     log(f"ingesting {corpus} into {COLLECTION}")
     prepared = harness.prepare_data(_Args(corpus), work)
@@ -87,7 +91,7 @@ def run(corpus: Path, work: Path, users: int, seconds: float, log: Callable) -> 
         )
         walk.start()
         try:
-            events, probes, memory = asyncio.run(_users(server, keys, started, seconds, log))
+            events, probes, memory = asyncio.run(_users(server, keys, started, seconds, log, seed))
         finally:
             stop.set()
             walk.join(BROWSER_QUESTION_WAIT_MS / 1000 + 60)
@@ -137,6 +141,7 @@ async def _users(
     started: float,
     seconds: float,
     log: Callable,
+    seed: int,
 ) -> tuple[list[Event], list[tuple[float, float | None]], list[tuple[float, float]]]:
     events: list[Event] = []
     probes: list[tuple[float, float | None]] = []  # (at, ms), None when it failed
@@ -186,7 +191,7 @@ async def _users(
             errors = sum(e.error is not None for e in events)
             log(f"  {time.monotonic() - started:.0f} s: {len(events)} requests, {errors} errors")
 
-    rngs = [random.Random(f"{name}-7") for name in keys]
+    rngs = [random.Random(f"{name}-{seed}") for name in keys]
     await asyncio.gather(
         *(user(n, k, r) for (n, k), r in zip(keys.items(), rngs, strict=True)),
         probe(),
@@ -207,6 +212,9 @@ async def _act(
     if action in ("stream", "ask", "search"):
         sample = await workload.REQUESTS[action](client, question, COLLECTION)
         limited = sample.error is not None and sample.error.startswith("HTTP 429")
+        if action != "search" and sample.error is None and sample.outcome not in ANSWERED:
+            # The model stand-in always answers: search mode means the answer path failed.
+            sample.error = f"no answer written: {sample.outcome or 'no outcome reported'}"
         return Event(
             0,
             name,
@@ -359,6 +367,7 @@ def _result(
         done = [e.ms for e in mine if e.error is None and not e.limited]
         by_action[action] = {
             "requests": len(mine),
+            "outcomes": dict(Counter(e.outcome or "-" for e in mine)),
             "errors": sum(e.error is not None for e in mine),
             "limited_429": sum(e.limited for e in mine),
             "p50_ms": _p(done, 0.5),
@@ -371,6 +380,7 @@ def _result(
     errors = [asdict(e) for e in events if e.error is not None]
     held = (
         not errors
+        and not problems
         and alive
         and bool(checks)
         and all(c["ok"] for c in checks)

@@ -11,8 +11,8 @@ PROMISES = {
     "hostile": "Hostile input is contained: no crash, a reason for every file within its "
     "time limit, bounded memory, answers unchanged by injected instructions",
     "egress": "Nothing leaves the machine: no connection attempt beyond loopback",
-    "load": "50 users for 5 minutes at the default limits: no error but documented 429s, "
-    "the web UI answering throughout",
+    "load": "Simulated users at the default limits: every request answered (or a documented "
+    "429), the web UI answering throughout",
     "faults": "Each fault (model server down, slow, stalling, failing or killed; the embedded "
     "model killed; Qdrant unreachable; disk full; data read-only; database locked) gives a "
     "clear message within seconds and leaves the data consistent",
@@ -106,6 +106,7 @@ def _figure(part: str, r: dict[str, Any]) -> str:
     if part == "load":
         b = r["browser"]
         return (
+            f"{r['users']} users for {r['seconds'] / 60:g} min, "
             f"{r['requests']} requests: {r['error_count']} errors, {r['limited_429']} 429s; "
             f"retrieval p95 {r['retrieval_p95_ms']} ms, first token p95 "
             f"{_seconds(r['ttft_p95_ms'])}; browser {b['answered']}/{len(b['checks'])} "
@@ -288,12 +289,13 @@ def _load(r: dict[str, Any]) -> list[str]:
         + ", ".join(f"`server.{k}` {v}" for k, v in limits.items())
         + "; the web UI's answer events 16 at once (Gradio's queue).",
         "",
-        "| action | requests | errors | 429 | p50 ms | p95 ms |",
-        "|---|---|---|---|---|---|",
+        "| action | requests | outcomes | errors | 429 | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for action, a in r["actions"].items():
+        outcomes = ", ".join(f"{k} {v}" for k, v in a.get("outcomes", {}).items())
         rows.append(
-            f"| {action} | {a['requests']} | {a['errors']} | {a['limited_429']} | "
+            f"| {action} | {a['requests']} | {outcomes} | {a['errors']} | {a['limited_429']} | "
             f"{a['p50_ms']} | {a['p95_ms']} |"
         )
     h = r["healthz"]

@@ -70,8 +70,12 @@ class EmbeddedLlamaCpp(OpenAICompatibleGenerator):
         self._start_lock = threading.Lock()
         atexit.register(self.close)
 
-    def _unreachable(self) -> str:
+    @property
+    def _named(self) -> str:
         # Its address is Citadel's own business: the person knows the model by its file.
+        return f"the embedded llama.cpp ({self._path.name})"
+
+    def _unreachable(self) -> str:
         return (
             f"the embedded llama.cpp ({self._path.name}) stopped answering; it is started "
             "again with the next question"

@@ -50,8 +50,13 @@ class OpenAICompatibleGenerator(ModelServer):
     def where(self) -> str:
         return self._root
 
+    @property
+    def _named(self) -> str:
+        """The model server as the person knows it, in error messages."""
+        return f"the model server at {self._root}"
+
     def _unreachable(self) -> str:
-        """What to say when the connection to the model fails or breaks."""
+        """What to say when the model server cannot be reached."""
         return f"no model server answers at {self._root}"
 
     def _api_key(self) -> str | None:
@@ -187,7 +192,7 @@ class OpenAICompatibleGenerator(ModelServer):
         except GeneratorError:
             raise
         except openai.APITimeoutError as exc:
-            raise GenerationTimeout(f"the model server at {where} stopped responding") from exc
+            raise GenerationTimeout(f"{self._named} stopped responding") from exc
         except openai.APIConnectionError as exc:
             raise GeneratorUnavailable(self._unreachable()) from exc
         except openai.AuthenticationError as exc:
@@ -201,12 +206,10 @@ class OpenAICompatibleGenerator(ModelServer):
             ) from exc
         except openai.APIStatusError as exc:
             raise GenerationFailed(
-                f"the model server at {where} reported an error ({exc.status_code}): {exc.message}"
+                f"{self._named} reported an error ({exc.status_code}): {exc.message}"
             ) from exc
         except (openai.APIError, httpx.HTTPError, ValueError) as exc:
-            raise GenerationFailed(
-                f"the connection to the model server at {where} broke: {exc}"
-            ) from exc
+            raise GenerationFailed(f"the connection to {self._named} broke: {exc}") from exc
 
 
 def _prompt_seconds(timings: dict[str, Any], prompt_tokens: int | None) -> float | None:

@@ -111,8 +111,12 @@ _MIGRATIONS = [
 ]
 
 
-def _unavailable(path: Path, exc: sqlite3.OperationalError) -> MetadataUnavailable:
+def _unavailable(path: Path, exc: sqlite3.OperationalError) -> MetadataUnavailable | None:
+    """What to tell the person when the database cannot be used now; None for the errors that
+    are bugs (a bad statement), which keep their traceback."""
     name = getattr(exc, "sqlite_errorname", "")
+    # Named by its file: the folder would tell an unauthenticated client where data lives.
+    path = Path(path.name)
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return MetadataUnavailable(
             f"the metadata database {path} is locked by another process (waited "
@@ -129,7 +133,7 @@ def _unavailable(path: Path, exc: sqlite3.OperationalError) -> MetadataUnavailab
             f"cannot write the metadata database {path} ({exc}): its folder or disk is "
             "read-only, or not writable by this user"
         )
-    return MetadataUnavailable(f"the metadata database {path} failed: {exc}")
+    return None
 
 
 def now_iso() -> str:
@@ -146,25 +150,33 @@ class Database:
             raise MetadataUnavailable(f"cannot create {path.parent}: {exc.strerror}") from exc
         with self._explained():
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._migrate()
-            # Password hashes and the audit log: owner only, the WAL files included.
-            for part in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
-                if part.exists():
-                    with contextlib.suppress(OSError):  # read-only: nothing will be written
-                        part.chmod(0o600)
+        try:
+            with self._explained():
+                self._conn.row_factory = sqlite3.Row
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+        # Password hashes and the audit log: owner only, the WAL files included.
+        for part in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+            if part.exists():
+                with contextlib.suppress(OSError):  # read-only: nothing will be written
+                    part.chmod(0o600)
 
     @contextmanager
     def _explained(self) -> Iterator[None]:
-        """SQLite's and the file system's failures as a message saying what to do (a
-        traceback ending in "database is locked" helps no one)."""
+        """SQLite's failures that are not bugs (locked, full, read-only) as a message saying
+        what to do: a traceback ending in "database is locked" helps no one."""
         try:
             yield
         except sqlite3.OperationalError as exc:
-            raise _unavailable(self.path, exc) from exc
+            explained = _unavailable(self.path, exc)
+            if explained is None:
+                raise
+            raise explained from exc
 
     def _migrate(self) -> None:
         with self.transaction() as conn:

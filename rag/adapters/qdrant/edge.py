@@ -28,6 +28,11 @@ _SCROLL_PAGE = 512
 _CONFIG_FILE = "edge_config.json"
 
 
+def _size(folder: Path) -> int:
+    """Bytes the files under `folder` take on disk (sparse files count what they use)."""
+    return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
 def _condition(match: Match) -> qe.FieldCondition:
     if len(match.values) == 1:
         return qe.FieldCondition(key=match.key, match=qe.MatchValue(match.values[0]))
@@ -100,17 +105,18 @@ class EdgeStore(QdrantStore):
         folder = self._existing_folder()
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
 
-    def _check_room(self) -> None:
+    def _check_room(self, writing: int = 0) -> None:
         """Refuses a write when the disk is nearly full: the shard writes through mapped
         memory, and a process writing that way to a full disk is killed (SIGBUS) before
-        any error can be reported."""
+        any error can be reported. `writing`: bytes the write itself may take beyond the
+        floor (an index rebuilt)."""
         if self._min_free == 0:
             return
         free = shutil.disk_usage(self._existing_folder()).free
-        if free < self._min_free:
+        if free < self._min_free + writing:
             raise StoreUnavailable(
                 f"the disk holding {self._root} has {free / 2**20:.0f} MB free, less than "
-                f"the {self._min_free / 2**20:.0f} MB the store keeps free "
+                f"the {(self._min_free + writing) / 2**20:.0f} MB the store keeps free "
                 "(qdrant.min_free_mb): nothing more was written. Free some space and run "
                 "the command again: what was stored is kept, and an ingestion resumes "
                 "where it stopped"
@@ -194,7 +200,9 @@ class EdgeStore(QdrantStore):
         return int(self._shard(name).count(qe.CountRequest(exact=True, filter=_filter(must))))
 
     def _delete(self, name: str, must: Sequence[Match], must_not: Sequence[Match] = ()) -> None:
-        self._check_room()  # a deletion is written to the write-ahead log too
+        # Not refused on a nearly full disk: a deletion writes little (within the floor the
+        # writes keep), and refusing the one that follows an upsert would leave a
+        # document's old and new chunks side by side.
         self._shard(name).update(
             qe.UpdateOperation.delete_points_by_filter(_filter(must, must_not))
         )
@@ -232,7 +240,8 @@ class EdgeStore(QdrantStore):
 
     def optimize(self, collection: str) -> None:
         self._require(collection)
-        self._check_room()  # the index is written through mapped memory too
+        # Rebuilding segments may rewrite the whole shard, through mapped memory too.
+        self._check_room(writing=_size(self._path(collection)))
         self._shard(collection).optimize()
 
     def flush(self) -> None:
