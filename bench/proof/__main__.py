@@ -86,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "load" in results:
         report.load_plot(results["load"], Path("bench/proof-load.png"))
     previous = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
-    REPORT.write_text(report.markdown(results, previous), encoding="utf-8")
+    text = report.markdown(results, previous)
+    # Hostile file names that are not UTF-8 carry surrogate escapes: written as \udcXX.
+    REPORT.write_text(text.encode("utf-8", "backslashreplace").decode("utf-8"), encoding="utf-8")
     print("report: bench/PROOF.md")
     return 0 if held else 1
 

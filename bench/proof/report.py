@@ -196,7 +196,9 @@ def _details(part: str, r: dict[str, Any]) -> list[str]:
 
 
 def _cell(text: object, width: int = 160) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")[:width]
+    # A file name that is not UTF-8 arrives with surrogate escapes: shown as \udcXX.
+    shown = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return shown.replace("|", "\\|").replace("\n", " ")[:width]
 
 
 def _hostile(r: dict[str, Any]) -> list[str]:
