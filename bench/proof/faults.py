@@ -294,8 +294,10 @@ def _embedded_killed(lab: Lab, data: Path) -> Outcome:
     if not children:
         outcome.clear, outcome.message = False, "no llama.cpp child found to kill; " + out[-300:]
     code, out, _ = lab.citadel(data, "ask", QUESTION, "-c", COLLECTION, **env)
-    outcome.consistent = code == 0 and "[" in out
-    outcome.after = f"next question: exit {code}"
+    # Answered by a model started again: no error, no search-mode or incomplete notice.
+    told = [line for line in out.splitlines() if _TELLING.match(line.strip())]
+    outcome.consistent = code == 0 and not told
+    outcome.after = f"next question: exit {code}" + (f", {told[-1][:200]}" if told else "")
     return outcome
 
 
@@ -478,7 +480,7 @@ def disk_full_auditing(lab: Lab) -> Outcome:
     outcome = Outcome("disk full while writing the audit log", "citadel users add bea", 30)
     add = ("users", "add", "bea", "--password-stdin")
     code, out, seconds = lab.citadel(data, *add, stdin=PASSWORD + "\n")
-    _judge(outcome, code, out, seconds, r"disk is full\? nothing was changed", 2)
+    _judge(outcome, code, out, seconds, r"disk full\? nothing was changed", 2)
     filler.unlink()
     ok, why = _database_ok(data)
     audit_after = _audit_count(data)
