@@ -122,8 +122,12 @@ def _commit() -> str:
     """The commit the run tested (with "+changes" when the work tree differed from it)."""
     git = shutil.which("git") or "git"
     head = subprocess.run([git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    # What the runs themselves write (results, report, plots) does not make the tree dirty.
+    written = [":!bench/proof/results", ":!bench/PROOF.md", ":!bench/proof-*.png"]
     dirty = subprocess.run(
-        [git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        [git, "status", "--porcelain", "--untracked-files=no", "--", ".", *written],
+        capture_output=True,
+        text=True,
     )
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
