@@ -194,6 +194,15 @@ class Retriever:
         rescored = [replace(p, score=sc) for p, sc in zip(passages, scores, strict=True)]
         return sorted(rescored, key=lambda p: p.score, reverse=True)
 
+    def passage(self, collection: str, passage_id: str, reach: int) -> Passage | None:
+        """One stored passage by its id, with up to `reach` chunks of its document on each
+        side as `before` and `after`; None when `collection` holds no such passage."""
+        hits = self._store.chunks_by_id(collection, [passage_id])
+        if not hits:
+            return None
+        found = Passage.from_hit(hits[0], score=0.0)
+        return self._with_neighbours([found], reach)[0] if reach else found
+
     def _with_neighbours(self, passages: list[Passage], reach: int) -> list[Passage]:
         """Each passage gets the text around it, fetched by the chunks' computed IDs in one
         call per collection; a neighbour that is itself a passage is not repeated."""

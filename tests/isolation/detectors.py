@@ -112,10 +112,14 @@ def foreign_structure(value: Any) -> Iterator[str]:
         return
     if "openapi" in value and "paths" in value:
         return  # the API's own description, the same for everyone: shapes, not data
+    if "inputSchema" in value:
+        return  # an MCP tool's description, the same for everyone: shapes, not data
     if "collection" in value and value["collection"] not in (None, RED):
         yield f"an object of collection {value['collection']!r}"
-    if isinstance(value.get("collections"), list) and set(value["collections"]) - {RED}:
-        yield f"collections {value['collections']!r}"
+    listed = value.get("collections")
+    named = {c for c in listed if isinstance(c, str)} if isinstance(listed, list) else set()
+    if named - {RED}:  # names (a list of objects is looked at below, each on its own)
+        yield f"collections {listed!r}"
     if isinstance(value.get("team"), str) and value["team"] != "red":
         yield f"team {value['team']!r}"
     if isinstance(value.get("teams"), list) and set(value["teams"]) - {"red"}:
@@ -126,6 +130,15 @@ def foreign_structure(value: Any) -> Iterator[str]:
         yield f"collection {value['name']!r} with its counts"
     for v in value.values():
         yield from foreign_structure(v)
+
+
+def tool_refused(probe: Probe) -> bool:
+    """An MCP tool call answered with the tool's error result: MCP refuses a call inside a
+    200 response, so that the calling model reads why."""
+    return any(
+        isinstance(d, dict) and isinstance(d.get("result"), dict) and d["result"].get("isError")
+        for d in json_documents(probe)
+    )
 
 
 def gradio_outcome(probe: Probe) -> str:

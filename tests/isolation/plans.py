@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import httpx
 
+from rag.ids import chunk_id
 from tests.isolation.world import BLUE, RED, TOPICAL, World, make_canary
 from tests.live_server import PASSWORD
 
@@ -84,8 +85,9 @@ class Plan:
         expect: set[int] | None = None,
         foreign: bool = False,
         hang_up_s: float | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> Probe:
-        headers = {}
+        headers = dict(extra_headers or {})
         if auth == "mallory":
             headers["Authorization"] = f"Bearer {self.key}"
         elif auth == "mallory's web session":
@@ -510,6 +512,92 @@ def plan_openai(plan: Plan, world: World) -> None:
         plan.add("GET /v1/{other}", "GET", f"/v1/{path}", expect={404})
 
 
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+
+
+def mcp_call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-RPC tools/call, as an MCP client posts it to /mcp."""
+    params = {"name": tool, "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+
+
+def plan_mcp(plan: Plan, world: World) -> None:
+    """The MCP server's tools, as mallory's MCP client would call them. A tool's refusal
+    is a 200 whose result says isError: `foreign` twins are compared on the whole body."""
+
+    def post(body: dict[str, Any], expect: set[int] | None = None) -> None:
+        plan.add("POST /mcp", "POST", "/mcp", json_body=body, expect=expect or {200},
+                 extra_headers=MCP_HEADERS)  # fmt: skip
+
+    post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    post(mcp_call("list_collections", {}))
+    for collections, question in itertools.product([None, [RED]], questions(world)):
+        for tool in ("search", "ask"):
+            arguments: dict[str, Any] = {"question": question}
+            if collections is not None:
+                arguments["collections"] = collections
+            post(mcp_call(tool, arguments))
+    for history in histories(world)[:2]:
+        post(mcp_call("ask", {"question": "And what about it?", "history": history}))
+    twin = stand_in_collection()
+    blue, unknown = name_variants(BLUE, RED), name_variants(twin, RED)
+    for kind, tool, shape in itertools.product(blue, ("search", "ask"), ("alone", "after")):
+
+        def make(v: str, tool: str = tool, shape: str = shape) -> dict[str, Any]:
+            names = [v] if shape == "alone" else [RED, v]
+            call = mcp_call(tool, {"question": TOPICAL[0], "collections": names})
+            return {"method": "POST", "target": "/mcp", "json_body": call}
+
+        plan.twins("POST /mcp", make, blue[kind], unknown[kind], (BLUE, twin),
+                   extra_headers=MCP_HEADERS, expect={200})  # fmt: skip
+    # Passages by id: blue's, named in blue's collection (and its variants) or in red's,
+    # answered like a made-up id.
+    for document in world.blue_ids[:3]:
+        for number in (0, 1):
+            passage, made_up = chunk_id(document, number), str(uuid.uuid4())
+            for kind in ("exact", "upper", "padded", "cyrillic-e"):
+                plan.twins(
+                    "POST /mcp",
+                    lambda v, named={passage: blue[kind], made_up: unknown[kind]}: {
+                        "method": "POST",
+                        "target": "/mcp",
+                        "json_body": mcp_call(
+                            "get_passage", {"collection": named[v], "passage_id": v}
+                        ),
+                    },
+                    passage,
+                    made_up,
+                    (BLUE, twin),
+                    extra_headers=MCP_HEADERS,
+                    expect={200},
+                )
+            plan.twins(
+                "POST /mcp",
+                lambda v: {
+                    "method": "POST",
+                    "target": "/mcp",
+                    "json_body": mcp_call(
+                        "get_passage", {"collection": RED, "passage_id": v, "neighbours": 3}
+                    ),
+                },
+                passage,
+                made_up,
+                extra_headers=MCP_HEADERS,
+                expect={200},
+            )
+    for odd in [["*"], [""], ["%"], [SQL], [RED + "*"], [BLUE, BLUE], BLUE, [None]]:
+        post(mcp_call("search", {"question": TOPICAL[0], "collections": odd}))
+    for tool, arguments in [
+        ("get_passage", {"collection": RED, "passage_id": "*"}),
+        ("get_passage", {"collection": "*", "passage_id": str(uuid.uuid4())}),
+        ("search", {"question": TOPICAL[0], "top_k": 10**12}),
+        ("search", {"question": TOPICAL[0], "team": BLUE}),
+        ("delete_document", {"document_id": world.blue_ids[0]}),
+        ("ask", {"question": f"{world.canaries[0]} " + "travel " * 400}),
+    ]:
+        post(mcp_call(tool, arguments))
+
+
 def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
@@ -677,6 +765,8 @@ def plan_unauthenticated(plan: Plan, world: World) -> None:
         ("GET", f"/v1/models/citadel:{BLUE}", {}),
         ("POST", "/v1/chat/completions", {"json_body": chat}),
         ("POST", "/v1/chat/completions", {"json_body": {**chat, "stream": True}}),
+        ("POST", "/mcp", {"json_body": mcp_call("list_collections", {})}),
+        ("POST", "/mcp", {"json_body": mcp_call("search", search)}),
     ]
     for (method, target, extra), auth in itertools.product(routes, credentials.values()):
         plan.add("unauthenticated", method, target, auth=auth, expect={401}, **extra)

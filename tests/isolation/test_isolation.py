@@ -27,6 +27,7 @@ from tests.isolation.detectors import (
     problems,
     retrieved_context,
     show,
+    tool_refused,
     twin_view,
 )
 from tests.isolation.plans import Probe
@@ -105,7 +106,8 @@ def test_foreign_probes_never_succeed_and_nothing_fails_with_a_server_error(
             return [f"server error {probe.response[:200]!r}"]
         if probe.expect is not None and probe.status not in probe.expect:
             return [f"expected {sorted(probe.expect)}, body {probe.response[:300]!r}"]
-        if probe.foreign and 200 <= probe.status < 300 and probe.method != "GRADIO":
+        refused = probe.method == "GRADIO" or tool_refused(probe)  # refusals inside a 200
+        if probe.foreign and 200 <= probe.status < 300 and not refused:
             return ["a request naming blue's object succeeded"]
         citadel_route = probe.target.startswith(("/api/", "/v1/", "/files/"))
         if (
@@ -147,6 +149,15 @@ def test_answers_to_mallory_cite_her_documents(campaign: Campaign, world: World)
     assert topical >= 10 and cited == topical, (cited, topical)
     sources = [retrieved_context(p) for probe in campaign.probes for p in probe.prompts]
     assert sum(bool(s) for s in sources) >= 40
+
+
+def test_mcp_tools_answer_mallory_from_her_documents(campaign: Campaign) -> None:
+    """The MCP probes are not vacuous either: her searches and passages come back (from red,
+    as the checks above make sure), and her questions are answered."""
+    mcp = [p for p in campaign.probes if p.family == "POST /mcp" and p.status == 200]
+    found = [p for p in mcp if b'"passage_id"' in p.response and not tool_refused(p)]
+    answered = [p for p in mcp if b'"answer_id"' in p.response]
+    assert len(found) >= 10 and len(answered) >= 5, (len(found), len(answered))
 
 
 def test_victim_keeps_every_document_and_file(campaign: Campaign, world: World) -> None:

@@ -1,5 +1,6 @@
 """The team server: one process serving the REST API (/api), the OpenAI-compatible API
-(/v1), signed file links (/files), health probes and the Gradio web UI at /.
+(/v1), the MCP server (/mcp), signed file links (/files), health probes and the Gradio web
+UI at /.
 
 The server owns the embedded store: uploads and questions go through it, so nothing else
 needs to open the data directory while it runs.
@@ -10,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -18,6 +20,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from swagger_ui_bundle import swagger_ui_path
 
 from rag.errors import ConfigurationError
@@ -30,6 +33,8 @@ from ui.http.files import files_router
 from ui.http.gradio_sessions import GradioSessions
 from ui.http.guards import LOOPBACK_NAMES, BodyLimit, KnownHost, SameOrigin
 from ui.http.login import login_router
+from ui.http.mcp import PATH as MCP_PATH
+from ui.http.mcp import McpEndpoint
 from ui.http.openai import openai_router
 from ui.http.rest import api_router
 from ui.service.limits import MAX_FILES_PER_UPLOAD
@@ -55,7 +60,16 @@ _UPLOAD_PATH = re.compile(r"/api/collections/[^/]+/documents|/gradio_api/upload"
 
 
 def create_app(workspace: Workspace) -> FastAPI:
+    threads = AnswerThreads(workspace.answer_slots.threads)  # answers, apart from the pool
+    mcp = McpEndpoint(workspace, threads, allowed_hosts(workspace.settings.server))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with mcp.running():
+            yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Citadel",
         description="Private document question answering: answers with verifiable citations.",
         version="0.1.0",
@@ -137,9 +151,10 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     app.include_router(files_router(workspace))
     app.include_router(login_router(workspace))
-    threads = AnswerThreads(workspace.answer_slots.threads)  # answers, apart from the pool
     app.include_router(api_router(workspace, threads), prefix="/api")
     app.include_router(openai_router(workspace, threads), prefix="/v1")
+    # A route, not a mount: a mount would answer /mcp with a redirect to /mcp/.
+    app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]))
     mount_web(app, workspace)
     return app
 

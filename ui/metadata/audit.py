@@ -16,6 +16,8 @@ ACTIONS = (
     "login_failed",
     "ask",
     "search",
+    "passage",
+    "mcp",
     "upload",
     "delete",
     "reingest",

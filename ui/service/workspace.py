@@ -13,6 +13,7 @@ import logging
 import math
 import secrets
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from ui.service.sources import drawn_on
 log = logging.getLogger(__name__)
 
 KEPT_ANSWERS = 5000  # recent answers kept for feedback, per server
+MAX_NEIGHBOURS = 3  # chunks on each side of a passage fetched by id
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,40 @@ class Workspace:
             shown=_audited(result.passages),
         )
         return result
+
+    def passage(
+        self,
+        caller: Caller,
+        collection: str,
+        passage_id: str,
+        neighbours: int = 1,
+        client: str | None = None,
+    ) -> Passage:
+        """A passage of a collection the caller may read, with up to `neighbours` chunks of
+        its document on each side (audited as shown). Another team's collection and an
+        unknown passage give the same NotFound."""
+        self._query_limit.check(caller.name)
+        scope = self.scope(caller)
+        (name,) = access.resolve(scope.readable, [collection])
+        found = None
+        if name in scope.stored and _is_passage_id(passage_id):
+            reach = min(max(neighbours, 0), MAX_NEIGHBOURS)
+            found = self.services.retriever.passage(name, passage_id, reach)
+        if found is None:
+            raise NotFound("no such passage in that collection")
+        self.audit.record(caller.name, "passage", name, client, shown=_audited([found]))
+        return found
+
+    def record_tool_call(
+        self, caller: Caller, tool: str, client: str | None, error: str | None = None
+    ) -> None:
+        """One entry per call of an integration's tool (MCP), failed or not: what a broken
+        integration did is in the audit log. The searches and answers the tools make are
+        audited by themselves, with their questions and passages."""
+        detail: dict[str, Any] = {"tool": tool, "ok": error is None}
+        if error is not None:
+            detail["error"] = error[:300]
+        self.audit.record(caller.name, "mcp", None, client, **detail)
 
     def ask(
         self,
@@ -670,6 +706,14 @@ class Workspace:
                 generator.check()
             except CitadelError as exc:  # answers will say it, in search mode
                 log.warning("the model server is not ready: %s", exc)
+
+
+def _is_passage_id(text: str) -> bool:
+    """Passage ids are the UUIDs the store gives chunks (`rag.ids.chunk_id`)."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 def _audited(passages: Sequence[Passage]) -> list[dict[str, Any]]:
