@@ -12,10 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.settings import Settings
-from tests.live_server import PASSWORD, LiveServer, add_user, free_port, workspace_with
+from rag.settings import Settings, SsoSettings
+from tests.live_server import (
+    PASSWORD,
+    LiveServer,
+    add_user,
+    free_port,
+    last_login,
+    readable_with_a_key,
+    server_settings,
+    workspace_with,
+)
 from tests.slapd import PEOPLE, Slapd
-from ui.service.workspace import Workspace
 
 SERVICE_PASSWORD = "service-account-secret"
 DIRECTORY_PASSWORD = "directory password 1"
@@ -32,11 +40,8 @@ def ldap_settings(data_dir: Path, url: str, **sso: object) -> Settings:
         "admin_group": "it-admins",
         "timeout_s": 2,
     }
-    return Settings(
-        data_dir=data_dir,
-        llm={"host": f"http://127.0.0.1:{free_port()}"},
-        sso={"ldap": ldap, **sso},
-    )  # type: ignore[arg-type]
+    sso_settings = SsoSettings(ldap=ldap, **sso)
+    return server_settings(data_dir).model_copy(update={"sso": sso_settings})
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +80,6 @@ def log_in(
         return log_in(url, name, password, fresh)
 
 
-def readable(live: LiveServer, name: str) -> set[str]:
-    """The collections `name` lists through the REST API, with a key of their own."""
-    key = live.workspace.accounts.create_key(name, "test")
-    with live.client(key) as api:
-        listed = api.get("/api/collections")
-    assert listed.status_code == 200, listed.text
-    return {c["name"] for c in listed.json()}
-
-
-def last_login(workspace: Workspace, name: str) -> tuple[str, dict[str, object]]:
-    entry = next(e for e in workspace.audit.entries(50, actor=name) if e.action.startswith("login"))
-    return entry.action, entry.detail
-
-
 def test_first_login_creates_the_user_with_the_teams_of_their_groups(live):
     with httpx.Client(base_url=live.url, timeout=30) as browser:
         response = log_in(live.url, "dana", DIRECTORY_PASSWORD, browser)
@@ -98,7 +89,7 @@ def test_first_login_creates_the_user_with_the_teams_of_their_groups(live):
     assert caller is not None and not caller.admin
     assert caller.teams == {"hr", "legal"}
     # The same permissions as any account: hr's and legal's collections, not finance's.
-    assert readable(live, "dana") == {"hr-docs", "legal-docs"}
+    assert readable_with_a_key(live, "dana") == {"hr-docs", "legal-docs"}
     action, detail = last_login(live.workspace, "dana")
     assert action == "login" and detail["method"] == "ldap"
     assert detail["teams"] == ["hr", "legal"] and detail["groups"] == ["hr-staff", "lawyers"]
@@ -109,7 +100,7 @@ def test_the_admin_group_gives_the_administrator_role(live):
     assert response.status_code == 303
     caller = live.workspace.accounts.caller("erin")
     assert caller is not None and caller.admin
-    assert readable(live, "erin") == {"hr-docs", "legal-docs", "money"}
+    assert readable_with_a_key(live, "erin") == {"hr-docs", "legal-docs", "money"}
 
 
 def test_a_wrong_password_is_refused_and_audited(live):
@@ -140,7 +131,7 @@ def test_a_user_removed_from_a_group_loses_its_team_at_the_next_login(live, slap
     slapd.remove_member("lawyers", "gina")
     log_in(live.url, "gina", DIRECTORY_PASSWORD)
     assert live.workspace.accounts.caller("gina").teams == {"hr"}
-    assert readable(live, "gina") == {"hr-docs"}
+    assert readable_with_a_key(live, "gina") == {"hr-docs"}
     # Out of every mapped group: no login at all, and the page says why.
     slapd.remove_member("hr-staff", "gina")
     response = log_in(live.url, "gina", DIRECTORY_PASSWORD)
