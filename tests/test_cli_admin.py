@@ -28,8 +28,8 @@ def test_first_admin_teams_and_collections_from_the_cli(tmp_path):
     assert citadel(data, "assign", "hr-docs", "--team", "hr").returncode == 0
     listed = json.loads(citadel(data, "users", "list", "--json").stdout)
     assert listed == [
-        {"name": "alice", "role": "admin", "teams": [], "disabled": False},
-        {"name": "bob", "role": "member", "teams": ["hr"], "disabled": False},
+        {"name": "alice", "role": "admin", "teams": [], "disabled": False, "source": "local"},
+        {"name": "bob", "role": "member", "teams": ["hr"], "disabled": False, "source": "local"},
     ]
     weak = citadel(data, "users", "add", "carol", "--password-stdin", stdin="short\n")
     assert weak.returncode == 2 and "too short" in weak.stderr

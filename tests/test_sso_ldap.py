@@ -24,6 +24,7 @@ from tests.live_server import (
     workspace_with,
 )
 from tests.slapd import PEOPLE, Slapd
+from ui.metadata.errors import AccountError
 
 SERVICE_PASSWORD = "service-account-secret"
 DIRECTORY_PASSWORD = "directory password 1"
@@ -93,6 +94,9 @@ def test_first_login_creates_the_user_with_the_teams_of_their_groups(live):
     action, detail = last_login(live.workspace, "dana")
     assert action == "login" and detail["method"] == "ldap"
     assert detail["teams"] == ["hr", "legal"] and detail["groups"] == ["hr-staff", "lawyers"]
+    # Their password is the directory's: Citadel keeps none to reset.
+    with pytest.raises(AccountError, match="signs in through single sign-on"):
+        live.workspace.accounts.set_password("dana", "a local password")
 
 
 def test_the_admin_group_gives_the_administrator_role(live):
@@ -100,6 +104,11 @@ def test_the_admin_group_gives_the_administrator_role(live):
     assert response.status_code == 303
     caller = live.workspace.accounts.caller("erin")
     assert caller is not None and caller.admin
+    # Administrators see where each account comes from (its teams are the provider's).
+    key = live.workspace.accounts.create_key("erin", "admin")
+    with live.client(key) as api:
+        users = {u["name"]: u["source"] for u in api.get("/api/users").json()}
+    assert users["erin"] == "ldap" and users["olivia"] == "local"
     assert readable_with_a_key(live, "erin") == {"hr-docs", "legal-docs", "money"}
 
 

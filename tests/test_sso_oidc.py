@@ -122,6 +122,11 @@ def test_the_admin_group_gives_the_administrator_role(live):
         assert sign_in(browser, "erin").status_code == 303
     caller = live.workspace.accounts.caller("erin")
     assert caller is not None and caller.admin
+    # Administrators see where each account comes from (its teams are the provider's).
+    key = live.workspace.accounts.create_key("erin", "admin")
+    with live.client(key) as api:
+        users = {u["name"]: u["source"] for u in api.get("/api/users").json()}
+    assert users["erin"] == "oidc" and users["olivia"] == "local"
     assert readable_with_a_key(live, "erin") == {"hr-docs", "legal-docs", "money"}
 
 

@@ -123,10 +123,15 @@ def users_list(
 
         print(printed_json([UserOut.of(u).model_dump() for u in users], indent=2))
         return
-    table = Table("user", "role", "teams", "disabled", "created")
+    table = Table("user", "role", "teams", "disabled", "created", "from")
     for u in users:
         table.add_row(
-            shown(u.name), u.role, shown(", ".join(u.teams)), str(u.disabled), u.created_at
+            shown(u.name),
+            u.role,
+            shown(", ".join(u.teams)),
+            str(u.disabled),
+            u.created_at,
+            u.source,
         )
     console().print(table)
 

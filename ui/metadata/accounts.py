@@ -44,6 +44,7 @@ class UserInfo:
     teams: tuple[str, ...]
     disabled: bool
     created_at: str
+    source: str = "local"  # 'oidc', 'ldap': single sign-on sets its role and teams
 
 
 def check_name(kind: str, name: str) -> str:
@@ -87,6 +88,10 @@ class Accounts:
 
     def set_password(self, name: str, password: str) -> None:
         self._check_password(password)
+        if self.source(name) not in (None, "local"):
+            raise AccountError(
+                f"{name!r} signs in through single sign-on: their password is the provider's"
+            )
         with self._db.transaction() as conn:
             done = conn.execute(
                 "UPDATE users SET password_hash = ? WHERE name = ?",
@@ -117,7 +122,8 @@ class Accounts:
 
     def users(self) -> list[UserInfo]:
         rows = self._db.query(
-            "SELECT u.name, u.role, u.disabled, u.created_at, group_concat(t.name, '\n') AS teams "
+            "SELECT u.name, u.role, u.disabled, u.created_at, u.source, "
+            "group_concat(t.name, '\n') AS teams "
             "FROM users u LEFT JOIN memberships m ON m.user_id = u.id "
             "LEFT JOIN teams t ON t.id = m.team_id GROUP BY u.id ORDER BY u.name"
         )
@@ -128,6 +134,7 @@ class Accounts:
                 tuple(sorted(r["teams"].split("\n"))) if r["teams"] else (),
                 bool(r["disabled"]),
                 r["created_at"],
+                r["source"],
             )
             for r in rows
         ]
