@@ -107,6 +107,12 @@ class Slapd:
                 root.result
             )
 
+    def add_posix_group(self, cn: str, gid: int, *uids: str) -> None:
+        """A posixGroup, whose members are named by uid (memberUid), as Unix directories do."""
+        with self._root() as root:
+            attributes = {"cn": cn, "gidNumber": gid, "memberUid": list(uids)}
+            assert root.add(f"cn={cn},{GROUPS}", ["posixGroup"], attributes), root.result
+
     def remove_member(self, cn: str, uid: str) -> None:
         with self._root() as root:
             change = {"member": [(ldap3.MODIFY_DELETE, [self.user_dn(uid)])]}

@@ -6,6 +6,8 @@ page and an audit entry."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from tests.live_server import (
 )
 from tests.slapd import PEOPLE, Slapd
 from ui.metadata.errors import AccountError
+from ui.service.sso import ProviderUnavailable
 
 SERVICE_PASSWORD = "service-account-secret"
 DIRECTORY_PASSWORD = "directory password 1"
@@ -55,6 +58,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         directory.add_group("lawyers", "dana")
         directory.add_group("it-admins", "erin")
         directory.add_group("canteen", "frank")  # a group no rule maps
+        directory.add_posix_group("ops", 5000, "frank")
         yield directory
 
 
@@ -203,3 +207,42 @@ def test_local_accounts_can_be_turned_off(slapd, tmp_path):
     action, detail = last_login(workspace, "olivia")
     assert action == "login_failed" and "turned off" in str(detail["reason"])
     workspace.close()
+
+
+def test_users_bound_directly_and_posix_groups_by_member_uid(slapd, tmp_path):
+    """No service account: the user binds through the DN template and reads their own
+    groups, here posixGroups that name members by uid."""
+    settings = ldap_settings(tmp_path, slapd.url)
+    ldap = settings.sso.ldap.model_copy(
+        update={
+            "bind_dn": None,
+            "bind_password": None,
+            "user_dn_template": f"uid={{username}},{PEOPLE}",
+            "group_filter": "(&(objectClass=posixGroup)(memberUid={username}))",
+            "teams": {"ops": ["operations"]},
+        }
+    )
+    workspace = workspace_with(settings.model_copy(update={"sso": SsoSettings(ldap=ldap)}))
+    with LiveServer(workspace) as server:
+        assert log_in(server.url, "frank", DIRECTORY_PASSWORD).status_code == 303
+        assert log_in(server.url, "dana", DIRECTORY_PASSWORD).status_code == 403  # not in ops
+        assert log_in(server.url, "frank", "wrong password").status_code == 401
+    assert workspace.accounts.caller("frank").teams == {"operations"}
+    workspace.close()
+
+
+def test_a_directory_that_never_answers_is_given_up_on(tmp_path):
+    """A server that accepts the connection and says nothing (hung, or a firewall that
+    swallows packets): the login waits `timeout_s`, not forever."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"ldap://127.0.0.1:{silent.getsockname()[1]}"
+        settings = ldap_settings(tmp_path, url)
+        ldap = settings.sso.ldap.model_copy(update={"timeout_s": 1})
+        workspace = workspace_with(settings.model_copy(update={"sso": SsoSettings(ldap=ldap)}))
+        started = time.monotonic()
+        with pytest.raises(ProviderUnavailable, match="cannot be reached"):
+            workspace.login("dana", DIRECTORY_PASSWORD)
+        assert time.monotonic() - started < 10
+        workspace.close()
