@@ -155,6 +155,21 @@ def users_remove(ctx: typer.Context, name: str) -> None:
     console().print(f"removed {shown(name)}")
 
 
+@users_app.command("disable")
+def users_disable(ctx: typer.Context, name: str) -> None:
+    """No login (password or single sign-on) and no API key until enabled; open sessions end."""
+    with administration(ctx) as admin:
+        admin.set_disabled(name, True)
+    console().print(f"disabled {shown(name)}")
+
+
+@users_app.command("enable")
+def users_enable(ctx: typer.Context, name: str) -> None:
+    with administration(ctx) as admin:
+        admin.set_disabled(name, False)
+    console().print(f"enabled {shown(name)}")
+
+
 @users_app.command("key")
 def users_key(
     ctx: typer.Context,
