@@ -7,6 +7,8 @@ users and a user left without groups are refused with a message and audited."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +109,7 @@ def test_first_login_creates_the_user_with_the_teams_of_their_groups(live):
         assert "citadel_session" in browser.cookies
         assert browser.get("/session").status_code == 204
         assert browser.get("/").status_code == 200  # the web UI, not the login page
+        assert browser.get("/config").status_code == 200  # Gradio's routes take the session
     caller = live.workspace.accounts.caller("dana")
     assert caller is not None and not caller.admin and caller.teams == {"hr", "legal"}
     # Permissions as for every account: the store is asked for hr's and legal's only.
@@ -244,7 +247,26 @@ def test_an_unreachable_provider_is_said_and_local_accounts_still_work(tmp_path)
         assert "Local accounts can still sign in" in told.text
         ok = browser.post("/login", data={"username": "olivia", "password": PASSWORD})
         assert ok.status_code == 303
+    (entry,) = workspace.audit.entries(1, action="login_failed")
+    assert entry.detail["method"] == "oidc" and "cannot be reached" in entry.detail["reason"]
     workspace.close()
+
+
+def test_a_provider_that_never_answers_is_given_up_on(tmp_path):
+    """A provider that accepts the connection and says nothing: the login page says it
+    cannot be reached after `sso.oidc.timeout_s`, instead of hanging."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = oidc_settings(tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}")
+        oidc = settings.sso.oidc.model_copy(update={"timeout_s": 1})
+        workspace = workspace_with(settings.model_copy(update={"sso": SsoSettings(oidc=oidc)}))
+        with LiveServer(workspace) as server, browser_of(server) as browser:
+            started = time.monotonic()
+            told = browser.get("/login/oidc")
+            assert told.status_code == 503 and "cannot be reached" in told.text
+            assert time.monotonic() - started < 10
+        workspace.close()
 
 
 def test_local_accounts_can_be_turned_off(provider, tmp_path):

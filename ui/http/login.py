@@ -169,7 +169,8 @@ def login_router(workspace: Workspace) -> APIRouter:
             return RedirectResponse("/", status_code=303)
         try:
             per_client.check(client_of(request) or "unknown")
-            url, state = workspace.oidc_start(str(request.url.replace(path=_CALLBACK, query="")))
+            callback = str(request.url.replace(path=_CALLBACK, query=""))
+            url, state = workspace.oidc_start(callback, client_of(request))
         except RateLimited as exc:
             return page(f"{exc}.", status=429)
         except ProviderUnavailable as exc:

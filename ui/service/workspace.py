@@ -182,12 +182,18 @@ class Workspace:
         self.accounts.clear_failures(name)
         return self._sso_login(identity, self.settings.sso.ldap, client)
 
-    def oidc_start(self, redirect_url: str) -> tuple[str, str]:
+    def oidc_start(self, redirect_url: str, client: str | None = None) -> tuple[str, str]:
         """Where to send a browser to sign in at the OpenID Connect provider, and the state
         its cookie must keep (NotFound when single sign-on is not set up)."""
         if self.oidc is None:
             raise NotFound("single sign-on is not set up (sso.oidc.issuer)")
-        return self.oidc.begin(redirect_url)
+        try:
+            return self.oidc.begin(redirect_url)
+        except ProviderUnavailable as exc:
+            self.audit.record(
+                UNKNOWN, "login_failed", client=client, method="oidc", reason=str(exc)
+            )
+            raise
 
     def oidc_login(
         self, cookie_state: str | None, params: dict[str, str], client: str | None = None
