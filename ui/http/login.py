@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rag.errors import CitadelError
 from ui.http.deps import client_of, session_caller
+from ui.http.errors import http_error
 from ui.metadata.errors import LoginLocked
 from ui.service.errors import NotFound, RateLimited
 from ui.service.limits import RateLimiter
@@ -117,6 +118,14 @@ def login_router(workspace: Workspace) -> APIRouter:
         )
         return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
+    def refused(exc: CitadelError, username: str = "") -> HTMLResponse:
+        """The login page again, saying why single sign-on did not sign anyone in (the
+        status from the one error table)."""
+        said = f"{_sentence(exc)}."
+        if isinstance(exc, ProviderUnavailable):
+            said += _LOCAL_STILL[sso.local_accounts]
+        return page(said, username, http_error(exc).status)
+
     def signed_in(request: Request, name: str) -> Response:
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
@@ -151,10 +160,8 @@ def login_router(workspace: Workspace) -> APIRouter:
             caller = workspace.login(name, password, client)
         except (RateLimited, LoginLocked) as exc:
             return page(f"{exc}.", name, 429)
-        except SsoRefused as exc:
-            return page(f"{_sentence(exc)}.", name, 403)
-        except ProviderUnavailable as exc:
-            return page(f"{_sentence(exc)}.{_LOCAL_STILL[sso.local_accounts]}", name, 503)
+        except (SsoRefused, ProviderUnavailable) as exc:
+            return refused(exc, name)
         except CitadelError:
             caller = None
         if caller is None:
@@ -173,10 +180,8 @@ def login_router(workspace: Workspace) -> APIRouter:
             url, state = workspace.oidc_start(callback, client_of(request))
         except RateLimited as exc:
             return page(f"{exc}.", status=429)
-        except ProviderUnavailable as exc:
-            return page(f"{_sentence(exc)}.{_LOCAL_STILL[sso.local_accounts]}", status=503)
-        except NotFound:
-            return page("Single sign-on is not set up on this server.", status=404)
+        except (ProviderUnavailable, NotFound) as exc:
+            return refused(exc)
         response = RedirectResponse(url, status_code=303)
         response.set_cookie(
             SSO_STATE_COOKIE,
@@ -199,12 +204,8 @@ def login_router(workspace: Workspace) -> APIRouter:
                 request.cookies.get(SSO_STATE_COOKIE), params, client_of(request)
             )
             response = signed_in(request, caller.name)
-        except SsoRefused as exc:
-            response = page(f"{_sentence(exc)}.", status=403)
-        except ProviderUnavailable as exc:
-            response = page(f"{_sentence(exc)}.{_LOCAL_STILL[sso.local_accounts]}", status=503)
-        except NotFound:
-            response = page("Single sign-on is not set up on this server.", status=404)
+        except (SsoRefused, ProviderUnavailable, NotFound) as exc:
+            response = refused(exc)
         response.delete_cookie(SSO_STATE_COOKIE, path=_CALLBACK)
         return response
 

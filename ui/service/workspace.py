@@ -123,10 +123,11 @@ class Workspace:
             key, s.session_ttl_s, self.accounts.session_fingerprint, self.accounts
         )
         self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent answers, for feedback
+        self._kept_lock = threading.Lock()
+        # Single sign-on: nothing is contacted until someone signs in.
         sso = settings.sso
         self.oidc = OidcLogin(sso.oidc) if sso.oidc.issuer else None
         self.directory = Directory(sso.ldap) if sso.ldap.url else None
-        self._kept_lock = threading.Lock()
 
     def close(self) -> None:
         self.ingestion.close()
@@ -163,8 +164,8 @@ class Workspace:
     def _directory_login(
         self, directory: Directory, name: str, password: str, client: str | None
     ) -> Caller | None:
-        # The directory's users are locked out after failures as local accounts are: a
-        # guessing client reaches the directory's own lockout no sooner.
+        # A name is locked after failures here as a local account is: a client guessing
+        # passwords through Citadel is slowed whatever the directory's own policy.
         failed = functools.partial(self.audit.record, name, "login_failed", client=client)
         try:
             self.accounts.check_locked(name)
