@@ -6,11 +6,13 @@ variables (nested with `__`, e.g. `CITADEL_QDRANT__URL`), the optional YAML file
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, TypeAdapter
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.errors import ConfigurationError
@@ -347,6 +349,150 @@ class ServerSettings(BaseModel):
     api_key: SecretStr | None = Field(None, description="API key the CLI sends to `url`.")
 
 
+TeamMap = dict[str, list[str]]
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+class GroupRules(BaseModel):
+    """How a single sign-on provider's groups become Citadel teams and roles, applied again
+    at every login."""
+
+    teams: TeamMap = Field(
+        default_factory=dict,
+        description="Group (a value of the groups claim, or a directory group's name) -> "
+        "Citadel teams (created when missing). A user in none of these groups (nor "
+        "admin_group) is refused.",
+    )
+    admin_group: str | None = Field(
+        None, description="Group whose members are Citadel administrators."
+    )
+
+
+class OidcSettings(GroupRules):
+    issuer: str | None = Field(
+        None,
+        description="The OpenID Connect provider's issuer URL (its discovery document is "
+        "ISSUER/.well-known/openid-configuration). Unset: no single sign-on button. https, "
+        "or http on a loopback address only.",
+    )
+    client_id: str = Field("citadel", description="Citadel's client id at the provider.")
+    client_secret: SecretStr | None = Field(
+        None, description="Citadel's client secret (unset: a public client, PKCE only)."
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email"],
+        description="Scopes asked for; `openid` is always among them.",
+    )
+    redirect_url: str | None = Field(
+        None,
+        description="The callback URL registered at the provider, as browsers reach Citadel "
+        "(https://citadel.example/login/oidc/callback). Unset: built from the request.",
+    )
+    username_claim: str = Field(
+        "preferred_username", description="Claim that gives the Citadel user name."
+    )
+    groups_claim: str = Field(
+        "groups", description="Claim (a list, or a single value) mapped to teams."
+    )
+    label: str = Field("Single sign-on", max_length=60, description="The login button's text.")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="Each request to the provider.")
+    ca_file: Path | None = Field(
+        None, description="CA bundle that signs the provider's certificate (private CA)."
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _secure_issuer(cls, issuer: str | None) -> str | None:
+        # Tokens and the keys that sign them travel from here: in clear only on this host.
+        if issuer is not None:
+            parts = urlsplit(issuer)
+            if parts.scheme != "https" and not (
+                parts.scheme == "http" and _loopback(parts.hostname)
+            ):
+                raise ValueError(f"sso.oidc.issuer must be an https URL, not {issuer!r}")
+        return issuer.rstrip("/") if issuer else issuer
+
+
+class LdapSettings(GroupRules):
+    url: str | None = Field(
+        None,
+        description="Directory server, ldap://HOST:389 or ldaps://HOST:636. Unset: no "
+        "directory login.",
+    )
+    start_tls: bool = Field(False, description="Upgrade an ldap:// connection with StartTLS.")
+    ca_file: Path | None = Field(
+        None, description="CA bundle that signs the directory's certificate (ldaps, StartTLS)."
+    )
+    bind_dn: str | None = Field(
+        None,
+        description="Service account that finds users and their groups. Unset: the user "
+        "binds directly through user_dn_template.",
+    )
+    bind_password: SecretStr | None = Field(None, description="The service account's password.")
+    user_dn_template: str | None = Field(
+        None,
+        description="Used without bind_dn: the DN or UPN the user binds as, with "
+        "{username} (uid={username},ou=people,dc=example,dc=org or {username}@corp.example).",
+    )
+    user_base: str = Field("", description="Where users are searched.")
+    user_filter: str = Field(
+        "(&(objectClass=inetOrgPerson)(uid={username}))",
+        description="Finds the user ({username}, escaped). Active Directory: "
+        "(&(objectClass=user)(sAMAccountName={username})).",
+    )
+    group_base: str = Field("", description="Where groups are searched.")
+    group_filter: str = Field(
+        "(&(objectClass=groupOfNames)(member={user_dn}))",
+        description="The user's groups ({user_dn} and {username}, escaped). posixGroup: "
+        "(&(objectClass=posixGroup)(memberUid={username})); Active Directory, nested "
+        "groups included: (member:1.2.840.113556.1.4.1941:={user_dn}).",
+    )
+    group_name_attribute: str = Field("cn", description="Attribute naming a group in `teams`.")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Connecting and each answer.")
+
+    @field_validator("url")
+    @classmethod
+    def _ldap_url(cls, url: str | None) -> str | None:
+        if url is not None and urlsplit(url).scheme not in ("ldap", "ldaps"):
+            raise ValueError(f"sso.ldap.url must start with ldap:// or ldaps://, not {url!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _one_way_to_find_users(self) -> Self:
+        if self.url and not self.bind_dn and not self.user_dn_template:
+            raise ValueError("sso.ldap needs bind_dn (to search users) or user_dn_template")
+        if self.url and self.bind_dn and not self.user_base:
+            raise ValueError("sso.ldap.user_base is needed to search users with bind_dn")
+        return self
+
+
+class SsoSettings(BaseModel):
+    local_accounts: bool = Field(
+        True,
+        description="Password login of Citadel's own accounts. False: only single sign-on "
+        "and the directory log in (API keys keep working; the command line manages users).",
+    )
+    oidc: OidcSettings = OidcSettings()
+    ldap: LdapSettings = LdapSettings()
+
+    @model_validator(mode="after")
+    def _someone_can_log_in(self) -> Self:
+        if not self.local_accounts and not self.oidc.issuer and not self.ldap.url:
+            raise ValueError(
+                "sso.local_accounts is false but neither sso.oidc.issuer nor sso.ldap.url is "
+                "set: nobody could log in"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITADEL_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -359,6 +505,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LlmSettings = LlmSettings()
     server: ServerSettings = ServerSettings()
+    sso: SsoSettings = SsoSettings()
 
     @classmethod
     def settings_customise_sources(

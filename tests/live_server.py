@@ -38,29 +38,44 @@ def server_settings(data_dir: Path, llm_host: str | None = None, **server: Any) 
     return Settings(data_dir=data_dir, llm=llm, server=server)  # type: ignore[arg-type]
 
 
+class ThreadedServer:
+    """A uvicorn server in a background thread, ready once `probe` answers 200."""
+
+    def __init__(self, config: uvicorn.Config, probe: str) -> None:
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._probe = probe
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self._probe, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the test server of {self._probe} did not start")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
 class LiveServer:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn_config(workspace, "127.0.0.1", self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._server = ThreadedServer(config, f"{self.url}/healthz")
 
     def __enter__(self) -> LiveServer:
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("the test server did not start")
+        self._server.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._server.stop()
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -104,3 +119,18 @@ def upload_and_wait(workspace: Workspace, user: str, collection: str, files: lis
     assert result.job.state == "done", result.job.to_json()
     failed = [f for f in result.job.files if f.status == "failed"]
     assert not failed, [f.to_json() for f in failed]
+
+
+def readable_with_a_key(live: LiveServer, name: str) -> set[str]:
+    """The collections user `name` lists through the REST API, with a new key of theirs."""
+    key = live.workspace.accounts.create_key(name, "test")
+    with live.client(key) as api:
+        listed = api.get("/api/collections")
+    assert listed.status_code == 200, listed.text
+    return {c["name"] for c in listed.json()}
+
+
+def last_login(workspace: Workspace, name: str) -> tuple[str, dict[str, Any]]:
+    """The action ("login" or "login_failed") and detail of `name`'s latest login."""
+    entry = next(e for e in workspace.audit.entries(50, actor=name) if e.action.startswith("login"))
+    return entry.action, entry.detail

@@ -28,9 +28,16 @@ def test_first_admin_teams_and_collections_from_the_cli(tmp_path):
     assert citadel(data, "assign", "hr-docs", "--team", "hr").returncode == 0
     listed = json.loads(citadel(data, "users", "list", "--json").stdout)
     assert listed == [
-        {"name": "alice", "role": "admin", "teams": [], "disabled": False},
-        {"name": "bob", "role": "member", "teams": ["hr"], "disabled": False},
+        {"name": "alice", "role": "admin", "teams": [], "disabled": False, "source": "local"},
+        {"name": "bob", "role": "member", "teams": ["hr"], "disabled": False, "source": "local"},
     ]
+    # Disabled (no login of any kind, no key) and enabled again, audited as the OS user.
+    assert citadel(data, "users", "disable", "bob").returncode == 0
+    listed = json.loads(citadel(data, "users", "list", "--json").stdout)
+    assert [u["disabled"] for u in listed] == [False, True]
+    assert citadel(data, "users", "enable", "bob").returncode == 0
+    listed = json.loads(citadel(data, "users", "list", "--json").stdout)
+    assert [u["disabled"] for u in listed] == [False, False]
     weak = citadel(data, "users", "add", "carol", "--password-stdin", stdin="short\n")
     assert weak.returncode == 2 and "too short" in weak.stderr
     key = citadel(data, "users", "key", "bob", "--label", "n8n").stdout.strip()

@@ -338,3 +338,11 @@ def test_every_list_is_refused_to_a_member(ws: Workspace, admin: AdminHandlers):
         assert "only administrators" in str(table).lower()
         assert "alice" not in str(table)
     refused_for_member(admin.export(ALICE)[1:])
+
+
+def test_the_users_list_says_how_each_account_signs_in(ws: Workspace, admin: AdminHandlers):
+    # An account a directory login created (its teams come from the directory).
+    ws.accounts.sync_external("ldap", "uid=dan,ou=people,dc=example,dc=org", "dan", False, ["hr"])
+    users = admin.views(ROOT)[0]
+    assert "Signs in with" in users
+    assert users.count("<td>password</td>") == 2 and users.count("<td>directory</td>") == 1

@@ -123,10 +123,15 @@ def users_list(
 
         print(printed_json([UserOut.of(u).model_dump() for u in users], indent=2))
         return
-    table = Table("user", "role", "teams", "disabled", "created")
+    table = Table("user", "role", "teams", "disabled", "created", "from")
     for u in users:
         table.add_row(
-            shown(u.name), u.role, shown(", ".join(u.teams)), str(u.disabled), u.created_at
+            shown(u.name),
+            u.role,
+            shown(", ".join(u.teams)),
+            str(u.disabled),
+            u.created_at,
+            u.source,
         )
     console().print(table)
 
@@ -148,6 +153,21 @@ def users_remove(ctx: typer.Context, name: str) -> None:
     with administration(ctx) as admin:
         admin.remove_user(name)
     console().print(f"removed {shown(name)}")
+
+
+@users_app.command("disable")
+def users_disable(ctx: typer.Context, name: str) -> None:
+    """No login (password or single sign-on) and no API key until enabled; open sessions end."""
+    with administration(ctx) as admin:
+        admin.set_disabled(name, True)
+    console().print(f"disabled {shown(name)}")
+
+
+@users_app.command("enable")
+def users_enable(ctx: typer.Context, name: str) -> None:
+    with administration(ctx) as admin:
+        admin.set_disabled(name, False)
+    console().print(f"enabled {shown(name)}")
 
 
 @users_app.command("key")

@@ -26,6 +26,7 @@ from ui.service.errors import (
     UploadRejected,
 )
 from ui.service.limits import RateLimiter
+from ui.service.sso import ProviderUnavailable, SsoRefused
 
 MODEL_NOT_FOUND = (
     "The model does not exist or you do not have access to it. "
@@ -47,14 +48,14 @@ class HttpError:
 TABLE: tuple[tuple[type[CitadelError] | tuple[type[CitadelError], ...], HttpError], ...] = (
     (NotFound, HttpError(404, 404, code="model_not_found", param="model",
                          openai_message=MODEL_NOT_FOUND)),
-    (Forbidden, HttpError(403, 403, "permission_error", "permission_denied")),
+    ((Forbidden, SsoRefused), HttpError(403, 403, "permission_error", "permission_denied")),
     ((RateLimited, LoginLocked), HttpError(429, 429, "requests", "rate_limit_exceeded")),
     (UploadRejected, HttpError(422, 422)),
     # 400 for OpenAI clients, which retry a 409.
     (NothingToSearch, HttpError(409, 400, code="no_documents", param="model")),
     (QuestionTooLong, HttpError(400, 400, code="context_length_exceeded", param="messages")),
     (InvalidQuestion, HttpError(400, 400, code="invalid_question", param="messages")),
-    ((StoreUnavailable, MetadataUnavailable),
+    ((StoreUnavailable, MetadataUnavailable, ProviderUnavailable),
      HttpError(503, 503, "server_error", "service_unavailable")),
     (CitadelError, HttpError(400, 400)),
 )  # fmt: skip

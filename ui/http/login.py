@@ -1,6 +1,11 @@
 """The web login: a plain form at /login that sets the signed session cookie, a POST to
 /logout that ends it. Passwords are checked in a worker thread (Argon2 takes a quarter of a second),
-and attempts are limited per client address as well as per account."""
+and attempts are limited per client address as well as per account.
+
+Single sign-on only routes here: /login/oidc sends the browser to the OpenID Connect
+provider, /login/oidc/callback takes it back (the Workspace checks everything); directory
+(LDAP) passwords arrive through the same form as local ones. Every way ends in the same
+session cookie."""
 
 from __future__ import annotations
 
@@ -12,11 +17,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rag.errors import CitadelError
 from ui.http.deps import client_of, session_caller
+from ui.http.errors import http_error
 from ui.metadata.errors import LoginLocked
-from ui.service.errors import RateLimited
+from ui.service.errors import NotFound, RateLimited
 from ui.service.limits import RateLimiter
+from ui.service.oidc import PENDING_S
 from ui.service.sessions import COOKIE
+from ui.service.sso import ProviderUnavailable, SsoRefused
 from ui.service.workspace import Workspace
+
+# The state of a sign-in at the OpenID Connect provider, for its callback only.
+SSO_STATE_COOKIE = "citadel_sso_state"
+_CALLBACK = "/login/oidc/callback"
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Citadel: sign in</title>
@@ -34,12 +46,20 @@ button {{ margin-top: 1.4rem; width: 100%; padding: .6rem; border: 0; border-rad
           background: #4f46e5; color: #fff; font-size: 1rem; cursor: pointer; }}
 .error {{ color: #b42318; background: #fef3f2; padding: .5rem .7rem; border-radius: 6px; }}
 .notice {{ color: #1f1f1f; background: #eef2f7; padding: .5rem .7rem; border-radius: 6px; }}
+.or {{ text-align: center; margin: 1.2rem 0 0; }}
+.sso {{ display: block; margin-top: 1.4rem; padding: .6rem; border-radius: 6px;
+        background: #1f2937; color: #fff; text-align: center; text-decoration: none; }}
 </style></head>
 <body><main>
 <h1>Citadel</h1>
 <p>Answers from your company's documents. {hint}</p>
 {error}
-<form method="post" action="/login">
+{sso}
+{form}
+</main></body></html>
+"""
+
+_FORM = """<form method="post" action="/login">
 <label for="username">Username</label>
 <input id="username" name="username" autocomplete="username" required autofocus
        maxlength="64" value="{username}">
@@ -47,9 +67,10 @@ button {{ margin-top: 1.4rem; width: 100%; padding: .6rem; border: 0; border-rad
 <input id="password" name="password" type="password" autocomplete="current-password"
        required maxlength="1024">
 <button type="submit">Log in</button>
-</form>
-</main></body></html>
-"""
+</form>"""
+
+_SSO = """<a class="sso" href="/login/oidc">{label}</a>
+{separator}"""
 
 
 # Why the login page is shown again (`/login?ended=...`): said on it, instead of the
@@ -58,6 +79,14 @@ _ENDED = {
     "out": "You are signed out.",
     "session": "Your session ended. Sign in again to continue.",
 }
+
+
+_LOCAL_STILL = {True: " Local accounts can still sign in.", False: ""}
+
+
+def _sentence(exc: Exception) -> str:
+    text = str(exc).rstrip(".")
+    return text[:1].upper() + text[1:]
 
 
 def login_router(workspace: Workspace) -> APIRouter:
@@ -69,14 +98,46 @@ def login_router(workspace: Workspace) -> APIRouter:
         f"{max(1, int(server.login_lockout_s // 60))} min."
     )
 
+    sso = workspace.settings.sso
+    # The password form serves local accounts and the directory's users.
+    with_form = sso.local_accounts or workspace.directory is not None
+
     def page(
         error: str = "", username: str = "", status: int = 200, notice: str = ""
     ) -> HTMLResponse:
         shown = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
         if notice and not error:
             shown = f'<p class="notice" role="status">{html.escape(notice)}</p>'
-        body = _PAGE.format(hint=html.escape(hint), error=shown, username=html.escape(username))
+        form = _FORM.format(username=html.escape(username)) if with_form else ""
+        button = ""
+        if workspace.oidc is not None:
+            separator = '<p class="or">or</p>' if with_form else ""
+            button = _SSO.format(label=html.escape(workspace.oidc.label), separator=separator)
+        body = _PAGE.format(
+            hint=html.escape(hint if with_form else ""), error=shown, sso=button, form=form
+        )
         return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def refused(exc: CitadelError, username: str = "") -> HTMLResponse:
+        """The login page again, saying why single sign-on did not sign anyone in (the
+        status from the one error table)."""
+        said = f"{_sentence(exc)}."
+        if isinstance(exc, ProviderUnavailable):
+            said += _LOCAL_STILL[sso.local_accounts]
+        return page(said, username, http_error(exc).status)
+
+    def signed_in(request: Request, name: str) -> Response:
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            workspace.sessions.issue(name),
+            max_age=int(workspace.sessions.ttl_s),
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return response
 
     @router.get("/login")
     def login_form(ended: str = "") -> Response:
@@ -99,20 +160,53 @@ def login_router(workspace: Workspace) -> APIRouter:
             caller = workspace.login(name, password, client)
         except (RateLimited, LoginLocked) as exc:
             return page(f"{exc}.", name, 429)
+        except (SsoRefused, ProviderUnavailable) as exc:
+            return refused(exc, name)
         except CitadelError:
             caller = None
         if caller is None:
             return page("Wrong username or password.", name, 401)
-        response = RedirectResponse("/", status_code=303)
+        return signed_in(request, caller.name)
+
+    @router.get("/login/oidc")
+    def oidc_start(request: Request) -> Response:
+        """To the provider's sign-in page, with a cookie that ties its callback to this
+        browser."""
+        if not server.auth:
+            return RedirectResponse("/", status_code=303)
+        try:
+            per_client.check(client_of(request) or "unknown")
+            callback = str(request.url.replace(path=_CALLBACK, query=""))
+            url, state = workspace.oidc_start(callback, client_of(request))
+        except RateLimited as exc:
+            return page(f"{exc}.", status=429)
+        except (ProviderUnavailable, NotFound) as exc:
+            return refused(exc)
+        response = RedirectResponse(url, status_code=303)
         response.set_cookie(
-            COOKIE,
-            workspace.sessions.issue(caller.name),
-            max_age=int(workspace.sessions.ttl_s),
+            SSO_STATE_COOKIE,
+            state,
+            max_age=int(PENDING_S),
             httponly=True,
-            samesite="lax",
+            samesite="lax",  # sent on the provider's redirect back, a top-level GET
             secure=request.url.scheme == "https",
-            path="/",
+            path=_CALLBACK,
         )
+        return response
+
+    @router.get(_CALLBACK)
+    def oidc_callback(request: Request) -> Response:
+        if not server.auth:
+            return RedirectResponse("/", status_code=303)
+        params = {k: v[:4096] for k, v in request.query_params.items()}
+        try:
+            caller = workspace.oidc_login(
+                request.cookies.get(SSO_STATE_COOKIE), params, client_of(request)
+            )
+            response = signed_in(request, caller.name)
+        except (SsoRefused, ProviderUnavailable, NotFound) as exc:
+            response = refused(exc)
+        response.delete_cookie(SSO_STATE_COOKIE, path=_CALLBACK)
         return response
 
     @router.post("/logout")

@@ -334,7 +334,10 @@ class UserOut(BaseModel):
     role: str
     teams: list[str]
     disabled: bool
+    source: str  # local, oidc or ldap: single sign-on sets the role and teams at each login
 
     @classmethod
     def of(cls, u: UserInfo) -> UserOut:
-        return cls(name=u.name, role=u.role, teams=list(u.teams), disabled=u.disabled)
+        return cls(
+            name=u.name, role=u.role, teams=list(u.teams), disabled=u.disabled, source=u.source
+        )

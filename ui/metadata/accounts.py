@@ -13,6 +13,7 @@ import re
 import secrets
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -43,6 +44,7 @@ class UserInfo:
     teams: tuple[str, ...]
     disabled: bool
     created_at: str
+    source: str = "local"  # 'oidc', 'ldap': single sign-on sets its role and teams
 
 
 def check_name(kind: str, name: str) -> str:
@@ -86,6 +88,10 @@ class Accounts:
 
     def set_password(self, name: str, password: str) -> None:
         self._check_password(password)
+        if self.source(name) not in (None, "local"):
+            raise AccountError(
+                f"{name!r} signs in through single sign-on: their password is the provider's"
+            )
         with self._db.transaction() as conn:
             done = conn.execute(
                 "UPDATE users SET password_hash = ? WHERE name = ?",
@@ -116,7 +122,8 @@ class Accounts:
 
     def users(self) -> list[UserInfo]:
         rows = self._db.query(
-            "SELECT u.name, u.role, u.disabled, u.created_at, group_concat(t.name, '\n') AS teams "
+            "SELECT u.name, u.role, u.disabled, u.created_at, u.source, "
+            "group_concat(t.name, '\n') AS teams "
             "FROM users u LEFT JOIN memberships m ON m.user_id = u.id "
             "LEFT JOIN teams t ON t.id = m.team_id GROUP BY u.id ORDER BY u.name"
         )
@@ -127,6 +134,7 @@ class Accounts:
                 tuple(sorted(r["teams"].split("\n"))) if r["teams"] else (),
                 bool(r["disabled"]),
                 r["created_at"],
+                r["source"],
             )
             for r in rows
         ]
@@ -178,19 +186,13 @@ class Accounts:
     # -- login ---------------------------------------------------------------------------
     def login(self, name: str, password: str, clock: float | None = None) -> Caller | None:
         """The caller if the password is right; None otherwise. Raises LoginLocked after
-        too many recent failures (the lock holds even for the right password)."""
+        too many recent failures (the lock holds even for the right password). Only local
+        accounts have a password here: those of single sign-on log in there."""
         now = time.time() if clock is None else clock
-        since = now - self._lockout_s
-        failures = self._db.query(
-            "SELECT count(*) FROM login_failures WHERE name = ? AND at > ?", (name, since)
-        )[0][0]
-        if failures >= self._max_failures:
-            raise LoginLocked(
-                f"too many failed logins for this account; try again in "
-                f"{int(self._lockout_s // 60) or 1} min"
-            )
+        self.check_locked(name, now)
         rows = self._db.query(
-            "SELECT password_hash FROM users WHERE name = ? AND disabled = 0", (name,)
+            "SELECT password_hash FROM users WHERE name = ? AND disabled = 0 AND source = 'local'",
+            (name,),
         )
         stored = rows[0]["password_hash"] if rows else self._dummy_hash
         try:
@@ -199,14 +201,84 @@ class Accounts:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
         if not ok:
-            with self._db.transaction() as conn:
-                conn.execute("INSERT INTO login_failures (name, at) VALUES (?, ?)", (name, now))
-                conn.execute("DELETE FROM login_failures WHERE at < ?", (since,))
+            self.record_failure(name, now)
             return None
         if self._hasher.check_needs_rehash(stored):
             self.set_password(name, password)
+        self.clear_failures(name)
+        return self.caller(name)
+
+    def check_locked(self, name: str, now: float | None = None) -> None:
+        """LoginLocked when `name` failed to log in too often lately (any way of logging in)."""
+        since = (time.time() if now is None else now) - self._lockout_s
+        failures = self._db.query(
+            "SELECT count(*) FROM login_failures WHERE name = ? AND at > ?", (name, since)
+        )[0][0]
+        if failures >= self._max_failures:
+            raise LoginLocked(
+                f"too many failed logins for this account; try again in "
+                f"{int(self._lockout_s // 60) or 1} min"
+            )
+
+    def record_failure(self, name: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO login_failures (name, at) VALUES (?, ?)", (name, now))
+            conn.execute("DELETE FROM login_failures WHERE at < ?", (now - self._lockout_s,))
+
+    def clear_failures(self, name: str) -> None:
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM login_failures WHERE name = ?", (name,))
+
+    def source(self, name: str) -> str | None:
+        """Where the account `name` comes from ('local', 'oidc', 'ldap'), or None."""
+        rows = self._db.query("SELECT source FROM users WHERE name = ?", (name,))
+        return str(rows[0]["source"]) if rows else None
+
+    def sync_external(
+        self, source: str, external_id: str, name: str, admin: bool, teams: Collection[str]
+    ) -> Caller | None:
+        """The account of a single sign-on user, created at their first login, with the
+        role and teams their provider gives now (teams are created when missing): a team
+        taken away there is taken away here. None when the account is disabled.
+        AccountError when `name` is a local account or another provider's user."""
+        check_name("user", name)
+        for team in teams:
+            check_name("team", team)
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT id, source, external_id, disabled FROM users WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and (row["source"], row["external_id"]) != (source, external_id):
+                raise AccountError(
+                    f"the user name {name!r} belongs to another Citadel account: an "
+                    "administrator must rename or remove that account first"
+                )
+            if row is not None and row["disabled"]:
+                return None
+            role = "admin" if admin else "member"
+            if row is None:
+                # No password works for this account: its password is the provider's.
+                unusable = "!" + source + ":" + secrets.token_hex(16)
+                user_id = conn.execute(
+                    "INSERT INTO users (name, password_hash, role, created_at, source, "
+                    "external_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, unusable, role, now_iso(), source, external_id),
+                ).lastrowid
+            else:
+                user_id = row["id"]
+                conn.execute("UPDATE users SET role = ? WHERE id = ?", (role, user_id))
+            conn.execute("DELETE FROM memberships WHERE user_id = ?", (user_id,))
+            for team in sorted(set(teams)):
+                conn.execute(
+                    "INSERT OR IGNORE INTO teams (name, created_at) VALUES (?, ?)",
+                    (team, now_iso()),
+                )
+                conn.execute(
+                    "INSERT OR IGNORE INTO memberships (user_id, team_id) "
+                    "SELECT ?, id FROM teams WHERE name = ?",
+                    (user_id, team),
+                )
         return self.caller(name)
 
     # -- teams ---------------------------------------------------------------------------

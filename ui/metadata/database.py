@@ -108,6 +108,14 @@ _MIGRATIONS = [
     );
     CREATE INDEX conversations_by_owner ON conversations (owner, updated_at);
     """,
+    # Single sign-on: where an account comes from ('local', 'oidc', 'ldap') and who it is
+    # there (the provider's issuer and subject, or the directory DN), so that a provider's
+    # user never takes over a local account, nor one of another provider, by its name.
+    """
+    ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE users ADD COLUMN external_id TEXT;
+    CREATE UNIQUE INDEX users_external ON users (source, external_id);
+    """,
 ]
 
 

@@ -6,6 +6,8 @@
     ├── NothingToSearch     the caller's collections hold no documents yet
     ├── RateLimited         too many requests from one user or address (retry_after_s)
     ├── UploadRejected      an uploaded file refused (name, size, type, content)
+    ├── SsoRefused          ui/service/sso.py: single sign-on refused (no group, disabled…)
+    ├── ProviderUnavailable ui/service/sso.py: the OIDC provider or the directory is down
     ├── AccountError        ui/metadata/errors.py: a user or team change that cannot be done
     ├── LoginLocked         ui/metadata/errors.py: too many failed logins of an account
     ├── InvalidFeedback     ui/metadata/errors.py: a rating or comment that cannot be kept

@@ -9,6 +9,7 @@ The store is asked for its collection list once per request.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import secrets
@@ -23,7 +24,7 @@ from typing import Any
 from rag.errors import CitadelError
 from rag.ids import validate_collection_name
 from rag.retrieval import Retrieval
-from rag.settings import Settings
+from rag.settings import GroupRules, Settings
 from rag.types import (
     Answer,
     CollectionInfo,
@@ -41,7 +42,7 @@ from ui.metadata.accounts import Caller, UserInfo
 from ui.metadata.administration import Administration
 from ui.metadata.audit import AuditEntry
 from ui.metadata.conversations import ConversationInfo
-from ui.metadata.errors import LoginLocked
+from ui.metadata.errors import AccountError, LoginLocked
 from ui.metadata.feedback import FeedbackEntry, SourceRef
 from ui.service import access, health
 from ui.service.access import LOCAL_ADMIN, require_admin
@@ -49,16 +50,21 @@ from ui.service.answer_slots import AnswerSlots, Ticket
 from ui.service.errors import NotFound, NothingToSearch
 from ui.service.ingestion import Ingestion, UploadResult, serving_threads
 from ui.service.jobs import Job
+from ui.service.ldap_login import Directory
 from ui.service.library import PAGE_SIZE, LibraryPage, SortField, library, page_of
 from ui.service.limits import RateLimiter
 from ui.service.links import FileLinks, secret_key
+from ui.service.oidc import OidcLogin
 from ui.service.sessions import Sessions
 from ui.service.sources import drawn_on
+from ui.service.sso import Identity, ProviderUnavailable, SsoRefused, grant
 
 log = logging.getLogger(__name__)
 
 KEPT_ANSWERS = 5000  # recent answers kept for feedback, per server
 MAX_NEIGHBOURS = 3  # chunks on each side of a passage fetched by id
+LOCAL_OFF = "password login of local accounts is turned off (sso.local_accounts)"
+UNKNOWN = "(unknown)"  # the audit log's actor of a failed sign-in that named nobody
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,10 @@ class Workspace:
         )
         self._kept: OrderedDict[str, _Kept] = OrderedDict()  # recent answers, for feedback
         self._kept_lock = threading.Lock()
+        # Single sign-on: nothing is contacted until someone signs in.
+        sso = settings.sso
+        self.oidc = OidcLogin(sso.oidc) if sso.oidc.issuer else None
+        self.directory = Directory(sso.ldap) if sso.ldap.url else None
 
     def close(self) -> None:
         self.ingestion.close()
@@ -128,17 +138,105 @@ class Workspace:
 
     # -- who ---------------------------------------------------------------------------
     def login(self, name: str, password: str, client: str | None = None) -> Caller | None:
-        """The caller when the password is right. The audit log records the account's own
+        """The caller when the password is right. A local account checks it here (unless
+        `sso.local_accounts` is off); any other name is tried in the directory when there
+        is one (`sso.ldap`), whose refusal or absence (SsoRefused, ProviderUnavailable)
+        is raised with a message for the person. The audit log records the account's own
         name when there is one, else the name as typed."""
+        if self.directory is not None and self.accounts.source(name) in (None, "ldap"):
+            return self._directory_login(self.directory, name, password, client)
         # "ALICE" logs in as alice: recorded as alice, or `citadel audit --user alice`
         # would miss it.
         recorded = self.accounts.account_name(name) or name
+        if not self.settings.sso.local_accounts:
+            self.audit.record(
+                recorded, "login_failed", client=client, method="password", reason=LOCAL_OFF
+            )
+            return None
         try:
             caller = self.accounts.login(name, password)
         except LoginLocked:
             self.audit.record(recorded, "login_failed", client=client, locked=True)
             raise
-        self.audit.record(recorded, "login" if caller else "login_failed", client=client)
+        self.audit.record(
+            recorded, "login" if caller else "login_failed", client=client, method="password"
+        )
+        return caller
+
+    def _directory_login(
+        self, directory: Directory, name: str, password: str, client: str | None
+    ) -> Caller | None:
+        # A name is locked after failures here as a local account is: a client guessing
+        # passwords through Citadel is slowed whatever the directory's own policy.
+        failed = functools.partial(self.audit.record, name, "login_failed", client=client)
+        try:
+            self.accounts.check_locked(name)
+            identity = directory.authenticate(name, password)
+        except LoginLocked:
+            failed(method="ldap", locked=True)
+            raise
+        except ProviderUnavailable as exc:
+            failed(method="ldap", reason=str(exc))
+            raise
+        if identity is None:
+            self.accounts.record_failure(name)
+            failed(method="ldap", reason="wrong username or password")
+            return None
+        self.accounts.clear_failures(name)
+        return self._sso_login(identity, self.settings.sso.ldap, client)
+
+    def oidc_start(self, redirect_url: str, client: str | None = None) -> tuple[str, str]:
+        """Where to send a browser to sign in at the OpenID Connect provider, and the state
+        its cookie must keep (NotFound when single sign-on is not set up)."""
+        if self.oidc is None:
+            raise NotFound("single sign-on is not set up (sso.oidc.issuer)")
+        try:
+            return self.oidc.begin(redirect_url)
+        except ProviderUnavailable as exc:
+            self.audit.record(
+                UNKNOWN, "login_failed", client=client, method="oidc", reason=str(exc)
+            )
+            raise
+
+    def oidc_login(
+        self, cookie_state: str | None, params: dict[str, str], client: str | None = None
+    ) -> Caller:
+        """The caller the provider's callback signs in (SsoRefused, ProviderUnavailable
+        with a message for the person otherwise)."""
+        if self.oidc is None:
+            raise NotFound("single sign-on is not set up (sso.oidc.issuer)")
+        try:
+            identity = self.oidc.finish(cookie_state, params)
+        except (SsoRefused, ProviderUnavailable) as exc:
+            self.audit.record(
+                UNKNOWN, "login_failed", client=client, method="oidc", reason=str(exc)
+            )
+            raise
+        return self._sso_login(identity, self.settings.sso.oidc, client)
+
+    def _sso_login(self, identity: Identity, rules: GroupRules, client: str | None) -> Caller:
+        """The account of a user their provider signed in, with the teams and role their
+        groups give now (created at their first login), audited either way."""
+        recorded = self.accounts.account_name(identity.name) or identity.name
+        detail: dict[str, Any] = {"method": identity.source, "groups": sorted(identity.groups)}
+        try:
+            given = grant(identity, rules.teams, rules.admin_group)
+            caller = self.accounts.sync_external(
+                identity.source, identity.subject, identity.name, given.admin, given.teams
+            )
+            if caller is None:
+                raise SsoRefused("your Citadel account is disabled: ask an administrator")
+        except (SsoRefused, AccountError) as exc:
+            self.audit.record(recorded, "login_failed", client=client, reason=str(exc), **detail)
+            raise SsoRefused(str(exc)) from exc
+        self.audit.record(
+            caller.name,
+            "login",
+            client=client,
+            teams=sorted(caller.teams),
+            admin=caller.admin,
+            **detail,
+        )
         return caller
 
     def caller_named(self, name: str) -> Caller | None:

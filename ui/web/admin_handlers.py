@@ -96,7 +96,9 @@ class AdminHandlers:
             for k in active
         ]
         return (
-            users_html([(u.name, u.role, u.teams, u.disabled, u.created_at) for u in users]),
+            users_html(
+                [(u.name, u.role, u.teams, u.disabled, u.created_at, u.source) for u in users]
+            ),
             teams_html(teams),
             collections_html([(c.name, c.team, c.documents, c.chunks) for c in collections]),
             keys_html(keys),
@@ -402,18 +404,25 @@ def table_html(caption: str, headers: Sequence[str], rows: Sequence[Sequence[Any
     )
 
 
-def users_html(users: Sequence[tuple[str, str, Sequence[str], bool, str]]) -> str:
+# How each kind of account signs in; the role and teams of the SSO ones come from their
+# provider at every login.
+_SIGNS_IN = {"local": "password", "oidc": "single sign-on", "ldap": "directory"}
+
+
+def users_html(users: Sequence[tuple[str, str, Sequence[str], bool, str, str]]) -> str:
     rows = [
         (
             name,
             "administrator" if role == "admin" else "member",
             ", ".join(teams) or "—",
             "disabled" if disabled else "active",
+            _SIGNS_IN.get(source, source),
             ago(created),
         )
-        for name, role, teams, disabled, created in users
+        for name, role, teams, disabled, created, source in users
     ]
-    return table_html("Users", ["User", "Role", "Teams", "Account", "Added"], rows)
+    headers = ["User", "Role", "Teams", "Account", "Signs in with", "Added"]
+    return table_html("Users", headers, rows)
 
 
 def teams_html(teams: dict[str, list[str]]) -> str:
