@@ -31,6 +31,7 @@ from ui.http.gradio_sessions import GradioSessions
 from ui.http.guards import LOOPBACK_NAMES, BodyLimit, KnownHost, SameOrigin
 from ui.http.login import login_router
 from ui.http.openai import openai_router
+from ui.http.responses import responses_router
 from ui.http.rest import api_router
 from ui.service.limits import MAX_FILES_PER_UPLOAD
 from ui.service.sessions import COOKIE
@@ -139,7 +140,8 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.include_router(login_router(workspace))
     threads = AnswerThreads(workspace.answer_slots.threads)  # answers, apart from the pool
     app.include_router(api_router(workspace, threads), prefix="/api")
-    app.include_router(openai_router(workspace, threads), prefix="/v1")
+    v1 = openai_router(workspace, threads, responses_router(workspace, threads))
+    app.include_router(v1, prefix="/v1")
     mount_web(app, workspace)
     return app
 
