@@ -8,6 +8,7 @@ test_openai_api). The request bodies are those n8n 2.41 sends, byte for byte in 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import openai
@@ -270,3 +271,51 @@ def test_another_teams_collection_is_model_not_found(citadel: Served) -> None:
     with pytest.raises(openai.AuthenticationError):
         citadel.client(key="ck_not-a-real-key").responses.create(model="citadel", input="hi")
 
+
+# -- failures are visible -------------------------------------------------------------------------
+
+
+def test_failed_requests_are_logged_and_the_callers_audited(
+    citadel: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ui.http.failures")
+    audit = citadel.workspace.audit
+    before = audit.entries(limit=1)[0].id
+    alice = citadel.client("alice")
+
+    with pytest.raises(openai.NotFoundError):
+        alice.embeddings.create(model="citadel", input="hello")
+    with pytest.raises(openai.NotFoundError):
+        alice.responses.create(model="citadel:secret", input="What is the sales target?")
+    with pytest.raises(openai.BadRequestError):
+        alice.responses.create(model="citadel", input="hi", previous_response_id="resp_1")
+    with pytest.raises(openai.AuthenticationError):
+        citadel.client(key="ck_revoked-or-mistyped").models.list()
+    with citadel.http("alice") as http:  # the MCP prefix is watched too, whatever serves it
+        mcp = http.post("/mcp/no-such-thing", json={"jsonrpc": "2.0", "id": 1, "method": "x"})
+
+    assert mcp.status_code >= 400
+    entries = [e for e in audit.entries(limit=50) if e.id > before and e.actor == "alice"]
+    seen = {(e.action, e.detail["method"], e.detail["path"], e.detail["status"]) for e in entries}
+    assert seen == {
+        ("denied", "POST", "/v1/embeddings", 404),
+        ("denied", "POST", "/v1/responses", 404),
+        ("failed", "POST", "/v1/responses", 400),
+        (
+            "denied" if mcp.status_code in (401, 403, 404) else "failed",
+            "POST",
+            "/mcp/no-such-thing",
+            mcp.status_code,
+        ),
+    }
+    [refused] = [e for e in entries if e.detail["status"] == 400]
+    assert refused.detail["reason"].startswith("Citadel keeps no responses")
+    assert all(e.client == "127.0.0.1" for e in entries)
+    # the bad key has no caller to audit, but the server's log tells
+    lines = [r.getMessage() for r in caplog.records if r.name == "ui.http.failures"]
+    assert any(
+        line.startswith("GET /v1/models failed: 401 ") and "caller unknown" in line
+        for line in lines
+    )
+    unknown_url = "POST /v1/embeddings failed: 404 Unknown request URL"
+    assert any(line.startswith(unknown_url) for line in lines)

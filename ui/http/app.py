@@ -26,6 +26,7 @@ from ui.http.answer_threads import AnswerThreads
 from ui.http.connections import guarded_protocol
 from ui.http.deps import session_caller
 from ui.http.errors import install_error_handlers
+from ui.http.failures import FailureLog
 from ui.http.files import files_router
 from ui.http.gradio_sessions import GradioSessions
 from ui.http.guards import LOOPBACK_NAMES, BodyLimit, KnownHost, SameOrigin
@@ -109,6 +110,8 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.add_middleware(SameOrigin)
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(KnownHost, allowed=allowed_hosts(workspace.settings.server))
+    # Outermost of all: a /v1 or /mcp request any layer refused is logged and audited too.
+    app.add_middleware(FailureLog, workspace=workspace)
 
     app.mount("/api/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 

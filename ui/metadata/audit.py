@@ -25,6 +25,7 @@ ACTIONS = (
     "feedback_export",
     "admin",
     "denied",
+    "failed",
 )
 
 

@@ -566,6 +566,24 @@ class Workspace:
         self.audit.record(caller.name, "feedback_export")
         return self.feedback.export_questions()
 
+    def record_failure(
+        self,
+        caller: Caller,
+        method: str,
+        path: str,
+        status: int,
+        reason: str,
+        client: str | None = None,
+    ) -> None:
+        """A program's request that failed (ui/http/failures.py), for the administrator who
+        looks for a broken integration: refused accesses (401, 403, 404) as `denied`, like
+        every other route's, the rest as `failed`."""
+        action = "denied" if status in (401, 403, 404) else "failed"
+        self.audit.record(
+            caller.name, action, client=client, method=method, path=path, status=status,
+            reason=reason,
+        )  # fmt: skip
+
     # -- administration ----------------------------------------------------------------
     def administration(
         self, caller: Caller, what: str, client: str | None = None
