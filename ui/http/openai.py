@@ -48,7 +48,7 @@ from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own 
 
 from rag.errors import CitadelError
 from rag.text import printable
-from rag.types import Answer, Delta, Message, Thinking
+from rag.types import Answer, AnswerOptions, Delta, Message, Thinking
 from ui.http.answer_threads import AnswerThreads, ClosingStreamingResponse, final_answer
 from ui.http.deps import bearer_caller, client_of
 from ui.http.errors import MODEL_NOT_FOUND, http_error, retry_after_s
@@ -372,6 +372,7 @@ async def ask_events(
     model: str,
     messages: Sequence[ChatMessage],
     param: str = "messages",
+    options: AnswerOptions | None = None,
 ) -> Iterator[Delta | Thinking | Answered]:
     """The answer's events for the caller's `messages` to `model`. Checks (rate limit,
     access, documents), the wait in line, the search and the model's first token happen
@@ -383,7 +384,9 @@ async def ask_events(
     client = client_of(request)
 
     def asked() -> Iterator[Delta | Thinking | Answered]:
-        return workspace.ask(caller, question, collections, history, client=client, scope=scope)
+        return workspace.ask(
+            caller, question, collections, history, client=client, scope=scope, options=options
+        )
 
     return await threads.run(asked)
 

@@ -11,7 +11,13 @@ LangChain's chat model ("Use Responses API", their default) call it.
   `parallel_tool_calls`, `background: false`, `text: {}` or `{"format": {"type": "text"}}`,
   `temperature`, `top_p`, `reasoning`, `include`, `user`, `tool_choice`, unknown fields.
   `metadata` is echoed back.
-- `instructions` and `max_output_tokens`: see `ResponsesRequest`.
+- `instructions` are the asker's wish for the answer's form: added to the question's own
+  block in the prompt ("How I would like the answer written: ..."), at most 500
+  characters, with the question's authority only. Citadel's system prompt, which keeps
+  answers to the sources and cited, is never replaced or loosened (a system or developer
+  message is ignored, as on chat completions). The retrieval searches the question alone.
+- `max_output_tokens` caps the answer's tokens, within the server's llm.max_answer_tokens;
+  an answer cut by it is `incomplete` (reason `max_output_tokens`).
 - refused with a 400 naming the field: `previous_response_id` and `conversation` (Citadel
   keeps no responses: send the earlier turns as input items), `background: true`, built-in
   tools (web search, file search...), and `text.format` other than text.
@@ -40,7 +46,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import CitadelError
-from rag.types import Answer, Delta, Thinking
+from rag.prompting import STYLE_CHARS
+from rag.types import Answer, AnswerOptions, Delta, Thinking
 from ui.http.answer_threads import AnswerThreads, final_answer
 from ui.http.openai import (
     MAX_MESSAGE_CHARS,
@@ -115,11 +122,11 @@ class ResponsesRequest(BaseModel):
     instructions: str | None = Field(
         None,
         max_length=MAX_MESSAGE_CHARS,
-        description="Ignored, like a chat's system message: Citadel's own prompt governs "
-        "how answers are grounded and cited.",
+        description="The answer's form (style, length, language), as the asker's wish; "
+        f"its first {STYLE_CHARS} characters are read. Citadel's own rules still hold.",
     )
     max_output_tokens: int | None = Field(
-        None, ge=1, description="Accepted; the server's llm.max_answer_tokens governs."
+        None, ge=16, description="A cap on the answer's tokens, within the server's own."
     )
     stream: bool | None = False
     background: bool | None = None
@@ -173,6 +180,9 @@ class ResponsesRequest(BaseModel):
                 "Citadel answers in prose with citations: text.format must be text "
                 "(no JSON output).",
             )
+
+    def options(self) -> AnswerOptions:
+        return AnswerOptions(style=self.instructions, max_tokens=self.max_output_tokens)
 
     def function_tools(self) -> int:
         return sum(1 for t in self.tools or () if t.type == "function")
@@ -279,7 +289,7 @@ class Shaper:
             "incomplete_details": {"reason": "max_output_tokens"}
             if status == "incomplete"
             else None,
-            "instructions": None,  # not used: see ResponsesRequest.instructions
+            "instructions": body.instructions,
             "max_output_tokens": body.max_output_tokens,
             "model": body.model,
             "output": output,
@@ -402,7 +412,7 @@ def responses_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
         body.refuse_what_citadel_cannot_do()
         caller = caller_of(request)
         events = await ask_events(
-            workspace, threads, request, body.model, body.messages(), param="input"
+            workspace, threads, request, body.model, body.messages(), "input", body.options()
         )
         shaper = Shaper(body, str(request.base_url))
         if body.stream:
