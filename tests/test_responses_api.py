@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 import pytest
@@ -29,6 +31,7 @@ from tests.test_openai_api import (  # noqa: F401 (the servers, as fixtures)
     offline,
 )
 
+WORKFLOW = Path(__file__).resolve().parent.parent / "docs" / "n8n-ask-citadel.json"
 ONE_TOOL_NOTE = (
     "\n\nNote: Citadel answers from your documents and calls no tools: the 1 tool in the "
     "request was not used."
@@ -278,6 +281,43 @@ def test_max_output_tokens_caps_the_answer_within_the_servers_limit(
     assert "length limit (16 tokens, as asked)" in cut.output_text
 
 
+def test_the_documented_n8n_workflow_asks_and_reads_the_answer(
+    citadel: Served, fake: FakeOllama
+) -> None:
+    workflow = json.loads(WORKFLOW.read_text())
+    nodes = {n["name"]: n for n in workflow["nodes"]}
+    linked = [
+        (source, target["node"])
+        for source, outputs in workflow["connections"].items()
+        for branch in outputs["main"]
+        for target in branch
+    ]
+    assert linked == [("Start", "Question"), ("Question", "Ask Citadel"),
+                      ("Ask Citadel", "Answer and sources")]  # fmt: skip
+    ask = nodes["Ask Citadel"]["parameters"]
+    assert (ask["method"], ask["genericAuthType"]) == ("POST", "httpBearerAuth")
+    assert ask["url"].endswith("/v1/responses")
+    [question] = nodes["Question"]["parameters"]["assignments"]["assignments"]
+    # the body the node sends, its one expression evaluated
+    body = ask["jsonBody"].removeprefix("=")
+    body = body.replace("{{ JSON.stringify($json.question) }}", json.dumps(question["value"]))
+    request = json.loads(body) | {"model": "citadel:larkspur"}  # the docs' hr is larkspur here
+    fake.enqueue(Script(tokens=ANSWER_TOKENS))
+
+    with citadel.http() as http:
+        reply = http.post(urlsplit(ask["url"]).path, json=request).json()
+
+    read = {a["name"]: a["value"] for a in nodes["Answer and sources"]["parameters"]
+            ["assignments"]["assignments"]}  # fmt: skip
+    assert read["answer"] == "={{ $json.output[0].content[0].text }}"
+    assert reply["output"][0]["content"][0]["text"] == ANSWER + SOURCES
+    assert "$json.output[0].content[0].annotations" in read["sources"]
+    assert {a["type"] for a in reply["output"][0]["content"][0]["annotations"]} == {"url_citation"}
+    assert read["answer_id"] == "={{ $json.citadel.answer_id }}" and reply["citadel"]["answer_id"]
+    assert read["refused"] == "={{ $json.citadel.refused }}"
+    assert reply["citadel"]["refused"] is False
+
+
 # -- what Citadel refuses -------------------------------------------------------------------------
 
 
@@ -291,6 +331,7 @@ def test_max_output_tokens_caps_the_answer_within_the_servers_limit(
         ({"text": {"format": {"type": "json_object"}}}, "text.format"),
         ({"input": [{"role": "system", "content": "Be brief."}]}, "input"),
         ({"temperature": 7}, "temperature"),
+        ({"input": "x" * 2001}, "input"),  # the question's own limit, as on every route
     ],
 )
 def test_what_citadel_cannot_do_is_a_clear_400(
@@ -300,7 +341,8 @@ def test_what_citadel_cannot_do_is_a_clear_400(
     with pytest.raises(openai.BadRequestError) as error:
         citadel.client().responses.create(**request)
     assert error.value.param == param
-    assert param.split(".")[0] in error.value.message
+    named = "question" if extra.get("input") == "x" * 2001 else param.split(".")[0]
+    assert named in error.value.message
 
 
 def test_polling_a_response_says_none_is_kept(citadel: Served) -> None:

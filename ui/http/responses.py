@@ -18,6 +18,8 @@ LangChain's chat model ("Use Responses API", their default) call it.
   message is ignored, as on chat completions). The retrieval searches the question alone.
 - `max_output_tokens` caps the answer's tokens, within the server's llm.max_answer_tokens;
   an answer cut by it is `incomplete` (reason `max_output_tokens`).
+- a reasoning model's thinking is not sent here (chat completions send it apart, as
+  `reasoning_content`): the output is the one message.
 - refused with a 400 naming the field: `previous_response_id` and `conversation` (Citadel
   keeps no responses: send the earlier turns as input items), `background: true`, built-in
   tools (web search, file search...), and `text.format` other than text.
@@ -39,7 +41,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -118,7 +120,10 @@ class ResponsesRequest(BaseModel):
     model: str = Field(
         min_length=1, max_length=200, description="`citadel:<collection>`, or `citadel` for all."
     )
-    input: str | list[InputItem] = Field(max_length=MAX_MESSAGES)
+    input: (
+        Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
+        | Annotated[list[InputItem], Field(max_length=MAX_MESSAGES)]
+    )
     instructions: str | None = Field(
         None,
         max_length=MAX_MESSAGE_CHARS,
@@ -411,9 +416,14 @@ def responses_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
         """An answer with citations from your collections, as an OpenAI response."""
         body.refuse_what_citadel_cannot_do()
         caller = caller_of(request)
-        events = await ask_events(
-            workspace, threads, request, body.model, body.messages(), "input", body.options()
-        )
+        try:
+            events = await ask_events(
+                workspace, threads, request, body.model, body.messages(), "input", body.options()
+            )
+        except CitadelError as exc:  # the question's errors name the field it came in
+            error = openai_error(exc)
+            error.param = "input" if error.param == "messages" else error.param
+            raise error from exc
         shaper = Shaper(body, str(request.base_url))
         if body.stream:
             return event_stream(threads, stream_events(shaper, workspace, caller, events))
