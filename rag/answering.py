@@ -27,6 +27,7 @@ from rag.text import shorten
 from rag.types import (
     Answer,
     AnswerEvent,
+    AnswerOptions,
     Citation,
     Delta,
     Message,
@@ -69,6 +70,7 @@ class AnswerService:
         collections: Sequence[str],
         history: Sequence[Message] = (),
         search_filter: SearchFilter | None = None,
+        options: AnswerOptions | None = None,
     ) -> Iterator[AnswerEvent]:
         """Deltas while the model writes (its reasoning apart, as Thinking), then exactly
         one Answer."""
@@ -78,10 +80,14 @@ class AnswerService:
         standalone = self.condense(checked.text, history)
         query = checked if standalone == checked.text else standalone
         retrieval = self._retriever.retrieve(query, collections, search_filter)
-        yield from self.answer(retrieval, checked.text, standalone)
+        yield from self.answer(retrieval, checked.text, standalone, options)
 
     def answer(
-        self, retrieval: Retrieval, question: str, standalone: str | None = None
+        self,
+        retrieval: Retrieval,
+        question: str,
+        standalone: str | None = None,
+        options: AnswerOptions | None = None,
     ) -> Iterator[AnswerEvent]:
         """The answer to a question already retrieved for (an evaluation retrieves once and
         answers with several models)."""
@@ -104,7 +110,7 @@ class AnswerService:
         if self._generator is None:
             yield self._search_mode(base, retrieval, "No model is configured (CITADEL_LLM__MODEL).")
             return
-        yield from self._generate(base, retrieval, self._generator)
+        yield from self._generate(base, retrieval, self._generator, options or AnswerOptions())
 
     def condense(self, question: str, history: Sequence[Message]) -> str:
         """A follow-up ("and for replicas?") rewritten as a standalone question, with
@@ -139,20 +145,26 @@ class AnswerService:
         return f"{previous[-1][:room]} {question}" if room > 0 else question
 
     def _generate(
-        self, base: dict[str, object], retrieval: Retrieval, generator: Generator
+        self,
+        base: dict[str, object],
+        retrieval: Retrieval,
+        generator: Generator,
+        options: AnswerOptions,
     ) -> Iterator[AnswerEvent]:
         s = self._settings
+        answer_tokens = options.answer_tokens(s.max_answer_tokens)
         try:
             limit = generator.context_limit()
             packed = pack(
                 retrieval.question,
                 retrieval.passages,
                 limit,
-                s.max_answer_tokens + generator.reasoning_room(),
+                answer_tokens + generator.reasoning_room(),
                 generator.count_tokens,
                 s.prompt_passages,
                 s.prompt_neighbours,
                 s.prompt_passage_tokens,
+                options.style,
             )
         except GeneratorError as exc:
             yield self._search_mode(base, retrieval, _notice(exc))
@@ -170,7 +182,7 @@ class AnswerService:
         first_token: float | None = None
         markers, guard = MarkerFilter(len(packed.passages)), OutputGuard()
         try:
-            for item in generator.stream(packed.messages, packed.num_ctx):
+            for item in generator.stream(packed.messages, packed.num_ctx, answer_tokens):
                 if isinstance(item, Usage):
                     usage = item
                     continue
@@ -202,10 +214,12 @@ class AnswerService:
                     "raise CITADEL_LLM__REASONING_TOKENS, or lower CITADEL_LLM__THINK."
                 )
             else:
-                notices.append(
-                    f"The answer reached its length limit ({s.max_answer_tokens} tokens, "
-                    "CITADEL_LLM__MAX_ANSWER_TOKENS) and was cut."
+                cap = (
+                    f"{answer_tokens} tokens, as asked"
+                    if answer_tokens < s.max_answer_tokens
+                    else f"{answer_tokens} tokens, CITADEL_LLM__MAX_ANSWER_TOKENS"
                 )
+                notices.append(f"The answer reached its length limit ({cap}) and was cut.")
         if packed.dropped:
             notices.append(
                 f"{packed.dropped} retrieved passage(s) did not fit the model's context "

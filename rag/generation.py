@@ -165,8 +165,16 @@ class ModelServer(ABC):
         """The model's context length as the server reports it, if it does."""
 
     @abstractmethod
-    def _open(self, messages: Sequence[Message], num_ctx: int) -> Iterator[Piece]:
+    def _open(
+        self, messages: Sequence[Message], num_ctx: int, answer_tokens: int | None = None
+    ) -> Iterator[Piece]:
         """The server's stream: text, reasoning it reports apart, then one Usage."""
+
+    def reply_room(self, answer_tokens: int | None = None) -> int:
+        """Tokens the model may write: the answer (`answer_tokens`, at most the setting's)
+        and its reasoning."""
+        cap = self._settings.max_answer_tokens
+        return min(answer_tokens or cap, cap) + self.reasoning_room()
 
     @abstractmethod
     def _translated_errors(self) -> AbstractContextManager[None]:
@@ -213,11 +221,13 @@ class ModelServer(ABC):
         speed = self._prompt_tokens_per_s
         return base + (PROMPT_TIME_MARGIN * prompt_tokens / speed if speed else 0.0)
 
-    def stream(self, messages: Sequence[Message], num_ctx: int) -> Iterator[Piece]:
+    def stream(
+        self, messages: Sequence[Message], num_ctx: int, answer_tokens: int | None = None
+    ) -> Iterator[Piece]:
         """Answer text as it comes, Thinking apart from it, then one Usage."""
         prompt_tokens = sum(self.count_tokens(m.content) for m in messages)
         pieces = with_deadlines(
-            lambda: self._open(messages, num_ctx),
+            lambda: self._open(messages, num_ctx, answer_tokens),
             self.first_token_timeout(prompt_tokens),
             self._settings.idle_timeout_s,
         )

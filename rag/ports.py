@@ -172,9 +172,11 @@ class Generator(Protocol):
         server offers one, else estimated (erring long) from what it reported before."""
         ...
 
-    def stream(self, messages: Sequence[Message], num_ctx: int) -> Iterator[str | Thinking | Usage]:
+    def stream(
+        self, messages: Sequence[Message], num_ctx: int, answer_tokens: int | None = None
+    ) -> Iterator[str | Thinking | Usage]:
         """Answer text as the model writes it, its reasoning apart (Thinking), then one
-        Usage."""
+        Usage. `answer_tokens`: the answer's cap (None: llm.max_answer_tokens)."""
         ...
 
     def complete(self, messages: Sequence[Message], num_ctx: int) -> str:

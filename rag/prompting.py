@@ -76,10 +76,20 @@ def render_source(number: int, passage: Passage, with_context: bool) -> str:
     )
 
 
-def user_message(question: str, sources: Sequence[str]) -> str:
+STYLE_CHARS = 500  # an asker's wish for the answer's form: a sentence or two
+STYLE_LEAD = "How I would like the answer written:"
+
+
+def user_message(question: str, sources: Sequence[str], style: str | None = None) -> str:
     # No reminder of the rules after the question: measured on the dev set with
     # Qwen2.5-Coder-1.5B, one made it refuse 14 of 44 answerable questions (1 without).
-    return "\n\n".join([*sources, f"<question>\n{_inert(question)}\n</question>"])
+    asked = question
+    if style and style.strip():
+        # Inside the question's block, in the asker's voice: it has the question's
+        # authority (the user turn's), never the system prompt's, whose rules still hold.
+        wish = " ".join(style.split())[:STYLE_CHARS]
+        asked = f"{question}\n\n{STYLE_LEAD} {wish}"
+    return "\n\n".join([*sources, f"<question>\n{_inert(asked)}\n</question>"])
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,7 @@ def pack(
     max_passages: int | None = None,
     neighbours: bool | None = None,
     passage_tokens: int | None = None,
+    style: str | None = None,
 ) -> PackedPrompt:
     """Keep passages in rank order while the prompt plus the reply (answer and reasoning)
     fits `context_limit`; neighbouring text is dropped before whole passages are. A small
@@ -113,7 +124,7 @@ def pack(
     budget = context_limit - reply_tokens
     system = Message("system", system_prompt(question))
     # The frame around the sources (the question, the reminder), counted with none in it.
-    used = count_tokens(system.content) + count_tokens(user_message(question, [""]))
+    used = count_tokens(system.content) + count_tokens(user_message(question, [""], style))
     offered = passages[:limit]
     # (the passage as retrieved and cited, what the model reads of it, with its neighbours)
     chosen: list[tuple[Passage, Passage, bool]] = []
@@ -130,7 +141,7 @@ def pack(
             used += bare
     kept = [p for p, _, _ in chosen]
     sources = [render_source(i, r, ctx) for i, (_, r, ctx) in enumerate(chosen, start=1)]
-    user = Message("user", user_message(question, sources))
+    user = Message("user", user_message(question, sources, style))
     prompt_tokens = count_tokens(system.content) + count_tokens(user.content)
     return PackedPrompt(
         messages=[system, user],

@@ -298,6 +298,20 @@ class Question:
 
 
 @dataclass(frozen=True)
+class AnswerOptions:
+    """What an asker may choose about one answer, never about its grounding: `style`, the
+    asker's wish for the answer's form (one sentence, a list, a language...), goes into
+    the question's own block, with no more authority than the question; `max_tokens`
+    caps the answer below the server's llm.max_answer_tokens."""
+
+    style: str | None = None
+    max_tokens: int | None = None
+
+    def answer_tokens(self, server_cap: int) -> int:
+        return min(self.max_tokens, server_cap) if self.max_tokens else server_cap
+
+
+@dataclass(frozen=True)
 class Message:
     """One turn of a conversation with the model."""
 

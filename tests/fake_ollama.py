@@ -215,6 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "Ollama"
     sys_version = ""
     server: _Server
+    _done_reason = "stop"  # of the chat being answered
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -398,6 +399,13 @@ class _Handler(BaseHTTPRequestHandler):
         # A thinking model thinks unless told not to (absent means true); gpt-oss always does.
         thinks = spec.thinks and (think is not False or spec.levels_only)
         thinking = list(script.thinking) if thinks else []
+        # Like Ollama, at most `num_predict` tokens (reasoning included), then "length".
+        predict = (body.get("options") or {}).get("num_predict")
+        self._done_reason = "stop"
+        if isinstance(predict, int) and 0 < predict < len(thinking) + len(script.tokens):
+            self._done_reason = "length"
+            thinking = thinking[:predict]
+            script = replace(script, tokens=script.tokens[: predict - len(thinking)])
         try:
             if script.status != HTTPStatus.OK:
                 self._wait(script.delay_before_first_s)
@@ -417,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
             "model": name,
             "created_at": _now(),
             "message": {"role": "assistant", **message},
-            "done_reason": "stop",
+            "done_reason": self._done_reason,
             "done": True,
             "total_duration": total,
             "load_duration": total // 10,

@@ -199,13 +199,17 @@ class EmbeddedLlamaCpp(OpenAICompatibleGenerator):
     def _api_key(self) -> str | None:
         return self._key or None
 
-    def _open(self, messages: Sequence[Message], num_ctx: int) -> Iterator[Piece]:
+    def _open(
+        self, messages: Sequence[Message], num_ctx: int, answer_tokens: int | None = None
+    ) -> Iterator[Piece]:
         self._running()
-        yield from super()._open(messages, num_ctx)
+        yield from super()._open(messages, num_ctx, answer_tokens)
 
-    def stream(self, messages: Sequence[Message], num_ctx: int) -> Iterator[Piece]:
+    def stream(
+        self, messages: Sequence[Message], num_ctx: int, answer_tokens: int | None = None
+    ) -> Iterator[Piece]:
         try:
-            yield from super().stream(messages, num_ctx)
+            yield from super().stream(messages, num_ctx, answer_tokens)
         except GenerationTimeout:
             # A child that stopped answering is replaced on the next question, not waited on.
             with self._start_lock:

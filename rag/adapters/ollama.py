@@ -84,7 +84,7 @@ class OllamaGenerator(ModelServer):
             f"{self._settings.host}: run `ollama pull {self.model}` there"
         )
 
-    def _llm(self, num_ctx: int) -> Ollama:
+    def _llm(self, num_ctx: int, answer_tokens: int | None) -> Ollama:
         s = self._settings
         think = think_request(s.think, self._can_think, self._levels_only)
         return Ollama(
@@ -95,7 +95,7 @@ class OllamaGenerator(ModelServer):
             keep_alive=s.keep_alive,
             client=self._client,
             thinking=think,
-            additional_kwargs={"num_predict": s.max_answer_tokens + self.reasoning_room()},
+            additional_kwargs={"num_predict": self.reply_room(answer_tokens)},
         )
 
     def reasoning_room(self) -> int:
@@ -104,12 +104,14 @@ class OllamaGenerator(ModelServer):
         thinks = self._can_think and s.think != "off"
         return s.reasoning_tokens if thinks or self._levels_only else 0
 
-    def _open(self, messages: Sequence[Message], num_ctx: int) -> Iterator[Piece]:
+    def _open(
+        self, messages: Sequence[Message], num_ctx: int, answer_tokens: int | None = None
+    ) -> Iterator[Piece]:
         # One context size per model: Ollama reloads the model whenever num_ctx changes.
         self._num_ctx = max(self._num_ctx, num_ctx)
         chat = [ChatMessage(role=m.role, content=m.content) for m in messages]
         last: dict[str, Any] = {}
-        for response in self._llm(self._num_ctx).stream_chat(chat):
+        for response in self._llm(self._num_ctx, answer_tokens).stream_chat(chat):
             last = dict(response.raw or {})
             thought = response.additional_kwargs.get("thinking_delta")
             if thought:

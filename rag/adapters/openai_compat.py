@@ -132,7 +132,9 @@ class OpenAICompatibleGenerator(ModelServer):
         return len(tokens) if isinstance(tokens, list) else None
 
     # -- answering -----------------------------------------------------------------------
-    def _request(self, messages: Sequence[Message]) -> dict[str, Any]:
+    def _request(
+        self, messages: Sequence[Message], answer_tokens: int | None = None
+    ) -> dict[str, Any]:
         s = self._settings
         levels_only = "gpt-oss" in self.model.lower()
         think = think_request(s.think, None, levels_only)
@@ -141,7 +143,7 @@ class OpenAICompatibleGenerator(ModelServer):
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "temperature": s.temperature,
-            "max_tokens": s.max_answer_tokens + self.reasoning_room(),
+            "max_tokens": self.reply_room(answer_tokens),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -154,8 +156,10 @@ class OpenAICompatibleGenerator(ModelServer):
             request["extra_body"] = extra
         return request
 
-    def _open(self, messages: Sequence[Message], num_ctx: int) -> Iterator[Piece]:
-        stream = self._client.chat.completions.create(**self._request(messages))
+    def _open(
+        self, messages: Sequence[Message], num_ctx: int, answer_tokens: int | None = None
+    ) -> Iterator[Piece]:
+        stream = self._client.chat.completions.create(**self._request(messages, answer_tokens))
         finish: str | None = None
         usage: Any = None
         timings: dict[str, Any] = {}

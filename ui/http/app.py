@@ -29,6 +29,7 @@ from ui.http.answer_threads import AnswerThreads
 from ui.http.connections import guarded_protocol
 from ui.http.deps import session_caller
 from ui.http.errors import install_error_handlers
+from ui.http.failures import FailureLog
 from ui.http.files import files_router
 from ui.http.gradio_sessions import GradioSessions
 from ui.http.guards import LOOPBACK_NAMES, BodyLimit, KnownHost, SameOrigin
@@ -36,6 +37,7 @@ from ui.http.login import login_router
 from ui.http.mcp import PATH as MCP_PATH
 from ui.http.mcp import McpEndpoint
 from ui.http.openai import openai_router
+from ui.http.responses import responses_router
 from ui.http.rest import api_router
 from ui.service.limits import MAX_FILES_PER_UPLOAD
 from ui.service.sessions import COOKIE
@@ -122,6 +124,8 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.add_middleware(SameOrigin)
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(KnownHost, allowed=allowed_hosts(workspace.settings.server))
+    # Outermost of all: a /v1 or /mcp request any layer refused is logged and audited too.
+    app.add_middleware(FailureLog, workspace=workspace)
 
     app.mount("/api/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
@@ -152,7 +156,8 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.include_router(files_router(workspace))
     app.include_router(login_router(workspace))
     app.include_router(api_router(workspace, threads), prefix="/api")
-    app.include_router(openai_router(workspace, threads), prefix="/v1")
+    v1 = openai_router(workspace, threads, responses_router(workspace, threads))
+    app.include_router(v1, prefix="/v1")
     # A route, not a mount: a mount would answer /mcp with a redirect to /mcp/.
     app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]))
     mount_web(app, workspace)

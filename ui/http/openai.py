@@ -48,7 +48,7 @@ from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own 
 
 from rag.errors import CitadelError
 from rag.text import printable
-from rag.types import Answer, Delta, Message, Thinking
+from rag.types import Answer, AnswerOptions, Delta, Message, Thinking
 from ui.http.answer_threads import AnswerThreads, ClosingStreamingResponse, final_answer
 from ui.http.deps import bearer_caller, client_of
 from ui.http.errors import MODEL_NOT_FOUND, http_error, retry_after_s
@@ -209,7 +209,7 @@ def _validation_error(exc: RequestValidationError) -> OpenAIError:
     return OpenAIError(400, message, param=param, code="invalid_value")
 
 
-class _OpenAIRoute(APIRoute):
+class OpenAIRoute(APIRoute):
     """Routes whose every error, including auth and body validation, is in OpenAI's shape
     (the application's own handlers answer FastAPI's `{"detail": ...}`)."""
 
@@ -232,7 +232,7 @@ def model_json(model_id: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": OWNER}
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     """Document-derived text on one line: no control characters, no line breaks."""
     return " ".join(printable(text).split())
 
@@ -243,7 +243,7 @@ def answer_body(answer: Answer) -> str:
     if not answer.search_mode:
         return answer.text
     lines = [answer.notice or "Search mode: showing the best passages instead of an answer."]
-    lines += [""] + [f"[{c.number}] {_plain(c.snippet)}" for c in answer.citations]
+    lines += [""] + [f"[{c.number}] {plain(c.snippet)}" for c in answer.citations]
     return "\n".join(lines)
 
 
@@ -254,7 +254,7 @@ def answer_tail(answer: Answer) -> str:
         parts.append(answer.notice if answer.refused else f"Note: {answer.notice}")
     sources = shown_sources(answer)
     if answer.refused and sources:
-        listed = [f"- {_plain(s.passage.where)}" for s in sources]
+        listed = [f"- {plain(s.passage.where)}" for s in sources]
         parts.append("\n".join([CLOSEST_HEADING, *listed]))
     elif sources:
         cited = [_source_line(s) for s in sources]
@@ -264,8 +264,8 @@ def answer_tail(answer: Answer) -> str:
 
 def _source_line(source: ShownSource) -> str:
     if source.aligned:  # the model did not cite it: Citadel matched the sentence to it
-        return f"[~{source.number}] {_plain(source.passage.where)} (matched by Citadel)"
-    return f"[{source.number}] {_plain(source.passage.where)}"
+        return f"[~{source.number}] {plain(source.passage.where)} (matched by Citadel)"
+    return f"[{source.number}] {plain(source.passage.where)}"
 
 
 def without_appended_block(text: str) -> str:
@@ -300,21 +300,24 @@ def citadel_json(workspace: Workspace, caller: Caller, answered: Answered) -> di
     }
 
 
-def _finish_reason(answer: Answer) -> str:
+def finish_reason(answer: Answer) -> str:
     return "length" if answer.incomplete else "stop"
 
 
 # -- the conversation ----------------------------------------------------------------------
 
 
-def conversation(messages: Sequence[ChatMessage]) -> tuple[str, list[Message]]:
-    """The question (the last user message) and the history before it."""
+def conversation(
+    messages: Sequence[ChatMessage], param: str = "messages"
+) -> tuple[str, list[Message]]:
+    """The question (the last user message) and the history before it. `param`: the
+    request field the messages came in, as errors name it."""
     users = [i for i, m in enumerate(messages) if m.role == "user"]
     if not users:
         raise OpenAIError(
             400,
-            "The messages must include a user message: its text is the question.",
-            param="messages",
+            f"The {param} must include a user message: its text is the question.",
+            param=param,
         )
     last = users[-1]
     for i, m in enumerate(messages):
@@ -322,13 +325,13 @@ def conversation(messages: Sequence[ChatMessage]) -> tuple[str, list[Message]]:
             raise OpenAIError(
                 400,
                 f"Message {i} is longer than {MAX_MESSAGE_CHARS} characters.",
-                param=f"messages.{i}.content",
+                param=f"{param}.{i}.content",
                 code="context_length_exceeded",
             )
     question = messages[last].text().strip()
     if not question:
         raise OpenAIError(
-            400, "The last user message has no text.", param=f"messages.{last}.content"
+            400, "The last user message has no text.", param=f"{param}.{last}.content"
         )
     # Its length is checked by the service, with every other question (QuestionTooLong).
     history = []
@@ -347,27 +350,68 @@ def conversation(messages: Sequence[ChatMessage]) -> tuple[str, list[Message]]:
 # -- the router ----------------------------------------------------------------------------
 
 
-def openai_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
+def caller_of(request: Request) -> Caller:
+    """The caller `authenticated` found for this /v1 request."""
+    caller: Caller = request.state.citadel_caller
+    return caller
+
+
+def collections_of(names: list[str], model: str) -> list[str] | None:
+    """The collections a model stands for (None: all the caller's `names`), or 404."""
+    if model == ALL_MODEL and names:
+        return None
+    if model.startswith(MODEL_PREFIX) and model[len(MODEL_PREFIX) :] in names:
+        return [model[len(MODEL_PREFIX) :]]
+    raise model_not_found()
+
+
+async def ask_events(
+    workspace: Workspace,
+    threads: AnswerThreads,
+    request: Request,
+    model: str,
+    messages: Sequence[ChatMessage],
+    param: str = "messages",
+    options: AnswerOptions | None = None,
+) -> Iterator[Delta | Thinking | Answered]:
+    """The answer's events for the caller's `messages` to `model`. Checks (rate limit,
+    access, documents), the wait in line, the search and the model's first token happen
+    here, before any output: a refusal is still an HTTP error, not a broken stream."""
+    caller = caller_of(request)
+    scope = await threads.run(workspace.scope, caller)
+    collections = collections_of(scope.readable, model)
+    question, history = conversation(messages, param)
+    client = client_of(request)
+
+    def asked() -> Iterator[Delta | Thinking | Answered]:
+        return workspace.ask(
+            caller, question, collections, history, client=client, scope=scope, options=options
+        )
+
+    return await threads.run(asked)
+
+
+def event_stream(threads: AnswerThreads, lines: Iterator[str]) -> Response:
+    """Server-sent events drawn from `lines` on the answer threads."""
+    return ClosingStreamingResponse(
+        threads.iterate(lines),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def openai_router(workspace: Workspace, threads: AnswerThreads, *more: APIRouter) -> APIRouter:
+    """/v1: models and chat completions, then `more` routes (built with OpenAIRoute), all
+    behind the API key, then the answer for every other URL."""
+
     def authenticate(request: Request) -> None:
         """Every /v1 route: the API key first, before the body is even validated."""
         request.state.citadel_caller = bearer_caller(workspace, request)
 
-    def caller_of(request: Request) -> Caller:
-        caller: Caller = request.state.citadel_caller
-        return caller
-
     router = APIRouter(
-        route_class=_OpenAIRoute, tags=["openai"], dependencies=[Depends(authenticate)]
+        route_class=OpenAIRoute, tags=["openai"], dependencies=[Depends(authenticate)]
     )
     started = int(time.time())
-
-    def collections_of(names: list[str], model: str) -> list[str] | None:
-        """The collections a model stands for (None: all the caller's `names`), or 404."""
-        if model == ALL_MODEL and names:
-            return None
-        if model.startswith(MODEL_PREFIX) and model[len(MODEL_PREFIX) :] in names:
-            return [model[len(MODEL_PREFIX) :]]
-        raise model_not_found()
 
     @router.get("/models")
     def list_models(request: Request) -> dict[str, Any]:
@@ -392,28 +436,17 @@ def openai_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
                 param="n",
                 code="unsupported_value",
             )
-        scope = await threads.run(workspace.scope, caller)
-        collections = collections_of(scope.readable, body.model)
-        question, history = conversation(body.messages)
-        client = client_of(request)
-
-        def asked() -> Iterator[Delta | Thinking | Answered]:
-            # Checks (rate limit, access, documents), the wait in line, the search and the
-            # model's first token happen here, before any output.
-            return workspace.ask(caller, question, collections, history, client=client, scope=scope)
-
-        events = await threads.run(asked)
+        events = await ask_events(workspace, threads, request, body.model, body.messages)
         created = int(time.time())
         if not body.stream:
             answered = await threads.run(final_answer, events)
             return JSONResponse(completion_json(workspace, caller, answered, body.model, created))
         usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = stream_chunks(workspace, caller, events, body.model, created, usage)
-        return ClosingStreamingResponse(
-            threads.iterate(chunks),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(threads, chunks)
+
+    for extra in more:
+        router.include_router(extra)
 
     @router.api_route(
         "/{path:path}",
@@ -435,7 +468,7 @@ def openai_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
         return OpenAIError(
             404,
             f"Unknown request URL: {request.method} {request.url.path}. "
-            "Citadel offers /v1/models and /v1/chat/completions.",
+            "Citadel offers /v1/models, /v1/chat/completions and /v1/responses.",
             code="unknown_url",
         ).response()
 
@@ -462,7 +495,7 @@ def completion_json(
                     **({"reasoning_content": answer.thinking} if answer.thinking else {}),
                 },
                 "logprobs": None,
-                "finish_reason": _finish_reason(answer),
+                "finish_reason": finish_reason(answer),
             }
         ],
         "usage": usage_json(answer),
@@ -495,7 +528,7 @@ def stream_chunks(
         if include_usage:
             data["usage"] = None
         data.update(extra)
-        return _sse(data)
+        return sse_data(data)
 
     try:
         yield chunk({"role": "assistant", "content": ""})
@@ -522,7 +555,7 @@ def stream_chunks(
             {"content": rest} if rest else {},
             citadel=citadel_json(workspace, caller, answered),
         )
-        yield chunk({}, _finish_reason(answer))
+        yield chunk({}, finish_reason(answer))
         if include_usage:
             usage = {
                 "id": completion_id,
@@ -533,10 +566,10 @@ def stream_chunks(
                 "choices": [],
                 "usage": usage_json(answer),
             }
-            yield _sse(usage)
+            yield sse_data(usage)
         yield "data: [DONE]\n\n"
     except Exception as exc:  # the status line is sent: report in the stream
-        yield _sse(openai_error(exc).body())
+        yield sse_data(openai_error(exc).body())
     finally:
         # Closed with the stream (the client left): the model's stream and the answer's
         # slot go now, not when the garbage collector finds them.
@@ -545,5 +578,5 @@ def stream_chunks(
             close()
 
 
-def _sse(data: dict[str, Any]) -> str:
+def sse_data(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"

@@ -27,6 +27,7 @@ ACTIONS = (
     "feedback_export",
     "admin",
     "denied",
+    "failed",
 )
 
 

@@ -27,6 +27,7 @@ from rag.retrieval import Retrieval
 from rag.settings import GroupRules, Settings
 from rag.types import (
     Answer,
+    AnswerOptions,
     CollectionInfo,
     Delta,
     DocumentRecord,
@@ -384,6 +385,7 @@ class Workspace:
         client: str | None = None,
         scope: Scope | None = None,
         ticket: Ticket | None = None,
+        options: AnswerOptions | None = None,
     ) -> Iterator[Delta | Thinking | Answered]:
         """Deltas (and a reasoning model's Thinking, apart), then one Answered. The work up
         to the first event (checks, the wait for an answer slot, retrieval, the model's
@@ -391,14 +393,16 @@ class Workspace:
         middle of a stream that has already answered 200. `scope`: the request's own, when
         its front end needed it already. `ticket`: the place `admit_answer` gave, when the
         front end showed the wait itself; the slot is freed when the events end or are
-        closed."""
+        closed. `options`: the asker's choices about the answer's form and length."""
         if ticket is None:
             self._query_limit.check(caller.name)
         try:
             checked, names = self.check_ask(caller, question, collections, scope)
             ticket = ticket or self.answer_slots.admit(caller.name)
             ticket.wait()
-            events = self._answer_events(caller, checked, names, history, search_filter, client)
+            events = self._answer_events(
+                caller, checked, names, history, search_filter, client, options
+            )
             first = next(events)
         except BaseException:
             if ticket is not None:
@@ -434,10 +438,13 @@ class Workspace:
         history: Sequence[Message],
         search_filter: SearchFilter | None,
         client: str | None,
+        options: AnswerOptions | None = None,
     ) -> Iterator[Delta | Thinking | Answered]:
         answer: Answer | None = None
         try:
-            for event in self.services.answers.ask(question, names, history, search_filter):
+            for event in self.services.answers.ask(
+                question, names, history, search_filter, options
+            ):
                 if isinstance(event, Answer):
                     answer = event
                     answered = Answered(secrets.token_urlsafe(12), event, names)
@@ -699,6 +706,24 @@ class Workspace:
         require_admin(caller, "export feedback")
         self.audit.record(caller.name, "feedback_export")
         return self.feedback.export_questions()
+
+    def record_failure(
+        self,
+        caller: Caller,
+        method: str,
+        path: str,
+        status: int,
+        reason: str,
+        client: str | None = None,
+    ) -> None:
+        """A program's request that failed (ui/http/failures.py), for the administrator who
+        looks for a broken integration: refused accesses (401, 403, 404) as `denied`, like
+        every other route's, the rest as `failed`."""
+        action = "denied" if status in (401, 403, 404) else "failed"
+        self.audit.record(
+            caller.name, action, client=client, method=method, path=path, status=status,
+            reason=reason,
+        )  # fmt: skip
 
     # -- administration ----------------------------------------------------------------
     def administration(
