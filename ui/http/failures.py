@@ -57,15 +57,25 @@ class FailureLog:
         body = bytearray()
         request = Request(scope)
 
+        length: int | None = None  # the answer's Content-Length, when it has one
+        sent = 0
+        recorded = False
+
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal status, length, sent, recorded
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-            elif message["type"] == "http.response.body" and status >= 400:
-                body.extend(message.get("body", b"")[: REASON_BODY_BYTES - len(body)])
-                if not message.get("more_body", False):
-                    # Recorded before the answer's end is sent: once the client has read
-                    # it, the trace is there.
+                declared = dict(message.get("headers") or []).get(b"content-length")
+                length = int(declared) if declared and declared.isdigit() else None
+            elif message["type"] == "http.response.body" and status >= 400 and not recorded:
+                chunk = message.get("body", b"")
+                body.extend(chunk[: REASON_BODY_BYTES - len(body)])
+                sent += len(chunk)
+                # Recorded before the answer's last byte is sent (a client that read all
+                # Content-Length bytes is done, even if an empty last message follows):
+                # once the client has read it, the trace is there.
+                if not message.get("more_body", False) or (length is not None and sent >= length):
+                    recorded = True
                     await run_in_threadpool(self._record, request, status, bytes(body))
             await send(message)
 
