@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -55,7 +56,17 @@ _UPLOAD_PATH = re.compile(r"/api/collections/[^/]+/documents|/gradio_api/upload"
 
 
 def create_app(workspace: Workspace) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The folders' schedule runs while the server does, and stops with it.
+        workspace.folder_sync.start()
+        try:
+            yield
+        finally:
+            workspace.folder_sync.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Citadel",
         description="Private document question answering: answers with verifiable citations.",
         version="0.1.0",

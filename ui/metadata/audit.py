@@ -24,6 +24,7 @@ ACTIONS = (
     "feedback",
     "feedback_export",
     "admin",
+    "folder_sync",
     "denied",
 )
 

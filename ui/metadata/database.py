@@ -108,6 +108,21 @@ _MIGRATIONS = [
     );
     CREATE INDEX conversations_by_owner ON conversations (owner, updated_at);
     """,
+    """
+    CREATE TABLE folder_sources (
+        id INTEGER PRIMARY KEY,
+        collection TEXT NOT NULL,
+        path TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        synced_at TEXT,
+        seconds REAL,
+        counts TEXT NOT NULL DEFAULT '{}',
+        failures TEXT NOT NULL DEFAULT '[]',
+        error TEXT NOT NULL DEFAULT '',
+        UNIQUE (collection, path)
+    );
+    """,
 ]
 
 
