@@ -9,6 +9,7 @@ share looks like when it is not mounted: the sync stops there and every document
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from ingest.pipeline import IngestPipeline
@@ -16,6 +17,8 @@ from ingest.report import IngestReport
 from rag.errors import CitadelError
 from rag.ports import VectorStore
 from rag.types import DocumentRecord
+
+PROBE_TIMEOUT_S = 30.0  # how long a folder may take to list before it counts as unreachable
 
 
 class FolderUnreachable(CitadelError):
@@ -37,13 +40,37 @@ def forget(store: VectorStore, collection: str, folder: Path) -> int:
     return len(records)
 
 
+def shows_entries(folder: Path, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the folder lists any entry (hidden ones aside). OSError when it cannot be
+    listed, TimeoutError when it does not answer in time: a hard-mounted share whose
+    server is gone blocks its reader for good, and this reader is a throwaway thread."""
+    answer: list[bool | OSError] = []
+
+    def probe() -> None:
+        try:
+            with os.scandir(folder) as entries:
+                answer.append(any(not e.name.startswith(".") for e in entries))
+        except OSError as exc:
+            answer.append(exc)
+
+    thread = threading.Thread(target=probe, name="citadel-folder-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not answer:
+        raise TimeoutError(f"no answer in {timeout_s:g} s (a share whose server is gone?)")
+    if isinstance(answer[0], OSError):
+        raise answer[0]
+    return answer[0]
+
+
 def check_reachable(folder: Path, held: int) -> None:
     """Raise FolderUnreachable unless `folder` can be listed and, when `held` documents
     came from it, shows at least one entry."""
     kept = f"its {held} document(s) are kept" if held else "nothing was changed"
     try:
-        with os.scandir(folder) as entries:
-            visible = any(not e.name.startswith(".") for e in entries)
+        visible = shows_entries(folder)
+    except TimeoutError as exc:
+        raise FolderUnreachable(f"the folder {folder} is not reachable ({exc}): {kept}") from exc
     except OSError as exc:
         why = "missing, or its share is not mounted" if not folder.exists() else exc.strerror
         raise FolderUnreachable(f"the folder {folder} is not reachable ({why}): {kept}") from exc

@@ -25,6 +25,7 @@ import pytest
 from rag.settings import SourcesSettings
 from tests.cli_process import citadel
 from tests.live_server import LiveServer, add_user, server_settings, two_teams, workspace_with
+from ui.service.jobs import Job, JobQueue
 
 pytestmark = pytest.mark.slow
 
@@ -336,3 +337,25 @@ def test_the_cli_works_on_the_data_directory_without_a_server(tmp_path):
     assert json.loads(listed.stdout)["documents"] == []
     relative = citadel(data, "sources", "add", "docs", "share")
     assert relative.returncode == 2 and "absolute path" in relative.stderr
+
+
+def test_a_sync_detached_while_it_waits_never_runs():
+    """The queue holds a folder's sync behind another job; the folder is detached: its
+    sync ends as cancelled without running (it would add the documents just removed)."""
+    release, ran = threading.Event(), []
+
+    def runner(job: Job, done) -> None:
+        ran.append(job.kind)
+        release.wait(30)
+
+    queue = JobQueue(runner)
+    try:
+        first = queue.submit("root", "docs", "upload", [])
+        waiting = queue.submit("root", "docs", "sync", [], Path("/srv/share"))
+        waiting.cancelled = "cancelled: the folder was detached"
+        release.set()
+        assert queue.wait(waiting, 30)
+        assert first.state == "done" and ran == ["upload"]
+        assert waiting.state == "failed" and waiting.message == waiting.cancelled
+    finally:
+        queue.close()

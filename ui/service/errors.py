@@ -6,6 +6,8 @@
     ├── NothingToSearch     the caller's collections hold no documents yet
     ├── RateLimited         too many requests from one user or address (retry_after_s)
     ├── UploadRejected      an uploaded file refused (name, size, type, content)
+    ├── FolderRejected      ui/service/folder_sync.py: a folder that cannot be attached
+    ├── FolderUnreachable   ingest/mirror.py: a synced folder unreadable now (nothing pruned)
     ├── AccountError        ui/metadata/errors.py: a user or team change that cannot be done
     ├── LoginLocked         ui/metadata/errors.py: too many failed logins of an account
     ├── InvalidFeedback     ui/metadata/errors.py: a rating or comment that cannot be kept

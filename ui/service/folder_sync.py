@@ -12,12 +12,12 @@ The Workspace decides who may do what and hands this class only sources it has c
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ingest.mirror import shows_entries
 from ingest.report import IngestReport
 from rag.errors import CitadelError
 from rag.settings import Settings
@@ -79,8 +79,9 @@ def checked_folder(text: str, data_dir: Path) -> Path:
     if not path.is_dir():
         raise FolderRejected(f"{text} is not a folder")
     try:
-        with os.scandir(path):
-            pass
+        shows_entries(path)
+    except TimeoutError as exc:
+        raise FolderRejected(f"the server cannot read the folder {text}: {exc}") from exc
     except OSError as exc:
         raise FolderRejected(f"the server cannot read the folder {text}: {exc.strerror}") from exc
     folder = path.resolve()
@@ -211,6 +212,11 @@ class FolderSync:
     ) -> int:
         """Detach the folder; its documents leave the collection unless `keep_documents`.
         The number of documents removed."""
+        with self._lock:
+            pending = self._active.pop(source.id, None)
+            if pending is not None:  # checked again under the store's writer lock
+                pending.cancelled = "cancelled: the folder was detached"
+        # A sync running now holds the store's writer lock: its documents go after it.
         forget = None if keep_documents else self._ingestion.forget_folder
         return detach(self._sources, self._audit, actor, source, forget, client)
 

@@ -21,6 +21,7 @@ from ingest.pipeline import IngestPipeline
 from ingest.progress import SilentProgress
 from ingest.report import FileOutcome, IngestReport
 from ingest.workers import ParserPool
+from rag.errors import CitadelError
 from rag.settings import Settings
 from rag.text import escape_invisible
 from rag.types import DocumentRecord
@@ -248,6 +249,8 @@ class Ingestion:
                 self._parser_pool(),
             )
             try:
+                if job.cancelled:  # between the queue and this lock
+                    raise CitadelError(job.cancelled)
                 if job.kind == "sync" and job.root is not None:
                     report = mirror(pipeline, services.store, job.root, job.collection)
                 else:

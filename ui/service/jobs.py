@@ -76,6 +76,7 @@ class Job:
     started: float | None = None  # when the worker took it (time.time())
     report: IngestReport | None = None  # what the pipeline did, once it has run
     on_finish: Callable[[Job], None] | None = None  # told when the job ends, however
+    cancelled: str = ""  # why it must not run after all (a detached folder's sync)
 
     @property
     def finished_ok(self) -> bool:
@@ -219,6 +220,9 @@ class JobQueue:
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
+            if job.cancelled:  # never started: nothing of it was written
+                job.message, job.finished, job.state = job.cancelled, time.time(), "failed"
+                continue
             job.started = time.time()
             job.state = "running"
             for f in job.files:
