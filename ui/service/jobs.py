@@ -77,6 +77,8 @@ class Job:
     report: IngestReport | None = None  # what the pipeline did, once it has run
     on_finish: Callable[[Job], None] | None = None  # told when the job ends, however
     cancelled: str = ""  # why it must not run after all (a detached folder's sync)
+    # A growing job's files by name: a share of thousands is not searched file by file.
+    _found: dict[str, FileProgress] = field(default_factory=dict, repr=False)
 
     @property
     def finished_ok(self) -> bool:
@@ -84,9 +86,9 @@ class Job:
 
     def file(self, source: str) -> FileProgress | None:
         if self.kind in GROWING:  # a folder's files: named by their path in it
-            entry = next((f for f in self.files if f.name == source), None)
+            entry = self._found.get(source)
             if entry is None:
-                entry = FileProgress(source, status="processing")
+                entry = self._found[source] = FileProgress(source, status="processing")
                 self.files.append(entry)
             return entry
         name = Path(source).name
