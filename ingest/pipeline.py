@@ -101,10 +101,13 @@ class IngestPipeline:
         prune: bool = False,
         root: Path | None = None,
         force: bool = False,
+        owned: Callable[[DocumentRecord], bool] | None = None,
     ) -> IngestReport:
         """Ingest `paths` into `collection`; `root`: what single files' sources are
         relative to (default: their own folder). `force`: read the files again even when
-        they are unchanged (a re-ingestion asked for): they are reported as updated."""
+        they are unchanged (a re-ingestion asked for): they are reported as updated.
+        `owned`: the collection's documents this run answers for (a synced folder's), the
+        only ones it may replace or prune; None: all of them."""
         missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
         if missing:
             raise CitadelError(f"no such file or folder: {', '.join(missing)}")
@@ -123,6 +126,8 @@ class IngestPipeline:
                 )
             )
         stored = {d.source: d for d in self._vector_store.documents(collection)} if existing else {}
+        if owned is not None:
+            stored = _apart_from_others(found, stored, owned, report)
         work = self._decide(found, stored, report, force)
         for decided in report.files:  # no work to do on these: they are done already
             self._progress.file_stage(
@@ -394,6 +399,30 @@ def _page_count(elements: list[ParsedElement], fmt: str) -> int:
     if fmt == "xlsx":
         return len({e.sheet for e in elements if e.sheet})
     return 0
+
+
+def _apart_from_others(
+    found: Discovery,
+    stored: dict[str, DocumentRecord],
+    owned: Callable[[DocumentRecord], bool],
+    report: IngestReport,
+) -> dict[str, DocumentRecord]:
+    """The stored documents the run owns. A file whose name another document of the
+    collection holds (an upload, another folder's file) would take its identity: it is
+    reported as failed and left out, and the other document is kept."""
+    others = {source for source, record in stored.items() if not owned(record)}
+    kept = []
+    for candidate in found.candidates:
+        if candidate.source in others:
+            why = (
+                "another document of the collection (uploaded, or from another folder) has "
+                "this name; it is kept and this file is not ingested"
+            )
+            report.add(FileOutcome(candidate.source, "failed", candidate.format.name, reason=why))
+        else:
+            kept.append(candidate)
+    found.candidates = kept
+    return {source: record for source, record in stored.items() if owned(record)}
 
 
 def _with_root(record: DocumentRecord, root: Path) -> DocumentRecord:

@@ -493,6 +493,23 @@ class SsoSettings(BaseModel):
         return self
 
 
+class SourcesSettings(BaseModel):
+    sync_interval_min: float = Field(
+        0.0,
+        ge=0,
+        le=7 * 24 * 60,
+        description="Minutes between two syncs of the folders attached to collections "
+        "(`citadel sources`); 0: only when asked (Sync now, `citadel sources sync`).",
+    )
+    max_listed_failures: int = Field(
+        200,
+        ge=1,
+        le=10_000,
+        description="Files that could not be synced kept with their reason per source "
+        "(the counts are always complete).",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITADEL_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -506,6 +523,7 @@ class Settings(BaseSettings):
     llm: LlmSettings = LlmSettings()
     server: ServerSettings = ServerSettings()
     sso: SsoSettings = SsoSettings()
+    sources: SourcesSettings = SourcesSettings()
 
     @classmethod
     def settings_customise_sources(

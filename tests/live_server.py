@@ -100,6 +100,19 @@ def add_user(
     return workspace.accounts.create_key(name, "tests")
 
 
+def two_teams(workspace: Workspace) -> dict[str, str]:
+    """An administrator (root), alice of team hr (collection hr-docs) and bob of team eng
+    (collection eng-docs): their API keys by role (admin) or name."""
+    keys = {
+        "admin": add_user(workspace, "root", admin=True),
+        "alice": add_user(workspace, "alice", ("hr",)),
+        "bob": add_user(workspace, "bob", ("eng",)),
+    }
+    workspace.catalog.assign("hr-docs", "hr")
+    workspace.catalog.assign("eng-docs", "eng")
+    return keys
+
+
 def upload_and_wait(workspace: Workspace, user: str, collection: str, files: list[Path]) -> None:
     """Ingest copies of `files` into `collection` through the upload path; fails loudly."""
     import shutil

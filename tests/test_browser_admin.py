@@ -37,6 +37,7 @@ SUB_SCREENS = (
     "Users",
     "Teams",
     "Collections",
+    "Folders",
     "API keys",
     "Audit log",
     "Suggested questions",

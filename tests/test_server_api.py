@@ -12,7 +12,7 @@ import pytest
 from rag.evaluation import load_questions
 from tests.conftest import SAMPLES
 from tests.fake_ollama import FakeOllama, Script
-from tests.live_server import LiveServer, add_user, server_settings, workspace_with
+from tests.live_server import LiveServer, server_settings, two_teams, workspace_with
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +27,7 @@ def fake() -> FakeOllama:
 def live(tmp_path_factory, embedder, fake):
     settings = server_settings(tmp_path_factory.mktemp("server"), llm_host=fake.url)
     workspace = workspace_with(settings, embedder)
-    keys = {
-        "admin": add_user(workspace, "root", admin=True),
-        "alice": add_user(workspace, "alice", ("hr",)),
-        "bob": add_user(workspace, "bob", ("eng",)),
-    }
-    workspace.catalog.assign("hr-docs", "hr")
-    workspace.catalog.assign("eng-docs", "eng")
+    keys = two_teams(workspace)
     with LiveServer(workspace) as server:
         server.keys = keys  # type: ignore[attr-defined]
         yield server

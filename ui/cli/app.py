@@ -3,6 +3,7 @@
     documents.py   ingest, sync, documents, remove, collections, reindex, calibrate
     questions.py   search, ask, chat, eval
     admin.py       serve, users, teams, assign, starters, audit, feedback
+    sources.py     sources add, list, remove, sync: folders kept in sync
 
 Exit codes: 0 done, 1 done but some files failed, 2 could not run.
 """
@@ -17,7 +18,7 @@ import typer
 
 from rag.errors import CitadelError
 from rag.settings import load_settings
-from ui.cli import admin, documents, questions
+from ui.cli import admin, documents, questions, sources
 from ui.cli.context import Cli, console
 from ui.cli.render import shown
 
@@ -59,6 +60,7 @@ for command in (
     app.command()(command)
 app.command(name="eval")(questions.evaluate_command)
 admin.register(app)
+app.add_typer(sources.sources_app, name="sources")
 
 
 def main() -> None:

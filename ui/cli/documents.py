@@ -18,6 +18,7 @@ from ui.cli.context import Cli, CollectionOpt, JsonOpt, cli, cli_actor, console
 from ui.cli.render import printed_json, shown
 
 if TYPE_CHECKING:
+    from ingest.pipeline import IngestPipeline
     from rag.evidence import Calibration
     from rag.wiring import Services
     from ui.cli.remote import RemoteCitadel
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 def _ingest(
     state: Cli, paths: list[Path], collection: str, prune: bool, as_json: bool, quiet: bool
 ) -> None:
-    from ingest.pipeline import IngestPipeline
-    from ingest.progress import progress_for
     from ui.service.ingestion import record_ingestion
 
     if (remote := state.remote()) is not None:
@@ -36,14 +35,7 @@ def _ingest(
         return
     services = state.services()
     try:
-        pipeline = IngestPipeline(
-            services.store,
-            services.embedder,
-            services.sparse,
-            services.settings.ingest,
-            progress_for(sys.stderr, quiet),
-        )
-        report = pipeline.run(paths, collection, prune=prune)
+        report = local_pipeline(services, quiet).run(paths, collection, prune=prune)
     finally:
         services.close()
     with state.metadata() as meta:
@@ -54,6 +46,20 @@ def _ingest(
         _print_summary(report.to_json())
     if report.counts()["failed"]:
         raise typer.Exit(1)
+
+
+def local_pipeline(services: Services, quiet: bool) -> IngestPipeline:
+    """The ingestion pipeline on the data directory, its progress on stderr."""
+    from ingest.pipeline import IngestPipeline
+    from ingest.progress import progress_for
+
+    return IngestPipeline(
+        services.store,
+        services.embedder,
+        services.sparse,
+        services.settings.ingest,
+        progress_for(sys.stderr, quiet),
+    )
 
 
 def _ingest_remote(

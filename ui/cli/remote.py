@@ -82,6 +82,32 @@ class RemoteCitadel:
         """Remove a document; the number of chunks removed."""
         return int(self._call("DELETE", f"/api/documents/{document_id}").json()["chunks_removed"])
 
+    # -- folders kept in sync (ui/cli/sources.py) --------------------------------------
+    def folder_sources(self, collection: str | None) -> list[dict[str, Any]]:
+        params = {"collection": collection} if collection else {}
+        return list(self._call("GET", "/api/sources", params=params).json())
+
+    def attach_folder(self, collection: str, path: str) -> dict[str, Any]:
+        body = {"collection": collection, "path": path}
+        return dict(self._call("POST", "/api/sources", json=body).json())
+
+    def detach_folder(self, ref: str, keep_documents: bool) -> int:
+        params = {"ref": ref, "keep_documents": str(keep_documents).lower()}
+        return int(self._call("DELETE", "/api/sources", params=params).json()["documents_removed"])
+
+    def sync_folders(self, collection: str | None, source: str | None) -> list[dict[str, Any]]:
+        """Start the syncs and wait for them to end: their finished jobs."""
+        body = {"collection": collection, "source": source}
+        jobs = list(self._call("POST", "/api/sources/sync", json=body).json()["jobs"])
+        return [self._waited(job) for job in jobs]
+
+    def _waited(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The job once it has ended (polled twice a second)."""
+        while job["state"] in ("queued", "running"):
+            time.sleep(0.5)
+            job = dict(self._call("GET", f"/api/jobs/{job['id']}").json())
+        return job
+
     def search(
         self,
         question: str,
@@ -161,10 +187,7 @@ class RemoteCitadel:
                     {"source": rejected["name"], "status": "failed", "reason": rejected["reason"]}
                 )
                 on_file(outcomes[-1])
-            job = body["job"]
-            while job is not None and job["state"] in ("queued", "running"):
-                time.sleep(0.5)
-                job = self._call("GET", f"/api/jobs/{job['id']}").json()
+            job = self._waited(body["job"]) if body["job"] is not None else None
             for f in job["files"] if job else []:
                 outcomes.append(
                     {

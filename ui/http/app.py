@@ -67,8 +67,13 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with mcp.running():
-            yield
+        # The MCP SDK's task group, and the folders' schedule, run while the server does.
+        workspace.folder_sync.start()
+        try:
+            async with mcp.running():
+                yield
+        finally:
+            workspace.folder_sync.stop()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -27,10 +27,12 @@ from ui.http.wire import (
     CollectionRequest,
     DocumentOut,
     FeedbackRequest,
+    FolderRequest,
     KeyRequest,
     RetrievalOut,
     SearchRequest,
     StartersRequest,
+    SyncRequest,
     TeamRequest,
     UserOut,
     UserRequest,
@@ -193,6 +195,42 @@ def api_router(workspace: Workspace, threads: AnswerThreads) -> APIRouter:
     @router.post("/documents/{document_id}/reingest", tags=["documents"], status_code=202)
     def reingest(document_id: str, caller: CallerDep, request: Request) -> dict[str, Any]:
         return workspace.reingest(caller, document_id, client_of(request)).to_json()
+
+    # -- folders kept in sync ------------------------------------------------------------
+    @router.get("/sources", tags=["sources"])
+    def folder_sources(
+        caller: CallerDep, collection: Annotated[str | None, Query(max_length=63)] = None
+    ) -> list[dict[str, Any]]:
+        """The folders attached to your collections, each with its last sync: when, how
+        long, its counts and the files that could not go in (with why)."""
+        return [s.to_json() for s in workspace.folder_sources(caller, collection)]
+
+    @router.post("/sources", tags=["sources"], status_code=201)
+    def attach_folder(body: FolderRequest, caller: CallerDep, request: Request) -> dict[str, Any]:
+        """Attach a folder of the server (a mounted share) to a collection; administrators
+        only. It is synced on demand and every `sources.sync_interval_min` minutes."""
+        return workspace.attach_folder(
+            caller, body.collection, body.path, client_of(request)
+        ).to_json()
+
+    @router.delete("/sources", tags=["sources"])
+    def detach_folder(
+        caller: CallerDep,
+        request: Request,
+        ref: Annotated[str, Query(min_length=1, max_length=4096)],
+        keep_documents: bool = False,
+    ) -> dict[str, int]:
+        """Detach a folder (`ref`: its id or path); its documents leave the collection
+        unless `keep_documents`."""
+        removed = workspace.detach_folder(caller, ref, keep_documents, client_of(request))
+        return {"documents_removed": removed}
+
+    @router.post("/sources/sync", tags=["sources"], status_code=202)
+    def sync_folders(body: SyncRequest, caller: CallerDep, request: Request) -> dict[str, Any]:
+        """Sync now: one folder, a collection's, or all of yours. Poll each job at
+        `/api/jobs/{id}`; a folder already being synced gives its running job."""
+        jobs = workspace.sync_folders(caller, body.collection, body.source, client_of(request))
+        return {"jobs": [j.to_json() for j in jobs]}
 
     # -- questions -----------------------------------------------------------------------
     @router.post("/search", tags=["questions"])

@@ -68,6 +68,22 @@ class CollectionRequest(BaseModel):
     team: str | None = Field(None, description="Owning team; unset: administrators only.")
 
 
+class FolderRequest(BaseModel):
+    collection: str = Field(min_length=1, max_length=63)
+    path: str = Field(
+        min_length=1, max_length=4096, description="Absolute path of a folder on the server."
+    )
+
+
+class SyncRequest(BaseModel):
+    collection: str | None = Field(
+        None, max_length=63, description="Sync this collection's folders (unset: all yours)."
+    )
+    source: str | None = Field(
+        None, max_length=4096, description="Sync only this folder (its id or path)."
+    )
+
+
 class StartersRequest(BaseModel):
     questions: list[str] = Field(max_length=8)
 

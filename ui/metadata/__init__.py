@@ -8,6 +8,7 @@
     feedback        thumbs up/down on answers, exported as an evaluation set
     conversations   each user's saved conversations (the web UI's history)
     failures        files that could not be ingested, per collection
+    folders         folders attached to collections, kept in sync, and their last sync
     errors          this room's errors
 
 `Metadata.open` builds them all over one database, for the server (the Workspace) and the
@@ -26,6 +27,7 @@ from ui.metadata.conversations import ConversationStore
 from ui.metadata.database import Database
 from ui.metadata.failures import IngestFailures
 from ui.metadata.feedback import FeedbackStore
+from ui.metadata.folders import FolderSources
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Metadata:
     feedback: FeedbackStore
     failures: IngestFailures
     conversations: ConversationStore
+    folders: FolderSources
 
     @classmethod
     def open(cls, settings: Settings) -> Metadata:
@@ -50,6 +53,7 @@ class Metadata:
             FeedbackStore(db),
             IngestFailures(db),
             ConversationStore(db),
+            FolderSources(db),
         )
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ ACTIONS = (
     "feedback",
     "feedback_export",
     "admin",
+    "folder_sync",
     "denied",
     "failed",
 )

@@ -116,6 +116,21 @@ _MIGRATIONS = [
     ALTER TABLE users ADD COLUMN external_id TEXT;
     CREATE UNIQUE INDEX users_external ON users (source, external_id);
     """,
+    """
+    CREATE TABLE folder_sources (
+        id INTEGER PRIMARY KEY,
+        collection TEXT NOT NULL,
+        path TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        synced_at TEXT,
+        seconds REAL,
+        counts TEXT NOT NULL DEFAULT '{}',
+        failures TEXT NOT NULL DEFAULT '[]',
+        error TEXT NOT NULL DEFAULT '',
+        UNIQUE (collection, path)
+    );
+    """,
 ]
 
 

@@ -8,6 +8,8 @@
     ├── UploadRejected      an uploaded file refused (name, size, type, content)
     ├── SsoRefused          ui/service/sso.py: single sign-on refused (no group, disabled…)
     ├── ProviderUnavailable ui/service/sso.py: the OIDC provider or the directory is down
+    ├── FolderRejected      ui/service/folder_sync.py: a folder that cannot be attached
+    ├── FolderUnreachable   ingest/mirror.py: a synced folder unreadable now (nothing pruned)
     ├── AccountError        ui/metadata/errors.py: a user or team change that cannot be done
     ├── LoginLocked         ui/metadata/errors.py: too many failed logins of an account
     ├── InvalidFeedback     ui/metadata/errors.py: a rating or comment that cannot be kept

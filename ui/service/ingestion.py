@@ -16,10 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.mirror import forget, mirror
 from ingest.pipeline import IngestPipeline
 from ingest.progress import SilentProgress
 from ingest.report import FileOutcome, IngestReport
 from ingest.workers import ParserPool
+from rag.errors import CitadelError
 from rag.settings import Settings
 from rag.text import escape_invisible
 from rag.types import DocumentRecord
@@ -206,6 +208,13 @@ class Ingestion:
         self._audit.record(actor, "retry", collection, client, source=path.name)
         return self.jobs.submit(actor, collection, "retry", [path])
 
+    def sync(
+        self, actor: str, collection: str, folder: Path, on_finish: Callable[[Job], None]
+    ) -> Job:
+        """Queue a sync of the collection with the folder (ingest/mirror.py); `on_finish`
+        is told when it ends, its report (None if it could not run) on the job."""
+        return self.jobs.submit(actor, collection, "sync", [folder], folder, on_finish)
+
     def delete(self, actor: str, record: DocumentRecord, client: str | None = None) -> int:
         """Remove the document from the store (and an uploaded copy from disk); the number
         of chunks removed."""
@@ -219,6 +228,12 @@ class Ingestion:
             actor, "delete", record.collection, client, source=record.source, chunks=removed
         )
         return removed
+
+    def forget_folder(self, collection: str, folder: Path) -> int:
+        """Remove from the store the documents that came from `folder` (a detached one);
+        their number. The files stay where they are: they are not Citadel's."""
+        with self._write_lock:
+            return forget(self._services.store, collection, folder)
 
     # -- the worker ----------------------------------------------------------------------
     def _run_job(self, job: Job, done: Callable[[FileOutcome], None]) -> None:
@@ -234,9 +249,15 @@ class Ingestion:
                 self._parser_pool(),
             )
             try:
-                # Read again even when unchanged: the document is replaced, and "updated".
-                force = job.kind == "reingest"
-                report = pipeline.run(job.paths, job.collection, root=job.root, force=force)
+                if job.cancelled:  # between the queue and this lock
+                    raise CitadelError(job.cancelled)
+                if job.kind == "sync" and job.root is not None:
+                    report = mirror(pipeline, services.store, job.root, job.collection)
+                else:
+                    # Read again even when unchanged: the document is replaced, "updated".
+                    force = job.kind == "reingest"
+                    report = pipeline.run(job.paths, job.collection, root=job.root, force=force)
+                job.report = report
             finally:
                 services.embedder.use_threads(serving_threads())
         # Files decided without parsing (unchanged, same content as another, refused at

@@ -1,8 +1,10 @@
-"""Ingestion jobs of the server: uploads and re-ingestions run one at a time in a worker
-thread (the store has one writer), each with per-file progress a client can poll."""
+"""Ingestion jobs of the server: uploads, re-ingestions and folder syncs run one at a time
+in a worker thread (the store has one writer), each with per-file progress a client can
+poll."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import secrets
 import threading
@@ -12,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.report import FileOutcome
+from ingest.report import FileOutcome, IngestReport
 from rag.errors import CitadelError
 
+log = logging.getLogger(__name__)
+
 JOB_HISTORY = 200  # finished jobs kept for polling
+GROWING = ("sync",)  # jobs whose files are found as they run (a folder's), not given
 
 
 STAGES = ("waiting", "reading", "indexing", "done")
@@ -60,7 +65,7 @@ class Job:
     id: str
     owner: str
     collection: str
-    kind: str  # upload or reingest
+    kind: str  # upload, reingest, retry or sync
     files: list[FileProgress]
     state: str = "queued"  # queued, running, done, failed
     message: str = ""
@@ -69,12 +74,23 @@ class Job:
     paths: list[Path] = field(default_factory=list)
     root: Path | None = None  # what the files' sources are relative to (re-ingestion)
     started: float | None = None  # when the worker took it (time.time())
+    report: IngestReport | None = None  # what the pipeline did, once it has run
+    on_finish: Callable[[Job], None] | None = None  # told when the job ends, however
+    cancelled: str = ""  # why it must not run after all (a detached folder's sync)
+    # A growing job's files by name: a share of thousands is not searched file by file.
+    _found: dict[str, FileProgress] = field(default_factory=dict, repr=False)
 
     @property
     def finished_ok(self) -> bool:
         return self.state == "done"
 
     def file(self, source: str) -> FileProgress | None:
+        if self.kind in GROWING:  # a folder's files: named by their path in it
+            entry = self._found.get(source)
+            if entry is None:
+                entry = self._found[source] = FileProgress(source, status="processing")
+                self.files.append(entry)
+            return entry
         name = Path(source).name
         return next((f for f in self.files if f.name == name), None)
 
@@ -149,16 +165,24 @@ class JobQueue:
         self._thread: threading.Thread | None = None
 
     def submit(
-        self, owner: str, collection: str, kind: str, paths: list[Path], root: Path | None = None
+        self,
+        owner: str,
+        collection: str,
+        kind: str,
+        paths: list[Path],
+        root: Path | None = None,
+        on_finish: Callable[[Job], None] | None = None,
     ) -> Job:
+        listed = kind not in GROWING
         job = Job(
             id=secrets.token_urlsafe(12),
             owner=owner,
             collection=collection,
             kind=kind,
-            files=[FileProgress(p.name, size=_size(p)) for p in paths],
+            files=[FileProgress(p.name, size=_size(p)) for p in paths] if listed else [],
             paths=paths,
             root=root,
+            on_finish=on_finish,
         )
         with self._lock:
             self._jobs[job.id] = job
@@ -198,6 +222,9 @@ class JobQueue:
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
+            if job.cancelled:  # never started: nothing of it was written
+                job.message, job.finished, job.state = job.cancelled, time.time(), "failed"
+                continue
             job.started = time.time()
             job.state = "running"
             for f in job.files:
@@ -208,17 +235,24 @@ class JobQueue:
                 if entry is not None:
                     entry.finish(outcome.status, outcome.chunks, outcome.reason)
 
+            state = "done"
             try:
                 self._runner(job, done)
-                job.state = "done"
             except CitadelError as exc:
-                job.state, job.message = "failed", str(exc)
+                state, job.message = "failed", str(exc)
             except Exception as exc:  # a worker thread must survive any one bad job
-                job.state, job.message = "failed", f"internal error: {type(exc).__name__}"
+                state, job.message = "failed", f"internal error: {type(exc).__name__}"
             for f in job.files:
                 if f.status == "processing":
                     f.finish("failed", 0, f.reason or job.message or "not processed")
+            if job.on_finish is not None:
+                # Before the job shows as ended: whoever waits for it then reads its record.
+                try:
+                    job.on_finish(job)
+                except Exception:  # what it records is lost, the worker is not
+                    log.exception("recording the end of job %s failed", job.id)
             job.finished = time.time()
+            job.state = state
 
 
 def _size(path: Path) -> int:

@@ -45,10 +45,12 @@ from ui.metadata.audit import AuditEntry
 from ui.metadata.conversations import ConversationInfo
 from ui.metadata.errors import AccountError, LoginLocked
 from ui.metadata.feedback import FeedbackEntry, SourceRef
+from ui.metadata.folders import FolderSource
 from ui.service import access, health
 from ui.service.access import LOCAL_ADMIN, require_admin
 from ui.service.answer_slots import AnswerSlots, Ticket
 from ui.service.errors import NotFound, NothingToSearch
+from ui.service.folder_sync import FolderSync, named
 from ui.service.ingestion import Ingestion, UploadResult, serving_threads
 from ui.service.jobs import Job
 from ui.service.ldap_login import Directory
@@ -115,6 +117,7 @@ class Workspace:
             settings, self.services, self.catalog, self.audit, self.metadata.failures
         )
         self.jobs = self.ingestion.jobs
+        self.folder_sync = FolderSync(settings, self.ingestion, self.metadata.folders, self.audit)
         self._query_limit = RateLimiter(s.requests_per_minute, what="questions and searches")
         self.answer_slots = AnswerSlots(
             s.max_concurrent_answers, s.answers_per_user, s.answers_waiting
@@ -133,6 +136,7 @@ class Workspace:
         self.directory = Directory(sso.ldap) if sso.ldap.url else None
 
     def close(self) -> None:
+        self.folder_sync.stop()
         self.ingestion.close()
         self.services.close()
         self.metadata.close()
@@ -653,6 +657,49 @@ class Workspace:
             )
         self.ingestion.admit(caller.name)
         return self.ingestion.retry(caller.name, name, path, client)
+
+    # -- folders kept in sync ----------------------------------------------------------
+    def folder_sources(self, caller: Caller, collection: str | None = None) -> list[FolderSource]:
+        """The folders attached to the collections the caller may read (to `collection`
+        only, when named), each with its last sync and the files that failed in it."""
+        names = set(self.resolve(caller, [collection] if collection else None))
+        return [s for s in self.folder_sync.all() if s.collection in names]
+
+    def attach_folder(
+        self, caller: Caller, collection: str, path: str, client: str | None = None
+    ) -> FolderSource:
+        """Keep `collection` in sync with a folder of the server's (a new collection is
+        registered, for administrators only until it is given to a team). Administrators
+        only: the folder is read with the server's rights, whoever reads the collection."""
+        require_admin(caller, "attach folders to collections")
+        validate_collection_name(collection)
+        self.catalog.register(collection)
+        return self.folder_sync.add(caller.name, collection, path, client)
+
+    def detach_folder(
+        self, caller: Caller, ref: str, keep_documents: bool = False, client: str | None = None
+    ) -> int:
+        """Stop syncing a folder (named by its id or path); its documents leave the
+        collection unless `keep_documents`. The number of documents removed."""
+        require_admin(caller, "detach folders from collections")
+        source = self._folder(caller, ref)
+        return self.folder_sync.remove(caller.name, source, keep_documents, client)
+
+    def sync_folders(
+        self,
+        caller: Caller,
+        collection: str | None = None,
+        ref: str | None = None,
+        client: str | None = None,
+    ) -> list[Job]:
+        """Sync now one folder (`ref`: its id or path), or every folder of `collection`,
+        or every folder the caller can see: their jobs (one a folder, never two at once)."""
+        chosen = [self._folder(caller, ref)] if ref else self.folder_sources(caller, collection)
+        return [self.folder_sync.sync(caller.name, source, client) for source in chosen]
+
+    def _folder(self, caller: Caller, ref: str) -> FolderSource:
+        """The folder source `ref` names (its id, or its path) among the caller's."""
+        return named(self.folder_sources(caller), ref)
 
     # -- feedback ----------------------------------------------------------------------
     def _keep(self, caller: Caller, answered: Answered) -> None:

@@ -2,8 +2,9 @@
 refused by the Workspace for them anyway): its layout and the wiring of its events to
 ui/web/admin_handlers.py.
 
-Sub-screens: Users, Teams, Collections, API keys, Audit log, Suggested questions, Model,
-Feedback export. Every change refreshes every list, so what is shown is what is stored.
+Sub-screens: Users, Teams, Collections, Folders (ui/web/folders.py), API keys, Audit log,
+Suggested questions, Model, Feedback export. Every change refreshes every list, so what is
+shown is what is stored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from ui.web.admin_handlers import AUDIT_ACTIONS, ROLES, VIEWS, AdminHandlers
+from ui.web.folders import build_folders
 from ui.web.handlers import Handlers
 
 
@@ -29,6 +31,8 @@ def build_admin(web: Handlers, tab: gr.Tab, ask: dict[str, Any]) -> dict[str, An
             _teams(a)
         with gr.Tab("Collections", id="admin-collections", elem_id="citadel-admin-coll-tab"):
             _collections(a)
+        with gr.Tab("Folders", id="admin-folders", elem_id="citadel-admin-folders-tab") as tab:
+            build_folders(web, tab)
         with gr.Tab("API keys", id="admin-keys", elem_id="citadel-admin-keys-tab"):
             _keys(a)
         with gr.Tab("Audit log", id="admin-audit", elem_id="citadel-admin-audit-tab") as audit:
