@@ -28,15 +28,16 @@ if TYPE_CHECKING:
 # Scans are read at 300 dpi: Tesseract's accuracy drops below ~200 dpi, and more only costs
 # time and memory.
 RENDER_DPI = 300
-# Words Tesseract itself doubts this much are dropped. Printed text it reads scores 85-97;
-# what scores under 40 is speckle, photographs and stamps read as letters ("~=|_"), which
-# would otherwise be embedded and cited as if someone had written it.
+# Words Tesseract itself doubts this much are dropped. Measured here: printed text scores
+# 95-97, small grey print too; a halftone picture on the page read as letters gave 30 words
+# ("CALE", "Dak", "tos") scoring 6-88, 80% of them under 40. The floor stays low because
+# a poor scan's real words score 50-80: the few letters of a picture that pass are noise
+# no question matches, while a dropped real word is lost for good.
 MIN_WORD_CONFIDENCE = 40.0
 # Page segmentation 3: automatic, without orientation detection (which quadrupled the time
 # of a page here); scans come upright from office scanners.
 _PAGE_SEGMENTATION = "3"
-# One thread per Tesseract: parsers already run in parallel, and OpenMP's threads fight
-# over the cores (Tesseract's own advice for batch use).
+# What Tesseract is given of the environment: where it and its languages are.
 _ENV_KEPT = ("PATH", "TESSDATA_PREFIX", "LANG", "LC_ALL")
 _MISSING_LANGUAGE = "Failed loading language"
 
@@ -95,6 +96,8 @@ def read_image(image: Any, options: OcrOptions, deadline: float, dpi: int | None
         argv += ["--dpi", str(dpi)]
     argv.append("tsv")
     env = {k: os.environ[k] for k in _ENV_KEPT if k in os.environ}
+    # One thread: parsers already run in parallel, and OpenMP's threads fight over the
+    # cores (Tesseract's own advice for batch use).
     env["OMP_THREAD_LIMIT"] = "1"
     try:
         done = subprocess.run(
@@ -198,8 +201,11 @@ def image_pages(path: str, options: OcrOptions, deadline: float) -> Iterator[Ocr
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         # Pillow's reasons for a truncated or damaged image (SyntaxError: a bad header).
         raise OcrError(f"the image is damaged or truncated ({type(exc).__name__})") from exc
-    except Image.DecompressionBombError as exc:
-        raise OcrError(f"the image is too large to read ({exc})") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own cap, past ours when raised
+        raise OcrError(
+            f"the image is over the {options.max_megapixels:g}-megapixel OCR limit "
+            f"(CITADEL_INGEST__OCR_MAX_MEGAPIXELS): {exc}"
+        ) from exc
 
 
 def scanned_pdf_pages(

@@ -14,8 +14,18 @@ from ingest.ocr import OcrOptions
 from ingest.parse import ParseError, parse_file
 from rag.types import OCR_NOTE, Passage, SearchHit
 from tests.cli_process import citadel
+from tests.conftest import SAMPLES
 from tests.docgen import write_pdf
-from tests.scans import merged_pdf, scanned_page, write_image, write_scanned_pdf
+from tests.fake_ollama import FakeOllama, Script
+from tests.live_server import LiveServer, add_user, server_settings, upload_and_wait, workspace_with
+from tests.scans import (
+    merged_pdf,
+    scanned_page,
+    with_picture,
+    write_image,
+    write_pixel_bomb,
+    write_scanned_pdf,
+)
 
 OCR = OcrOptions("eng+fra", 40.0)
 
@@ -114,6 +124,33 @@ def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded(tmp_path)
         parse_file(str(image), "png", OcrOptions("eng", 2.0))
 
 
+def test_image_bombs_fail_with_the_limit_named_and_the_run_goes_on(make_pipeline, store, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_pixel_bomb(folder / "poster.png", 8000, 8000)  # over the 40-megapixel default
+    write_pixel_bomb(folder / "bomb.png", 30000, 30000)  # 900 MB decoded: past Pillow's cap too
+    (folder / "fine.md").write_text("# Fine\n\nStill ingested.\n", encoding="utf-8")
+
+    report = make_pipeline().run([folder], "docs")
+
+    outcomes = {f.source: (f.status, f.reason) for f in report.files}
+    assert outcomes["fine.md"] == ("added", "")
+    for name in ("poster.png", "bomb.png"):
+        status, reason = outcomes[name]
+        assert status == "failed" and "40-megapixel OCR limit" in reason, reason
+        assert "CITADEL_INGEST__OCR_MAX_MEGAPIXELS" in reason
+
+
+def test_content_that_is_not_the_image_its_name_says_is_refused(make_pipeline, store, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "scan.tiff").write_bytes(b"%PDF-1.4 not a TIFF")
+
+    [outcome] = make_pipeline().run([folder], "docs").files
+
+    assert (outcome.status, outcome.reason) == ("failed", "content is not a TIFF image")
+
+
 def test_unknown_languages_are_a_clear_error(tmp_path):
     image = write_image(tmp_path / "scan.png", [scanned_page(ENGLISH)], "PNG")
     with pytest.raises(ParseError, match=r"OCR languages .eng\+xyz. are not all installed"):
@@ -159,3 +196,68 @@ def test_a_scanned_passage_is_found_and_cited_as_ocr_through_the_cli(tmp_path):
     assert "reçoivent leur badge" in top["text"]
     shown = citadel(data, "search", "Where do we gather when the fire alarm sounds?", "-c", "hr")
     assert f"drill.png, page 1 ({OCR_NOTE})" in shown.stdout
+
+
+@pytest.fixture(scope="module")
+def fake_llm():
+    with FakeOllama() as server:
+        yield server
+
+
+def test_over_http_a_scan_is_cited_with_ocr_for_its_team_and_hidden_from_others(
+    tmp_path, embedder, fake_llm
+):
+    settings = server_settings(tmp_path / "server", llm_host=fake_llm.url)
+    workspace = workspace_with(settings, embedder)
+    alice = add_user(workspace, "alice", ("hr",))
+    bob = add_user(workspace, "bob", ("eng",))
+    workspace.catalog.assign("hr-docs", "hr")
+    workspace.catalog.assign("eng-docs", "eng")
+    text = write_pdf(tmp_path / "text.pdf", [TEXT_PAGE])
+    scan = write_scanned_pdf(tmp_path / "scan.pdf", [scanned_page(FRENCH)])
+    mixed = merged_pdf(tmp_path / "securite.pdf", [text, scan])
+    upload_and_wait(workspace, "alice", "hr-docs", [SAMPLES / "handbook.md", mixed])
+    upload_and_wait(workspace, "bob", "eng-docs", [SAMPLES / "offices.csv"])
+    question = "Où les employés reçoivent-ils leur badge ?"
+    fake_llm.enqueue(Script(tokens=["À l'accueil [1]."]))
+
+    with LiveServer(workspace) as live, live.client(alice) as http:
+        found = http.post("/api/search", json={"question": question}).json()["passages"][0]
+        answer = http.post("/api/ask", json={"question": question}).json()
+        fake_llm.enqueue(Script(tokens=["À l'accueil [1]."]))
+        completion = http.post(
+            "/v1/chat/completions",
+            json={"model": "citadel", "messages": [{"role": "user", "content": question}]},
+        ).json()
+        with live.client(bob) as other:
+            hidden = other.post("/api/search", json={"question": question})
+            forced = other.post(
+                "/api/search", json={"question": question, "collections": ["hr-docs"]}
+            )
+    workspace.close()
+
+    assert (found["source"], found["page"], found["ocr"]) == ("securite.pdf", 2, True)
+    (citation,) = answer["citations"]
+    assert (citation["source"], citation["page"], citation["ocr"]) == ("securite.pdf", 2, True)
+    assert "reçoivent leur badge" in citation["text"]
+    (source,) = completion["citadel"]["sources"]
+    assert source["ocr"] is True and source["page"] == 2
+    content = completion["choices"][0]["message"]["content"]
+    assert f"securite.pdf, page 2 ({OCR_NOTE})" in content
+    # bob's team has no access to hr-docs: the scan is neither found nor reachable by name.
+    assert hidden.status_code == 200
+    assert all(p["source"] != "securite.pdf" for p in hidden.json()["passages"])
+    assert forced.status_code in (403, 404), forced.text
+
+
+def test_a_picture_on_a_scanned_page_is_not_read_as_a_paragraph_of_letters(tmp_path):
+    lines = ["Visitors sign the register at reception.", "Badges are worn at all times on site."]
+    page = with_picture(scanned_page(lines, (2480, 2000)))
+    image = write_image(tmp_path / "page.png", [page], "PNG")
+
+    texts = [e.text for e in parse_file(str(image), "png", OCR)]
+
+    assert texts[:2] == lines
+    # What Tesseract made of the picture, and doubted (confidence under 40), is dropped.
+    read = " ".join(texts)
+    assert not {"CALE", "Dak", "tos", "Sek", "taf"} & set(read.split()), read
