@@ -211,10 +211,12 @@ def image_pages(path: str, options: OcrOptions, deadline: float) -> Iterator[Ocr
 def scanned_pdf_pages(
     path: str, pages: set[int] | None, options: OcrOptions, deadline: float
 ) -> Iterator[OcrPage]:
-    """The PDF's pages without a text layer (and outside `pages`, those the text path read),
-    rendered and read. A PDF pdfium cannot open yields nothing: the caller says why."""
+    """The PDF's scanned pages (outside `pages`, those the text path read): pages with an
+    image and no text layer, rendered and read. A PDF pdfium cannot open yields nothing:
+    the caller says why."""
     import pypdfium2 as pdfium
 
+    with_images = _pages_with_images(path)
     try:
         document = pdfium.PdfDocument(path)
     except pdfium.PdfiumError:
@@ -222,7 +224,9 @@ def scanned_pdf_pages(
     try:
         for index in range(len(document)):
             number = index + 1
-            if pages is not None and number in pages:
+            if (pages is not None and number in pages) or (
+                with_images is not None and number not in with_images
+            ):
                 continue
             page = document[index]
             try:
@@ -241,6 +245,41 @@ def scanned_pdf_pages(
                 page.close()
     finally:
         document.close()
+
+
+def _pages_with_images(path: str) -> set[int] | None:
+    """The pages whose resources hold an image (a scan is one), found without reading any
+    content stream: a page of only vector drawing, or a 1 GiB stream of spaces, is never
+    rendered. None: the structure is unreadable here, every page is a candidate."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(path, strict=False)
+        return {
+            number
+            for number, page in enumerate(reader.pages, start=1)
+            if _holds_image(page.get("/Resources"), depth=0)
+        }
+    except Exception:  # pypdf's errors on a damaged file are many; pdfium decides then
+        return None
+
+
+def _holds_image(resources: Any, depth: int) -> bool:
+    """An image XObject in `resources`, or in the forms it draws (a few levels deep)."""
+    try:
+        xobjects = resources.get_object().get("/XObject") if resources is not None else None
+        if xobjects is None or depth > 3:
+            return False
+        for ref in xobjects.get_object().values():
+            xobject = ref.get_object()
+            subtype = xobject.get("/Subtype")
+            if subtype == "/Image":
+                return True
+            if subtype == "/Form" and _holds_image(xobject.get("/Resources"), depth + 1):
+                return True
+    except (AttributeError, TypeError, KeyError):
+        return False  # not a dictionary where one belongs: no image found there
+    return False
 
 
 def _render_scale(width_pt: float, height_pt: float, options: OcrOptions) -> float:

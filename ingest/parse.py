@@ -169,7 +169,7 @@ def _read_image(path: str, ocr: OcrOptions | None, deadline: float) -> list[Pars
     elements = _ocr_elements(image_pages(path, ocr, deadline))
     if not elements:
         raise ParseError(
-            "OCR read no text in this image (a photograph, or a blank or unreadable scan?)"
+            "OCR found no text in this image (a photograph, or a blank or unreadable scan?)"
         )
     return elements
 
@@ -284,6 +284,6 @@ def _why_pdf_has_no_text(path: str, ocr: OcrOptions | None) -> str:
             "(OCR is turned off: CITADEL_INGEST__OCR=false)"
         )
     return (
-        f"no text layer in its {pages} page(s), and OCR read no text on them "
-        "(a blank or unreadable scan?)"
+        f"no text layer in its {pages} page(s), and OCR found no text on them "
+        "(no scanned image, or a blank or unreadable one)"
     )

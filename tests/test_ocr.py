@@ -108,12 +108,12 @@ def test_each_page_of_a_tiff_is_a_page(tmp_path):
 
 def test_a_scan_with_nothing_readable_still_fails_clearly(tmp_path):
     blank = write_scanned_pdf(tmp_path / "blank.pdf", [scanned_page([])])
-    with pytest.raises(ParseError, match=r"no text layer in its 1 page.*OCR read no text"):
+    with pytest.raises(ParseError, match=r"no text layer in its 1 page.*OCR found no text"):
         parse_file(str(blank), "pdf", OCR)
     with pytest.raises(ParseError, match="OCR is turned off"):
         parse_file(str(blank), "pdf", None)
     photo = write_image(tmp_path / "blank.png", [scanned_page([])], "PNG")
-    with pytest.raises(ParseError, match="OCR read no text in this image"):
+    with pytest.raises(ParseError, match="OCR found no text in this image"):
         parse_file(str(photo), "png", OCR)
 
 

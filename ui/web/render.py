@@ -484,7 +484,7 @@ _ADVICE = (
     ("same content as", "Nothing to do: the same document is already there."),
     ("no text found", "It may be a scan without text: save it with text (OCR), then upload it."),
     (
-        "ocr read no text",
+        "ocr found no text",
         "The scan may be blank, faint or a photograph: scan it again at 300 dpi, then upload it.",
     ),
     ("password", "Remove its password, then upload it again."),
