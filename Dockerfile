@@ -28,10 +28,12 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 FROM ${PYTHON_IMAGE} AS runtime
 
 # libmagic1: python-magic's library, which unstructured uses to detect file types (as on the
-# development machines); libgomp1: OpenMP, which the embedded llama.cpp (xllamacpp) needs. No poppler, tesseract or LibreOffice: Citadel reads PDFs with the
-# "fast" text-layer path and does not run OCR.
+# development machines); libgomp1: OpenMP, which the embedded llama.cpp (xllamacpp) needs;
+# tesseract-ocr with English and French: OCR of scanned pages and images (pdfium, a wheel,
+# renders the PDF pages). No poppler or LibreOffice.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libmagic1 libgomp1 \
+       tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 citadel \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/citadel citadel \

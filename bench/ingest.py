@@ -78,6 +78,7 @@ def _standalone_embedding(corpus: Path) -> dict[str, float]:
     """Parse and chunk the corpus like ingestion does, then time the embedder alone."""
     from ingest.chunk import document_title
     from ingest.discover import discover
+    from ingest.ocr import ocr_options
     from ingest.pipeline import chunker_for
     from ingest.workers import ParseJob, ParserPool
     from rag.offline import enforce_offline
@@ -97,6 +98,7 @@ def _standalone_embedding(corpus: Path) -> dict[str, float]:
         settings.ingest.parse_timeout_s,
         settings.ingest.parse_memory_mb,
         {j.file_type for j in jobs},
+        ocr_options(settings.ingest),
     ) as pool:
         parse_started = time.monotonic()
         for outcome in pool.parse_all(jobs):

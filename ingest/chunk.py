@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from llama_index.core.node_parser import SentenceSplitter
 
+from ingest.formats import PAGE_TYPES
 from ingest.parse import ParsedElement
 from ingest.tables import row_text, table_rows
 
@@ -36,8 +37,10 @@ _CODE_CHARACTERS = re.compile(r"[/\\~=<>{}|@$]")  # paths, options, addresses: n
 #    the pages they are on.
 # 5: web pages lose their chrome (navigation, search, page header and footer); "words" over
 #    200 characters are shortened.
+# (Pages read by OCR left the version at 5: they were never indexed before, and the rules
+# for pages with a text layer are unchanged.)
 CHUNKING_VERSION = 5
-_UNIT_BY_TYPE = {"pdf": "page", "pptx": "slide", "xlsx": "sheet"}
+_UNIT_BY_TYPE = {**dict.fromkeys(PAGE_TYPES, "page"), "pptx": "slide", "xlsx": "sheet"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class ChunkDraft:
     # Chunks on more than one PDF page: (character offset in `text`, page) where each page
     # starts, the first at offset 0; empty for a chunk on one page.
     page_starts: tuple[tuple[int, int], ...] = ()
+    ocr: bool = False  # its text was read by OCR from a scanned page
 
 
 @dataclass
@@ -75,6 +79,7 @@ class _Section:
     page: int | None
     sheet: str | None
     blocks: list[_Block] = field(default_factory=list)
+    ocr: bool = False  # a scanned page: never joined with a page that has a text layer
 
 
 class Chunker:
@@ -126,7 +131,7 @@ class Chunker:
                 headings = tuple(h.text for h in trail)
                 if file_type == "xlsx" and element.sheet:
                     headings = (element.sheet, *headings)
-                current = _Section(headings, unit, element.page, element.sheet)
+                current = _Section(headings, unit, element.page, element.sheet, ocr=element.ocr)
                 sections.append(current)
             current.blocks.append(_block(element))
         if current is None and trail:
@@ -177,7 +182,7 @@ class Chunker:
         file_type: str,
         starts: list[tuple[int, int]],
     ) -> ChunkDraft:
-        pdf = file_type == "pdf"
+        pdf = file_type in PAGE_TYPES
         changes = _page_changes(starts)
         pages = tuple(sorted({page for _, page in changes}))
         return ChunkDraft(
@@ -188,6 +193,7 @@ class Chunker:
             slide=section.page if file_type == "pptx" else None,
             sheet=section.sheet if file_type == "xlsx" else None,
             page_starts=tuple(changes) if pdf and len(pages) > 1 else (),
+            ocr=section.ocr,
         )
 
     def _header(self, title: str, headings: tuple[str, ...]) -> str:
@@ -318,6 +324,8 @@ def _continues(section: _Section, element: ParsedElement) -> bool:
     """A PDF paragraph that a page break cut mid-sentence: the previous block ends without
     closing punctuation and this one starts in lower case (or with punctuation)."""
     if not section.blocks or element.category in _NOT_BODY or element.html:
+        return False
+    if section.ocr != element.ocr:  # a chunk is read by OCR or not, never half of each
         return False
     last = section.blocks[-1]
     if last.rows is not None or last.category in _NOT_BODY:

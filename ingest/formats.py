@@ -9,7 +9,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Format:
     name: str  # the `file_type` stored with every chunk
-    container: str  # "pdf", "zip" (OOXML, ODF, EPUB), "text" or "ole"
+    container: str  # "pdf", "zip" (OOXML, ODF, EPUB), "text", "ole" or "image" (read by OCR)
     paged: bool = False  # pages are meaningful for citations
 
 
@@ -33,9 +33,24 @@ _FORMATS = {
     ".rtf": Format("rtf", "text"),
     ".rst": Format("rst", "text"),
     ".org": Format("org", "text"),
+    # Scans and photographed pages: read by OCR, each frame of a TIFF a page.
+    ".png": Format("png", "image", paged=True),
+    ".jpg": Format("jpeg", "image", paged=True),
+    ".jpeg": Format("jpeg", "image", paged=True),
+    ".tif": Format("tiff", "image", paged=True),
+    ".tiff": Format("tiff", "image", paged=True),
+}
+# How each image format's content starts (TIFF: little- or big-endian).
+_IMAGE_MAGIC = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "tiff": (b"II*\x00", b"MM\x00*"),
 }
 
 SUPPORTED_EXTENSIONS = tuple(sorted(_FORMATS))
+IMAGE_TYPES = frozenset(f.name for f in _FORMATS.values() if f.container == "image")
+# Formats whose chunks cite pages (PDF pages, image frames).
+PAGE_TYPES = frozenset(f.name for f in _FORMATS.values() if f.paged)
 
 
 def format_of(path: Path) -> Format | None:
@@ -52,5 +67,7 @@ def check_magic(fmt: Format, head: bytes) -> None:
         raise ContentMismatch("content is not a PDF (no %PDF- header)")
     if fmt.container == "zip" and not head.startswith(b"PK\x03\x04"):
         raise ContentMismatch(f"content is not a {fmt.name.upper()} file (not a zip container)")
+    if fmt.container == "image" and not head.startswith(_IMAGE_MAGIC[fmt.name]):
+        raise ContentMismatch(f"content is not a {fmt.name.upper()} image")
     if fmt.container == "text" and b"\x00" in head:
         raise ContentMismatch("content is binary, not text (contains NUL bytes)")

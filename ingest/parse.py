@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import importlib
+import math
 import re
 import shutil
 import tempfile
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.formats import IMAGE_TYPES
 from ingest.html_main import main_content
+from ingest.ocr import OcrError, OcrOptions, OcrPage, image_pages, scanned_pdf_pages
 
 # (module, function, extra keyword arguments) per file type
 _PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -89,6 +92,7 @@ class ParsedElement:
     depth: int | None = None  # heading level where the format tells it (0 = top)
     html: str | None = None  # tables: their HTML, to keep rows and cells
     sheet: str | None = None  # XLSX sheet name
+    ocr: bool = False  # read by OCR from a scanned page or an image
 
 
 class ParseError(Exception):
@@ -97,7 +101,7 @@ class ParseError(Exception):
 
 def warm_up(file_types: Iterable[str]) -> None:
     """Load what the partitioners need, so a file's time limit measures parsing only."""
-    for file_type in sorted(set(file_types)):
+    for file_type in sorted(set(file_types) - IMAGE_TYPES):
         importlib.import_module(_PARTITIONERS[file_type][0])
     # The spaCy model behind unstructured's text classification loads on first use (~1 s).
     from unstructured.partition.text import partition_text
@@ -105,14 +109,20 @@ def warm_up(file_types: Iterable[str]) -> None:
     partition_text(text="Citadel warms up its parser. This sentence is classified.")
 
 
-def parse_file(path: str, file_type: str) -> list[ParsedElement]:
+def parse_file(
+    path: str, file_type: str, ocr: OcrOptions | None = None, deadline: float = math.inf
+) -> list[ParsedElement]:
+    """`ocr`: how to read pages without a text layer (None: not at all); `deadline`
+    (time.monotonic()): when the file's time limit ends, for the OCR it waits on."""
     if not _utf8_name(path):
         # unstructured and pandoc encode the file name as UTF-8: a name in another encoding
         # (bytes Python keeps as surrogates) is parsed under a plain name, the same content.
         with tempfile.TemporaryDirectory(prefix="citadel-name-") as folder:
             plain = Path(folder) / f"document{Path(path).suffix.lower()}"
             shutil.copyfile(path, plain)
-            return parse_file(str(plain), file_type)
+            return parse_file(str(plain), file_type, ocr, deadline)
+    if file_type in IMAGE_TYPES:
+        return _read_image(path, ocr, deadline)
     module, function, kwargs = _PARTITIONERS[file_type]
     partition = getattr(importlib.import_module(module), function)
     source: dict[str, Any] = {"filename": path}
@@ -133,9 +143,50 @@ def parse_file(path: str, file_type: str) -> list[ParsedElement]:
     kept = [p for p in parsed if p is not None]
     if file_type == "eml" and elements:
         kept = _email_header(elements[0].metadata) + kept
+    if file_type == "pdf" and ocr is not None:
+        kept = _with_scanned_pages(path, kept, ocr, deadline)
     if not kept and file_type == "pdf":
-        raise ParseError(_why_pdf_has_no_text(path))
+        raise ParseError(_why_pdf_has_no_text(path, ocr))
     return kept
+
+
+def _with_scanned_pages(
+    path: str, elements: list[ParsedElement], ocr: OcrOptions, deadline: float
+) -> list[ParsedElement]:
+    """The PDF's elements with its scanned pages read by OCR, in page order. A page the
+    text path read, or with any text layer, is never read by OCR."""
+    read = {e.page for e in elements if e.page is not None}
+    scanned = _ocr_elements(scanned_pdf_pages(path, read, ocr, deadline))
+    if not scanned:
+        return elements
+    # Stable: each page's elements keep their order; pages without a number stay first.
+    return sorted(elements + scanned, key=lambda e: e.page or 0)
+
+
+def _read_image(path: str, ocr: OcrOptions | None, deadline: float) -> list[ParsedElement]:
+    if ocr is None:
+        raise ParseError("an image is read by OCR, which is turned off (CITADEL_INGEST__OCR=false)")
+    elements = _ocr_elements(image_pages(path, ocr, deadline))
+    if not elements:
+        raise ParseError(
+            "OCR found no text in this image (a photograph, or a blank or unreadable scan?)"
+        )
+    return elements
+
+
+def _ocr_elements(pages: Iterable[OcrPage]) -> list[ParsedElement]:
+    """Pages read by OCR as elements; the time limit and Tesseract's failures as the
+    file's error."""
+    elements: list[ParsedElement] = []
+    try:
+        for page in pages:
+            for paragraph in page.paragraphs:
+                text = _LONG_WORD.sub(_shortened, paragraph.strip())
+                if text:
+                    elements.append(ParsedElement("NarrativeText", text, page=page.page, ocr=True))
+    except OcrError as exc:
+        raise ParseError(str(exc)) from exc
+    return elements
 
 
 def _utf8_name(path: str) -> bool:
@@ -217,7 +268,7 @@ def _describe(file_type: str, exc: Exception) -> str:
     return f"cannot read this {file_type.upper()} ({name}: {message})"
 
 
-def _why_pdf_has_no_text(path: str) -> str:
+def _why_pdf_has_no_text(path: str, ocr: OcrOptions | None) -> str:
     from pypdf import PdfReader
 
     try:
@@ -227,4 +278,12 @@ def _why_pdf_has_no_text(path: str) -> str:
         pages = len(reader.pages)
     except Exception as exc:
         return f"the PDF is damaged or truncated ({type(exc).__name__}); no text could be recovered"
-    return f"no text layer in its {pages} page(s): a scanned PDF? (Citadel does not run OCR)"
+    if ocr is None:
+        return (
+            f"no text layer in its {pages} page(s): a scanned PDF? "
+            "(OCR is turned off: CITADEL_INGEST__OCR=false)"
+        )
+    return (
+        f"no text layer in its {pages} page(s), and OCR found no text on them "
+        "(no scanned image, or a blank or unreadable one)"
+    )

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from ingest.chunk import CHUNKING_VERSION, ChunkDraft, Chunker, document_title
 from ingest.discover import Candidate, Discovery, discover, sha256_of
+from ingest.formats import PAGE_TYPES
 from ingest.guards import Refused, check_file
+from ingest.ocr import ocr_options
 from ingest.parse import ParsedElement
 from ingest.progress import ProgressSink, SilentProgress
 from ingest.report import FileOutcome, IngestReport
@@ -369,7 +371,7 @@ class IngestPipeline:
         )
         chunks = [
             record.chunk(
-                n, d.text, d.embed_text, d.headings, d.pages, d.slide, d.sheet, d.page_starts
+                n, d.text, d.embed_text, d.headings, d.pages, d.slide, d.sheet, d.page_starts, d.ocr
             )
             for n, d in enumerate(prepared.drafts)
         ]
@@ -394,7 +396,7 @@ class IngestPipeline:
 
 
 def _page_count(elements: list[ParsedElement], fmt: str) -> int:
-    if fmt in {"pdf", "pptx"}:
+    if fmt in PAGE_TYPES or fmt == "pptx":
         return max((e.page or 0 for e in elements), default=0)
     if fmt == "xlsx":
         return len({e.sheet for e in elements if e.sheet})
@@ -497,6 +499,7 @@ class _ParseAhead:
                         s.parse_timeout_s,
                         s.parse_memory_mb,
                         {job.file_type for job in self._jobs},
+                        ocr_options(s),
                     )
                 )
                 for outcome in pool.parse_all(self._jobs, self._started):

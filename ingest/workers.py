@@ -7,6 +7,7 @@ Workers are spawned (not forked) so they never inherit the embedder's threads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -20,9 +21,13 @@ from typing import Any
 
 import psutil
 
+from ingest.ocr import OcrOptions
 from ingest.parse import ParsedElement
 
 _POLL_S = 0.1
+# The worker stops its own OCR this long before the parent's time limit, so the file's
+# error says what took the time rather than only that it ran out.
+_OWN_DEADLINE_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,28 +45,41 @@ class ParseOutcome:
     seconds: float
 
 
-def _worker_main(conn: Connection, memory_bytes: int, file_types: tuple[str, ...]) -> None:
+@dataclass(frozen=True)
+class _WorkerConfig:
+    memory_bytes: int
+    timeout_s: float
+    file_types: tuple[str, ...]
+    ocr: OcrOptions | None
+
+
+def _worker_main(conn: Connection, config: _WorkerConfig) -> None:
     from rag.offline import enforce_offline
 
     enforce_offline()
     logging.disable(logging.WARNING)  # unstructured's notices would interleave with progress
     from ingest import parse
 
-    parse.warm_up(file_types)
+    parse.warm_up(config.file_types)
     # Backstop for the parent's RSS watch: address space beyond what the imports reserved.
+    # (Tesseract inherits the limit; the parent's watch counts its memory with the worker's.)
     vm_now = psutil.Process().memory_info().vms
-    resource.setrlimit(resource.RLIMIT_AS, (vm_now + memory_bytes, vm_now + memory_bytes))
+    limit = vm_now + config.memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         conn.send(("ready",))
         while (job := conn.recv()) is not None:
-            conn.send(_parse_one(parse, job))
+            own_limit = max(config.timeout_s - _OWN_DEADLINE_MARGIN_S, config.timeout_s / 2)
+            conn.send(_parse_one(parse, job, config.ocr, time.monotonic() + own_limit))
     except (EOFError, OSError):
         return  # the parent is gone (finished, or killed): nothing left to report to
 
 
-def _parse_one(parse: Any, job: ParseJob) -> tuple[str, Any]:
+def _parse_one(
+    parse: Any, job: ParseJob, ocr: OcrOptions | None, deadline: float
+) -> tuple[str, Any]:
     try:
-        return ("ok", parse.parse_file(job.path, job.file_type))
+        return ("ok", parse.parse_file(job.path, job.file_type, ocr, deadline))
     except MemoryError:
         return ("error", "exceeded the parser's memory limit")
     except parse.ParseError as exc:
@@ -71,12 +89,10 @@ def _parse_one(parse: Any, job: ParseJob) -> tuple[str, Any]:
 
 
 class _Worker:
-    def __init__(self, memory_bytes: int, file_types: tuple[str, ...]) -> None:
+    def __init__(self, config: _WorkerConfig) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(
-            target=_worker_main, args=(child, memory_bytes, file_types), daemon=True
-        )
+        self.process = ctx.Process(target=_worker_main, args=(child, config), daemon=True)
         self.process.start()
         child.close()
         self.ready = False
@@ -88,12 +104,25 @@ class _Worker:
         self.conn.send(job)
 
     def rss(self) -> int:
+        """The worker's memory with its children's (Tesseract reading a page)."""
         try:
-            return int(psutil.Process(self.process.pid).memory_info().rss)
+            worker = psutil.Process(self.process.pid)
+            processes = [worker, *worker.children(recursive=True)]
         except psutil.Error:
             return 0
+        total = 0
+        for process in processes:
+            with contextlib.suppress(psutil.Error):  # ended between listing and reading
+                total += int(process.memory_info().rss)
+        return total
 
     def kill(self) -> None:
+        # Its children first: a Tesseract orphaned mid-page would run on unwatched.
+        try:
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                child.kill()
+        except psutil.Error:
+            pass
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
@@ -112,16 +141,22 @@ class ParserPool:
     """Parses jobs in `processes` workers; results come back in completion order.
 
     `file_types` are the formats whose parsers the workers load ahead of the first file
-    (others load on first use). A pool can serve many runs, one at a time.
+    (others load on first use); `ocr`: how pages without text are read (None: they are not).
+    A pool can serve many runs, one at a time.
     """
 
     def __init__(
-        self, processes: int, timeout_s: float, memory_mb: int, file_types: Iterable[str] = ()
+        self,
+        processes: int,
+        timeout_s: float,
+        memory_mb: int,
+        file_types: Iterable[str] = (),
+        ocr: OcrOptions | None = None,
     ) -> None:
         self._size = processes
         self._timeout = timeout_s
         self._memory = memory_mb * 2**20
-        self._types = tuple(sorted(set(file_types)))
+        self._config = _WorkerConfig(self._memory, timeout_s, tuple(sorted(set(file_types))), ocr)
         self._workers: list[_Worker] = []
 
     def __enter__(self) -> ParserPool:
@@ -129,7 +164,7 @@ class ParserPool:
         return self
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._memory, self._types)
+        return _Worker(self._config)
 
     def __exit__(self, *exc: object) -> None:
         for worker in self._workers:

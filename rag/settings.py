@@ -92,6 +92,24 @@ class IngestSettings(BaseModel):
     parser_processes: int = Field(
         1, ge=1, le=16, description="Isolated parser processes working ahead of the embedder."
     )
+    ocr: bool = Field(
+        True,
+        description="Read scanned PDF pages (those without a text layer) and images (PNG, "
+        "JPEG, TIFF) with Tesseract; off: they fail as having no text.",
+    )
+    ocr_languages: str = Field(
+        "eng+fra",
+        pattern=r"^[a-z][a-z_]*(\+[a-z][a-z_]*)*$",
+        description="Tesseract languages to read scans in, joined with '+' (each needs "
+        "Debian's tesseract-ocr-LANG package).",
+    )
+    ocr_max_megapixels: float = Field(
+        40.0,
+        gt=0,
+        le=400,
+        description="Largest image read by OCR, per page (an A4 page at 300 dpi is 8.7); "
+        "PDF pages larger than this are read at a lower resolution.",
+    )
     max_expansion_ratio: float = Field(
         100.0,
         gt=1,

@@ -38,9 +38,11 @@ class Chunk:
     slide: int | None = None
     sheet: str | None = None
     page_starts: tuple[tuple[int, int], ...] = ()  # see Passage.page_starts
+    ocr: bool = False  # see Passage.ocr
 
     def payload(self) -> dict[str, Any]:
         starts = {"page_starts": [list(s) for s in self.page_starts]} if self.page_starts else {}
+        ocr = {"ocr": True} if self.ocr else {}
         return {
             "kind": "chunk",
             "document_id": self.document_id,
@@ -57,6 +59,7 @@ class Chunk:
             "sha256": self.sha256,
             "ingested_at": self.ingested_at,
             **starts,  # only on chunks that span pages: most payloads stay as they were
+            **ocr,  # only on chunks read by OCR, likewise
         }
 
 
@@ -106,6 +109,7 @@ class DocumentRecord:
         slide: int | None = None,
         sheet: str | None = None,
         page_starts: tuple[tuple[int, int], ...] = (),
+        ocr: bool = False,
     ) -> Chunk:
         """A passage of this document: its identity fields come from the record, never
         retyped, so a chunk always agrees with the document it belongs to."""
@@ -126,6 +130,7 @@ class DocumentRecord:
             slide=slide,
             sheet=sheet,
             page_starts=page_starts,
+            ocr=ocr,
         )
 
     @classmethod
@@ -184,6 +189,10 @@ class SearchHit:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+# How every front end marks a passage read by OCR.
+OCR_NOTE = "scanned page, text read by OCR"
+
+
 @dataclass(frozen=True)
 class Passage:
     """A retrieved chunk as the answer uses and cites it."""
@@ -211,6 +220,9 @@ class Passage:
     page_starts: tuple[tuple[int, int], ...] = ()
     # The page of the sentence the passage is cited or shown for (`at`); None: its first page.
     sentence_page: int | None = None
+    # Its text was read by OCR from a scanned page or an image: it may hold misread words,
+    # and the reader is told so wherever it is cited.
+    ocr: bool = False
 
     @classmethod
     def from_hit(cls, hit: SearchHit, score: float, dense_score: float | None = None) -> Passage:
@@ -231,6 +243,7 @@ class Passage:
             slide=p.get("slide"),
             sheet=p.get("sheet"),
             page_starts=tuple((int(at), int(page)) for at, page in p.get("page_starts") or ()),
+            ocr=bool(p.get("ocr", False)),
         )
 
     @property
@@ -275,8 +288,10 @@ class Passage:
     @property
     def where(self) -> str:
         """The document and the place in it, as every front end names a source:
-        'handbook.md, Leave' or 'policy.pdf, page 2' (untrusted text: escape it to show it)."""
-        return f"{self.source}, {self.location}" if self.location else self.source
+        'handbook.md, Leave' or 'policy.pdf, page 2' (untrusted text: escape it to show it);
+        'scan.pdf, page 2 (scanned page, text read by OCR)' for a scan."""
+        where = f"{self.source}, {self.location}" if self.location else self.source
+        return f"{where} ({OCR_NOTE})" if self.ocr else where
 
 
 def _find_sentence(text: str, sentence: str) -> int | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.ocr import ocr_options
 from ingest.pipeline import IngestPipeline
 from ingest.workers import ParserPool
 from rag.adapters.embedder import SentenceTransformerEmbedder
@@ -53,7 +54,11 @@ def smollm2() -> Path:
 def parsers() -> Iterator[ParserPool]:
     settings = IngestSettings()
     with ParserPool(
-        1, settings.parse_timeout_s, settings.parse_memory_mb, ["md", "html", "pdf", "docx"]
+        1,
+        settings.parse_timeout_s,
+        settings.parse_memory_mb,
+        ["md", "html", "pdf", "docx"],
+        ocr_options(settings),
     ) as pool:
         yield pool
 

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rag.types import Answer, Citation, Passage
+from rag.types import OCR_NOTE, Answer, Citation, Passage
 from ui.web.render import (
     FileRow,
     Turn,
@@ -528,3 +528,17 @@ def test_under_each_answer_copy_and_the_two_ratings_name_the_answer_in_a_class()
     buttons = re.findall(r"<button[^>]*>([^<]*)</button>", markup)
     assert buttons == ["Copy", "Helpful", "Not helpful"]
     assert 'title="Comment on this answer"' in markup
+
+
+def test_a_passage_read_by_ocr_says_so_where_it_is_cited():
+    scanned = passage("Les employés reçoivent leur badge à l'accueil.", pages=(2,), ocr=True)
+    typed = passage("Visitors wear a badge.", pages=(1,), chunk_id="c2", number=1)
+    cited = [Citation(1, scanned, scanned.text, False), Citation(2, typed, typed.text, False)]
+    answer = Answer("q", "q", "", cited, [scanned, typed], search_mode=True)
+
+    html = answer_html("a1", answer, lambda p: "/files/d")
+
+    # The scan's line in the list and its source panel, nothing of the typed page's.
+    assert html.count(OCR_NOTE) == 2
+    assert f".pdf, page 2 ({OCR_NOTE})" in html
+    assert ".pdf, page 1 (" not in html

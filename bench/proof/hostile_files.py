@@ -841,6 +841,17 @@ def _huge_image_pptx(folder: Path, rng: random.Random) -> Hostile:
 
 
 @_kind
+def _pixel_bomb_png(folder: Path, rng: random.Random) -> Hostile:
+    # A scan to read by OCR that decodes to 900 MB: refused from its header, never decoded.
+    (folder / "pixel-bomb.png").write_bytes(_png_bomb(30000, 30000))
+    return Hostile(
+        "pixel-bomb.png",
+        "PNG scan of 30000x30000 pixels (900 MB in ~1 MiB): image decompression bomb for OCR",
+        REJECTED,
+    )
+
+
+@_kind
 def _many_slides(folder: Path, rng: random.Random) -> Hostile:
     count = 2000
     members = _members(_pptx("A deck of 2,000 slides", POLICY))

@@ -128,6 +128,11 @@ class PassageOut(BaseModel):
     sheet: str | None
     headings: list[str]
     text: str
+    ocr: bool = Field(
+        default=False,
+        description="The text was read by OCR from a scanned page or an image (it may hold "
+        "misread words); `page` is still the scanned page's number.",
+    )
 
     @classmethod
     def of(cls, p: Passage, rank: int) -> PassageOut:
@@ -149,6 +154,7 @@ class PassageOut(BaseModel):
             sheet=p.sheet,
             headings=list(p.headings),
             text=p.text,
+            ocr=p.ocr,
         )
 
     def passage(self) -> Passage:
@@ -169,6 +175,7 @@ class PassageOut(BaseModel):
             dense_score=self.dense_score,
             slide=self.slide,
             sheet=self.sheet,
+            ocr=self.ocr,
         )
 
 

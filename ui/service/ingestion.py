@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.mirror import forget, mirror
+from ingest.ocr import ocr_options
 from ingest.pipeline import IngestPipeline
 from ingest.progress import SilentProgress
 from ingest.report import FileOutcome, IngestReport
@@ -271,7 +272,11 @@ class Ingestion:
         if self._parsers is None:
             s = self._settings.ingest
             pool = ParserPool(
-                s.parser_processes, s.parse_timeout_s, s.parse_memory_mb, COMMON_FORMATS
+                s.parser_processes,
+                s.parse_timeout_s,
+                s.parse_memory_mb,
+                COMMON_FORMATS,
+                ocr_options(s),
             )
             self._parsers = pool.__enter__()
         return self._parsers

@@ -126,7 +126,7 @@ def check_upload(name: str, path: Path, max_bytes: int, max_expansion_ratio: flo
         raise UploadRejected(
             f"{shown}: Citadel cannot read this type of file (it reads PDF, Word, "
             "PowerPoint, Excel, OpenDocument text, HTML, Markdown, plain text, CSV, RTF, "
-            "e-mail and e-book files)"
+            "e-mail and e-book files, and scans as PNG, JPEG or TIFF images)"
         )
     size = path.stat().st_size
     if size == 0:

@@ -19,7 +19,7 @@ from typing import Any
 
 from rag.citations import marker_support
 from rag.text import printable, shorten
-from rag.types import Answer, DocumentRecord, Passage
+from rag.types import OCR_NOTE, Answer, DocumentRecord, Passage
 from ui.service.sources import ShownSource, shown_sources
 from ui.web.markdown import markdown_html
 
@@ -132,6 +132,8 @@ def source_block(
         trail = esc(" > ".join(passage.headings))
         headings = f'<div class="citadel-src-section">Section: {trail}</div>'
     location = esc(passage.location) if passage.location else "whole document"
+    if passage.ocr:
+        location += f' <span class="citadel-src-ocr">({esc(OCR_NOTE)})</span>'
     return (
         f'<div class="citadel-src {source_key(answer_id, number, variant)}" hidden>'
         f'<div class="citadel-src-head"><span class="citadel-src-n">[{number}]</span> '
@@ -254,7 +256,8 @@ def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bo
         if sources:  # the closest documents
             items = "".join(
                 f"<li>{cite_link(answer_id, s.number, s.passage.source)}"
-                f"{', ' + esc(s.passage.location) if s.passage.location else ''}</li>"
+                f"{', ' + esc(s.passage.location) if s.passage.location else ''}"
+                f"{f' ({esc(OCR_NOTE)})' if s.passage.ocr else ''}</li>"
                 for s in sources
             )
             listing = f'<div>Closest documents:</div><ul class="citadel-closest">{items}</ul>'
@@ -480,6 +483,10 @@ _ADVICE = (
     ("no usable name", "Rename the file, then upload it again."),
     ("same content as", "Nothing to do: the same document is already there."),
     ("no text found", "It may be a scan without text: save it with text (OCR), then upload it."),
+    (
+        "ocr found no text",
+        "The scan may be blank, faint or a photograph: scan it again at 300 dpi, then upload it.",
+    ),
     ("password", "Remove its password, then upload it again."),
     ("encrypt", "Remove its password, then upload it again."),
     ("time limit", "It may be very large: split it into parts, or ask your administrator."),
