@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from argon2 import PasswordHasher
 
 from ui.metadata.accounts import Accounts
 from ui.metadata.catalog import Catalog
+from ui.metadata.conversations import ConversationStore
 from ui.metadata.database import Database
 from ui.metadata.errors import AccountError, LoginLocked
 
@@ -110,3 +112,25 @@ def test_collections_belong_to_teams(tmp_path: Path, accounts):
     accounts.remove_team("hr")
     assert catalog.owners()["hr-docs"] is None
     assert catalog.readable_by(frozenset({"hr"})) == set()
+
+
+def test_a_removed_users_conversations_go_with_them(tmp_path: Path, accounts):
+    """A later account of the same name (a single sign-on user's first login) finds none of
+    the removed user's conversations."""
+    conversations = ConversationStore(Database(tmp_path / "meta.sqlite3"))
+    accounts.add_user("jdoe", PASSWORD)
+    conversations.save("jdoe", "c1", "Finance figures", [{"role": "user", "content": "Q3?"}])
+
+    accounts.remove_user("jdoe")
+    accounts.sync_external("oidc", "https://idp|7", "jdoe", False, ["marketing"])
+
+    assert conversations.owned_by("jdoe") == []
+
+
+def test_a_single_sign_on_user_renamed_by_their_provider_is_told_what_to_do(accounts):
+    accounts.sync_external("oidc", "https://idp|42", "jdoe", False, ["hr"])
+
+    renamed = re.escape("'jdoe', which their provider now names 'john.doe'")
+    with pytest.raises(AccountError, match=renamed):
+        accounts.sync_external("oidc", "https://idp|42", "john.doe", False, ["hr"])
+    assert accounts.caller("john.doe") is None

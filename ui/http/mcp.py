@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any, Literal
 
 import anyio.to_thread
@@ -38,11 +38,11 @@ from starlette.types import Receive, Scope, Send
 
 from rag.errors import CitadelError
 from rag.types import Message, Passage
-from ui.http.answer_threads import AnswerThreads, final_answer
+from ui.http.answer_threads import AnswerThreads
 from ui.http.deps import bearer_caller, client_of
 from ui.http.openai import answer_body, answer_tail, citadel_json
 from ui.metadata.accounts import Caller
-from ui.service.workspace import MAX_NEIGHBOURS, Workspace
+from ui.service.workspace import MAX_NEIGHBOURS, Answered, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -196,13 +196,20 @@ async def _search(call: _Call, args: SearchArguments, _: AnswerThreads) -> types
 
 async def _ask(call: _Call, args: AskArguments, threads: AnswerThreads) -> types.CallToolResult:
     history = [Message(t.role, t.content) for t in args.history]
-    answered = await threads.run(
-        lambda: final_answer(
-            call.workspace.ask(
-                call.caller, args.question, args.collections, history, None, call.client
-            )
+    events = await threads.run(
+        lambda: call.workspace.ask(
+            call.caller, args.question, args.collections, history, None, call.client
         )
     )
+    # Drawn event by event: a client that hangs up stops the model and frees the answer
+    # slot (iterate closes the events), rather than waiting for the whole answer.
+    answered = None
+    async with aclosing(threads.iterate(events)) as written:
+        async for event in written:
+            if isinstance(event, Answered):
+                answered = event
+    if answered is None:
+        raise RuntimeError("the answer's events ended without an answer")
     structured = citadel_json(call.workspace, call.caller, answered)
     for source in structured["sources"]:
         if source.get("link"):
@@ -316,9 +323,11 @@ def mcp_server(workspace: Workspace, threads: AnswerThreads) -> Server[Any]:
                 error = "internal error (the server's log has the details)"
                 return _failed(error)
         finally:
-            await anyio.to_thread.run_sync(
-                workspace.record_tool_call, call.caller, name[:100], call.client, error
-            )
+            # Recorded even when the client hung up (the call is being cancelled).
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(
+                    workspace.record_tool_call, call.caller, name[:100], call.client, error
+                )
 
     return Server(
         SERVER_NAME,

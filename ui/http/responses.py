@@ -74,7 +74,8 @@ from ui.service.workspace import Answered, Workspace
 
 MAX_TOOLS = 128
 MAX_METADATA_KEYS = 16  # OpenAI's own limits on metadata
-_MARKER = re.compile(r"\[~?(\d+)\]")
+# Bounded as rag.citations bounds markers: int() of a model's 5,000 digits raises.
+_MARKER = re.compile(r"\[~?(\d{1,3})\]")
 
 # -- requests ------------------------------------------------------------------------------
 

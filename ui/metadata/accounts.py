@@ -119,6 +119,9 @@ class Accounts:
         with self._db.transaction() as conn:
             if not conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount:
                 raise AccountError(f"no user {name!r}")
+            # Conversations are kept by user name: a later account of that name (a single
+            # sign-on user's first login, say) must not find the removed user's.
+            conn.execute("DELETE FROM conversations WHERE owner = ?", (name,))
 
     def users(self) -> list[UserInfo]:
         rows = self._db.query(
@@ -258,6 +261,16 @@ class Accounts:
                 return None
             role = "admin" if admin else "member"
             if row is None:
+                renamed = conn.execute(
+                    "SELECT name FROM users WHERE source = ? AND external_id = ?",
+                    (source, external_id),
+                ).fetchone()
+                if renamed is not None:  # the provider now names them otherwise
+                    raise AccountError(
+                        f"this {source} user is Citadel's account {renamed['name']!r}, which "
+                        f"their provider now names {name!r}: an administrator must remove "
+                        "that account (or the provider give the old name back)"
+                    )
                 # No password works for this account: its password is the provider's.
                 unusable = "!" + source + ":" + secrets.token_hex(16)
                 user_id = conn.execute(
