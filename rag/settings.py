@@ -519,6 +519,12 @@ class SourcesSettings(BaseModel):
         description="Minutes between two syncs of the folders attached to collections "
         "(`citadel sources`); 0: only when asked (Sync now, `citadel sources sync`).",
     )
+    allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders under which attached folders must lie (the shares' mount "
+        "points, /mnt/shares). Empty: any folder the server can read, which lets an "
+        "administrator publish any of the server's files to a team: set it in production.",
+    )
     max_listed_failures: int = Field(
         200,
         ge=1,

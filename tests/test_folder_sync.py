@@ -25,6 +25,7 @@ import pytest
 from rag.settings import SourcesSettings
 from tests.cli_process import citadel
 from tests.live_server import LiveServer, add_user, server_settings, two_teams, workspace_with
+from ui.service.folder_sync import FolderRejected, checked_folder
 from ui.service.jobs import Job, JobQueue
 
 pytestmark = pytest.mark.slow
@@ -359,3 +360,17 @@ def test_a_sync_detached_while_it_waits_never_runs():
         assert waiting.state == "failed" and waiting.message == waiting.cancelled
     finally:
         queue.close()
+
+
+def test_attached_folders_must_lie_under_the_allowed_roots_when_set(tmp_path):
+    shares = tmp_path / "shares"
+    (shares / "hr").mkdir(parents=True)
+    data = tmp_path / "data"
+
+    assert checked_folder(str(shares / "hr"), data, [shares]) == (shares / "hr").resolve()
+    with pytest.raises(FolderRejected, match=r"outside the folders documents may come from"):
+        checked_folder("/etc", data, [shares])
+    with pytest.raises(FolderRejected, match=r"outside"):  # a way out through a link
+        (shares / "out").symlink_to("/etc")
+        checked_folder(str(shares / "out"), data, [shares])
+    assert checked_folder("/etc", data) == Path("/etc")  # none set: any readable folder

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ingest.mirror import shows_entries
@@ -64,7 +64,7 @@ def named(sources: list[FolderSource], ref: str) -> FolderSource:
     return matches[0]
 
 
-def checked_folder(text: str, data_dir: Path) -> Path:
+def checked_folder(text: str, data_dir: Path, allowed_roots: Sequence[Path] = ()) -> Path:
     """The folder `text` names, resolved, or FolderRejected saying what is wrong with it."""
     text = text.strip()
     if not text:
@@ -85,6 +85,13 @@ def checked_folder(text: str, data_dir: Path) -> Path:
     except OSError as exc:
         raise FolderRejected(f"the server cannot read the folder {text}: {exc.strerror}") from exc
     folder = path.resolve()
+    roots = [root.resolve() for root in allowed_roots]
+    if roots and not any(folder.is_relative_to(root) for root in roots):
+        listed = ", ".join(str(root) for root in roots)
+        raise FolderRejected(
+            f"{text} is outside the folders documents may come from ({listed}: "
+            "sources.allowed_roots)"
+        )
     data = data_dir.resolve()
     if folder.is_relative_to(data) or data.is_relative_to(folder):
         raise FolderRejected(
@@ -105,7 +112,7 @@ def attach(
 ) -> FolderSource:
     """Attach the folder `path` names to `collection`, once checked (see checked_folder)
     and found apart from the collection's other folders."""
-    folder = checked_folder(path, settings.data_dir)
+    folder = checked_folder(path, settings.data_dir, settings.sources.allowed_roots)
     for other in sources.all():
         there = Path(other.path)
         if other.collection != collection:

@@ -100,6 +100,11 @@ class Ingestion:
         """Whether `actor` may start an upload now, before its files are received."""
         self._limit.ensure_room(actor)
 
+    def admit_sync(self, actor: str) -> None:
+        """A sync asked for now counts as an upload: each one reads a whole share and holds
+        the one ingestion queue (RateLimited past `server.uploads_per_minute`)."""
+        self._limit.check(actor)
+
     def stage(self, files: Sequence[Path]) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
         """Private copies in the incoming folder of files another component received (the
         web UI's): (name, copy) for each, and (name, reason) for those that could not be

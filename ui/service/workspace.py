@@ -695,6 +695,8 @@ class Workspace:
         """Sync now one folder (`ref`: its id or path), or every folder of `collection`,
         or every folder the caller can see: their jobs (one a folder, never two at once)."""
         chosen = [self._folder(caller, ref)] if ref else self.folder_sources(caller, collection)
+        if chosen:
+            self.ingestion.admit_sync(caller.name)
         return [self.folder_sync.sync(caller.name, source, client) for source in chosen]
 
     def _folder(self, caller: Caller, ref: str) -> FolderSource:
