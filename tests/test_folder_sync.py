@@ -255,6 +255,12 @@ def test_teams_see_and_sync_only_their_own_folders(live, share):
         assert all("failures" in s for s in mine)
         (job,) = sync(alice, source=str(share))
         assert job["state"] == "done"
+        # A sync the administrator started is the team's to follow, not another team's.
+        with live.client(live.keys["admin"]) as admin:
+            (theirs,) = sync(admin, source=str(share))
+        assert alice.get(f"/api/jobs/{theirs['id']}").status_code == 200
+        with live.client(live.keys["bob"]) as bob:
+            assert bob.get(f"/api/jobs/{theirs['id']}").status_code == 404
         # A member of the team syncs its folders, but only an administrator attaches or
         # detaches one: the server reads it with its own rights.
         response = alice.post("/api/sources", json={"collection": "hr-docs", "path": "/etc"})

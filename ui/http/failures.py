@@ -103,7 +103,9 @@ class FailureLog:
             client or "unknown",
             caller.name if caller else "unknown",
         )
-        if caller is not None:
+        # A 429 is the rate limit doing its work: audited, a client hammering it would
+        # turn each refused request into a write.
+        if caller is not None and status != HTTPStatus.TOO_MANY_REQUESTS:
             self.workspace.record_failure(caller, request.method, path, status, reason, client)
 
     def _caller(self, request: Request) -> Caller | None:

@@ -628,7 +628,10 @@ class Workspace:
 
     def job(self, caller: Caller, job_id: str) -> Job:
         job = self.jobs.get(job_id)
-        if job is None or (job.owner != caller.name and not caller.admin):
+        # A folder's sync is the team's (Sync now may hand a member the sync the schedule or
+        # a colleague started): whoever reads its collection may follow it.
+        shared = job is not None and job.kind == "sync" and job.collection in self.readable(caller)
+        if job is None or (job.owner != caller.name and not caller.admin and not shared):
             raise NotFound("no such job")
         return job
 
