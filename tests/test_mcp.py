@@ -136,6 +136,11 @@ def test_search_gives_cited_passages_from_the_callers_collections_only(served: S
     assert passages[0]["document"] == "handbook.md"
     assert {p["collection"] for p in passages} == {"larkspur"}
     assert "25 days of paid annual leave" in text_of(alice)
+    # framed as Citadel's own prompt frames sources: a document cannot close its block
+    assert text_of(alice).startswith('<source id="1" document="handbook.md"')
+    assert f"(source 1: collection larkspur, passage_id {passages[0]['passage_id']})" in text_of(
+        alice
+    )
     assert passages[0]["link"].startswith(f"{served.url}/files/")
     # bob searches his own collection: none of alice's documents, whatever he asks.
     assert {p["collection"] for p in bob.structured_content["passages"]} == {"secret"}

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from rag.errors import CitadelError
+from rag.prompting import render_source
 from rag.types import Message, Passage
 from ui.http.answer_threads import AnswerThreads
 from ui.http.deps import bearer_caller, client_of
@@ -121,11 +122,11 @@ def _passage_json(passage: Passage, link: str, n: int | None = None) -> dict[str
     }
 
 
-def _passage_text(p: dict[str, Any]) -> str:
-    """A passage as a model reads it: its citation, id and text."""
-    head = f"[{p['n']}] " if p.get("n") is not None else ""
-    ids = f"(collection {p['collection']}, passage_id {p['passage_id']})"
-    return f"{head}{p['citation']} {ids}\n{p['text']}"
+def _framed(n: int, passage: Passage, with_context: bool = False) -> str:
+    """A passage as the calling model reads it: in the framed block Citadel's own prompt
+    uses (a document cannot close it or forge another), its ids after the block."""
+    ids = f"(source {n}: collection {passage.collection}, passage_id {passage.chunk_id})"
+    return f"{render_source(n, passage, with_context)}\n{ids}"
 
 
 def _result(text: str, structured: dict[str, Any]) -> types.CallToolResult:
@@ -181,13 +182,14 @@ async def _search(call: _Call, args: SearchArguments, _: AnswerThreads) -> types
             call.caller, args.question, args.collections, None, args.top_k, call.client
         )
     )
-    passages = [_passage_json(p, call.link(p), n) for n, p in enumerate(result.passages, start=1)]
+    ranked = list(enumerate(result.passages, start=1))
+    passages = [_passage_json(p, call.link(p), n) for n, p in ranked]
     weak = (
         "The documents barely match this question: these passages may not answer it.\n\n"
         if result.weak_evidence
         else ""
     )
-    text = weak + "\n\n".join(_passage_text(p) for p in passages) if passages else "No passage."
+    text = weak + "\n\n".join(_framed(n, p) for n, p in ranked) if ranked else "No passage."
     return _result(
         text,
         {"question": result.question, "weak_evidence": result.weak_evidence, "passages": passages},
@@ -228,9 +230,7 @@ async def _get_passage(
     )
     found = _passage_json(passage, call.link(passage))
     found |= {"before": passage.before, "after": passage.after}
-    parts = [passage.before, f">>> {passage.text}", passage.after]
-    text = f"{passage.where} (passage_id {passage.chunk_id})\n" + "\n".join(p for p in parts if p)
-    return _result(text, found)
+    return _result(_framed(1, passage, with_context=True), found)
 
 
 _TOOLS: dict[str, tuple[type[_Arguments], Tool, str, bool]] = {
