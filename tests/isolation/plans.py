@@ -18,6 +18,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -779,6 +780,70 @@ def plan_admin_routes(plan: Plan, world: World) -> None:
         plan.add(f"GET {target}", "GET", target, auth=None, expect={200})
 
 
+def plan_folder_routes(plan: Plan, world: World) -> None:
+    """Folders kept in sync: mallory lists only red's; blue's folder, by id or path, and
+    blue's collection are answered like unknown ones; attaching and detaching are for
+    administrators (403 whatever the folder)."""
+    plan.add("GET /api/sources", "GET", "/api/sources", expect={200})
+    plan.add("GET /api/sources", "GET", f"/api/sources?collection={RED}", expect={200})
+    twin = stand_in_collection()
+    blue, unknown = name_variants(BLUE, RED), name_variants(twin, RED)
+    for kind in blue:
+        plan.twins(
+            "GET /api/sources",
+            lambda v: {"method": "GET", "target": f"/api/sources?collection={quote(v)}"},
+            blue[kind],
+            unknown[kind],
+            (BLUE, twin),
+            expect={404, 422},
+        )
+        plan.twins(
+            "POST /api/sources/sync",
+            lambda v: {
+                "method": "POST",
+                "target": "/api/sources/sync",
+                "json_body": {"collection": v},
+            },
+            blue[kind],
+            unknown[kind],
+            (BLUE, twin),
+            expect={404, 422},
+        )
+    source_id, path = world.blue_source
+    made_up_path = str(Path(path).with_name(f"share-fs{secrets.token_hex(6)}"))
+    for foreign, twin_value in ((source_id, "9999"), (path, made_up_path)):
+        plan.twins(
+            "POST /api/sources/sync",
+            lambda v: {
+                "method": "POST",
+                "target": "/api/sources/sync",
+                "json_body": {"source": v},
+            },
+            foreign,
+            twin_value,
+            expect={404},
+        )
+        plan.twins(
+            "DELETE /api/sources",
+            lambda v: {"method": "DELETE", "target": f"/api/sources?ref={quote(v, safe='')}"},
+            foreign,
+            twin_value,
+            expect={403},
+        )
+        plan.twins(
+            "POST /api/sources",
+            lambda v: {
+                "method": "POST",
+                "target": "/api/sources",
+                "json_body": {"collection": RED, "path": v},
+            },
+            foreign if foreign == path else path + "/..",
+            made_up_path,
+            expect={403},
+        )
+    plan.add("POST /api/sources/sync", "POST", "/api/sources/sync", json_body={}, expect={202})
+
+
 def plan_unauthenticated(plan: Plan, world: World) -> None:
     victim = world.keys["victim"]
 
@@ -825,6 +890,8 @@ def plan_unauthenticated(plan: Plan, world: World) -> None:
         ("GET", f"/v1/models/citadel:{BLUE}", {}),
         ("POST", "/v1/chat/completions", {"json_body": chat}),
         ("POST", "/v1/chat/completions", {"json_body": {**chat, "stream": True}}),
+        ("GET", "/api/sources", {}),
+        ("POST", "/api/sources/sync", {"json_body": {"source": world.blue_source[0]}}),
         ("POST", "/mcp", {"json_body": mcp_call("list_collections", {})}),
         ("POST", "/mcp", {"json_body": mcp_call("search", search)}),
         ("POST", "/v1/responses", {"json_body": responses}),

@@ -196,6 +196,7 @@ class World:
     expired_link: str = ""
     uploads_before: dict[str, list[str]] = field(default_factory=dict)
     gradio: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> fn, trigger
+    blue_source: tuple[str, str] = ("", "")  # the folder attached to blue: its id, its path
     cookie: str = ""  # mallory's web UI session
     victim_tab: dict[str, str] = field(default_factory=dict)  # its session, event, upload ids
 
@@ -363,6 +364,15 @@ def open_world(tmp: Path, embedder: Any) -> Iterator[World]:
     names = [f"fn{secrets.token_hex(6)}" for _ in range(6)]
     blue_folder = tmp / "blue"
     upload_and_wait(ws, "victim", BLUE, blue_files(blue_folder, text, names))
+    # A share attached to each collection (not synced: blue's documents stay as they are);
+    # blue's path is a secret, like its file names.
+    share_name = f"share-fs{secrets.token_hex(6)}"
+    root = ws.caller_named("root")
+    assert root is not None
+    shares = {}
+    for collection, name in ((BLUE, share_name), (RED, "red-share")):
+        (tmp / name).mkdir()
+        shares[collection] = ws.attach_folder(root, collection, str(tmp / name))
     try:
         with LiveServer(ws) as server:
             w = World(server, fake, keys, canaries=list(text))
@@ -370,6 +380,8 @@ def open_world(tmp: Path, embedder: Any) -> Iterator[World]:
                 w.secret(name, "blue file name canary")
             for token in text:
                 w.secret(token, "blue canary text")
+            w.secret(share_name, "blue's attached folder")
+            w.blue_source = (str(shares[BLUE].id), shares[BLUE].path)
             victim_history(w, blue_folder)
             sign_links(w)
             collect_secrets(w, blue_folder)
