@@ -31,8 +31,9 @@ def build_admin(web: Handlers, tab: gr.Tab, ask: dict[str, Any]) -> dict[str, An
             _teams(a)
         with gr.Tab("Collections", id="admin-collections", elem_id="citadel-admin-coll-tab"):
             _collections(a)
-        with gr.Tab("Folders", id="admin-folders", elem_id="citadel-admin-folders-tab") as tab:
-            build_folders(web, tab)
+        # Named apart: `tab` is the Administration tab, whose opening reads every list.
+        with gr.Tab("Folders", id="admin-folders", elem_id="citadel-admin-folders-tab") as fold:
+            build_folders(web, fold)
         with gr.Tab("API keys", id="admin-keys", elem_id="citadel-admin-keys-tab"):
             _keys(a)
         with gr.Tab("Audit log", id="admin-audit", elem_id="citadel-admin-audit-tab") as audit:
