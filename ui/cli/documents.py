@@ -80,10 +80,8 @@ def _ingest_remote(
             reason = f": {shown(outcome['reason'])}" if outcome.get("reason") else ""
             err.print(f"{outcome['status']:>9} {shown(outcome['source'])}{reason}")
 
-    try:
+    with remote:
         outcomes = remote.upload(paths, collection, max_bytes, on_file)
-    finally:
-        remote.close()
     failed = sum(o["status"] == "failed" for o in outcomes)
     if as_json:
         print(printed_json({"collection": collection, "files": outcomes}))
@@ -122,10 +120,8 @@ def documents(
 ) -> None:
     """List the documents indexed in a collection."""
     if (remote := cli(ctx).remote()) is not None:
-        try:
+        with remote:
             rows = remote.documents(collection)
-        finally:
-            remote.close()
     else:
         services = cli(ctx).services()
         try:
@@ -164,7 +160,7 @@ def remove(
     """Delete a document's chunks from a collection (through the server, when one is
     configured: then the file is named by its ID, its source or its file name)."""
     if (remote := cli(ctx).remote()) is not None:
-        try:
+        with remote:
             docs = remote.documents(collection)
             name = Path(target).name
             matches = [d for d in docs if target in (d["id"], d["source"])] or [
@@ -173,8 +169,6 @@ def remove(
             if not matches:
                 raise CitadelError(f"no document in {collection!r} matches {target!r}")
             removed = [(d["id"], d["source"], remote.delete(d["id"])) for d in matches]
-        finally:
-            remote.close()
     else:
         removed = _remove_local(cli(ctx), target, collection)
     if as_json:
@@ -310,10 +304,8 @@ def collections(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List collections with their counts and embedding model (through a server: the
     collections your teams may read, with their team)."""
     if (remote := cli(ctx).remote()) is not None:
-        try:
+        with remote:
             readable = remote.collections()
-        finally:
-            remote.close()
         if as_json:
             print(printed_json({"collections": readable}, indent=2))
             return

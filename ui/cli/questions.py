@@ -67,10 +67,8 @@ def search(
     """Show the ranked passages for a question, without a model: the answers' retrieval."""
     collections, search_filter = _scope(collection, file_type, path)
     if (remote := cli(ctx).remote()) is not None:
-        try:
+        with remote:
             found = remote.search(question, collections, search_filter, top_k)
-        finally:
-            remote.close()
         if as_json:
             print(printed_json(found, indent=2))
         else:

@@ -31,6 +31,12 @@ class RemoteCitadel:
     def close(self) -> None:
         self._http.close()
 
+    def __enter__(self) -> RemoteCitadel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- requests ------------------------------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -38,10 +38,8 @@ def sources_add(
     """Attach a folder to a collection (administrators); `citadel sources sync` syncs it."""
     state = cli(ctx)
     if (remote := state.remote()) is not None:
-        try:
+        with remote:
             added = remote.attach_folder(collection, path)
-        finally:
-            remote.close()
     else:
         from ui.service.folder_sync import attach
 
@@ -67,10 +65,8 @@ def sources_list(
     """The attached folders, with their last sync: when, how long, counts and failures."""
     state = cli(ctx)
     if (remote := state.remote()) is not None:
-        try:
+        with remote:
             rows = remote.folder_sources(collection)
-        finally:
-            remote.close()
     else:
         with state.metadata() as meta:
             rows = [s.to_json() for s in meta.folders.all()]
@@ -89,10 +85,8 @@ def sources_remove(
     """Detach a folder; its documents leave the collection (unless --keep-documents)."""
     state = cli(ctx)
     if (remote := state.remote()) is not None:
-        try:
+        with remote:
             removed = remote.detach_folder(ref, keep_documents)
-        finally:
-            remote.close()
     else:
         removed = _remove_local(state, ref, keep_documents)
     console().print(f"detached {shown(ref)}; {removed} document(s) removed from the collection")
@@ -114,15 +108,13 @@ def sources_sync(
     a folder failed."""
     state = cli(ctx)
     if (remote := state.remote()) is not None:
-        try:
+        with remote:
             remote.sync_folders(collection, source)  # waits for the syncs to end
             rows = [
                 r
                 for r in remote.folder_sources(collection)
                 if source is None or source.strip() in (str(r["id"]), r["path"])
             ]
-        finally:
-            remote.close()
     else:
         rows = _sync_local(state, collection, source, quiet)
     _print(rows, as_json)
