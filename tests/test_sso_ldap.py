@@ -6,7 +6,6 @@ page and an audit entry."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.live_server import (
     last_login,
     readable_with_a_key,
     server_settings,
+    silent_port,
     workspace_with,
 )
 from tests.slapd import PEOPLE, Slapd
@@ -234,11 +234,8 @@ def test_users_bound_directly_and_posix_groups_by_member_uid(slapd, tmp_path):
 def test_a_directory_that_never_answers_is_given_up_on(tmp_path):
     """A server that accepts the connection and says nothing (hung, or a firewall that
     swallows packets): the login waits `timeout_s`, not forever."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        url = f"ldap://127.0.0.1:{silent.getsockname()[1]}"
-        settings = ldap_settings(tmp_path, url)
+    with silent_port() as port:
+        settings = ldap_settings(tmp_path, f"ldap://127.0.0.1:{port}")
         ldap = settings.sso.ldap.model_copy(update={"timeout_s": 1})
         workspace = workspace_with(settings.model_copy(update={"sso": SsoSettings(ldap=ldap)}))
         started = time.monotonic()

@@ -7,7 +7,6 @@ users and a user left without groups are refused with a message and audited."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.live_server import (
     last_login,
     readable_with_a_key,
     server_settings,
+    silent_port,
     workspace_with,
 )
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, redirected
@@ -255,10 +255,8 @@ def test_an_unreachable_provider_is_said_and_local_accounts_still_work(tmp_path)
 def test_a_provider_that_never_answers_is_given_up_on(tmp_path):
     """A provider that accepts the connection and says nothing: the login page says it
     cannot be reached after `sso.oidc.timeout_s`, instead of hanging."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        settings = oidc_settings(tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}")
+    with silent_port() as port:
+        settings = oidc_settings(tmp_path, f"http://127.0.0.1:{port}")
         oidc = settings.sso.oidc.model_copy(update={"timeout_s": 1})
         workspace = workspace_with(settings.model_copy(update={"sso": SsoSettings(oidc=oidc)}))
         with LiveServer(workspace) as server, browser_of(server) as browser:
