@@ -159,3 +159,33 @@ def last_login(workspace: Workspace, name: str) -> tuple[str, dict[str, Any]]:
     """The action ("login" or "login_failed") and detail of `name`'s latest login."""
     entry = next(e for e in workspace.audit.entries(50, actor=name) if e.action.startswith("login"))
     return entry.action, entry.detail
+
+
+def assert_admin_by_group(live: LiveServer, name: str, source: str) -> None:
+    """After their single sign-on login, `name` is an administrator (their provider's admin
+    group), shown as coming from `source` beside the local accounts, reading every
+    collection the tests' mapping gives."""
+    caller = live.workspace.accounts.caller(name)
+    assert caller is not None and caller.admin
+    key = live.workspace.accounts.create_key(name, "admin")
+    with live.client(key) as api:
+        users = {u["name"]: u["source"] for u in api.get("/api/users").json()}
+    assert users[name] == source and users["olivia"] == "local"
+    assert readable_with_a_key(live, name) == {"hr-docs", "legal-docs", "money"}
+
+
+@contextmanager
+def disabled(workspace: Workspace, name: str) -> Iterator[None]:
+    """`name`'s account disabled for the block, enabled again after it however it ends."""
+    workspace.accounts.set_disabled(name, True)
+    try:
+        yield
+    finally:
+        workspace.accounts.set_disabled(name, False)
+
+
+def assert_refused_as_disabled(workspace: Workspace, name: str, response: httpx.Response) -> None:
+    """The login page said the account is disabled, and the audit log says why."""
+    assert response.status_code == 403 and "account is disabled" in response.text
+    action, detail = last_login(workspace, name)
+    assert action == "login_failed" and "disabled" in str(detail["reason"])

@@ -18,6 +18,9 @@ from tests.live_server import (
     PASSWORD,
     LiveServer,
     add_user,
+    assert_admin_by_group,
+    assert_refused_as_disabled,
+    disabled,
     free_port,
     last_login,
     readable_with_a_key,
@@ -106,14 +109,7 @@ def test_first_login_creates_the_user_with_the_teams_of_their_groups(live):
 def test_the_admin_group_gives_the_administrator_role(live):
     response = log_in(live.url, "erin", DIRECTORY_PASSWORD)
     assert response.status_code == 303
-    caller = live.workspace.accounts.caller("erin")
-    assert caller is not None and caller.admin
-    # Administrators see where each account comes from (its teams are the provider's).
-    key = live.workspace.accounts.create_key("erin", "admin")
-    with live.client(key) as api:
-        users = {u["name"]: u["source"] for u in api.get("/api/users").json()}
-    assert users["erin"] == "ldap" and users["olivia"] == "local"
-    assert readable_with_a_key(live, "erin") == {"hr-docs", "legal-docs", "money"}
+    assert_admin_by_group(live, "erin", "ldap")
 
 
 def test_a_wrong_password_is_refused_and_audited(live):
@@ -162,14 +158,9 @@ def test_a_user_in_no_mapped_group_is_refused(live):
 
 def test_a_disabled_user_cannot_log_in_with_the_directory_password(live):
     assert log_in(live.url, "hugo", DIRECTORY_PASSWORD).status_code == 303
-    live.workspace.accounts.set_disabled("hugo", True)
-    try:
+    with disabled(live.workspace, "hugo"):
         response = log_in(live.url, "hugo", DIRECTORY_PASSWORD)
-        assert response.status_code == 403 and "account is disabled" in response.text
-        action, detail = last_login(live.workspace, "hugo")
-        assert action == "login_failed" and "disabled" in str(detail["reason"])
-    finally:
-        live.workspace.accounts.set_disabled("hugo", False)
+        assert_refused_as_disabled(live.workspace, "hugo", response)
 
 
 def test_local_accounts_keep_working_and_cannot_be_taken_over(live, slapd):

@@ -19,6 +19,9 @@ from tests.live_server import (
     PASSWORD,
     LiveServer,
     add_user,
+    assert_admin_by_group,
+    assert_refused_as_disabled,
+    disabled,
     free_port,
     last_login,
     readable_with_a_key,
@@ -123,14 +126,7 @@ def test_first_login_creates_the_user_with_the_teams_of_their_groups(live):
 def test_the_admin_group_gives_the_administrator_role(live):
     with browser_of(live) as browser:
         assert sign_in(browser, "erin").status_code == 303
-    caller = live.workspace.accounts.caller("erin")
-    assert caller is not None and caller.admin
-    # Administrators see where each account comes from (its teams are the provider's).
-    key = live.workspace.accounts.create_key("erin", "admin")
-    with live.client(key) as api:
-        users = {u["name"]: u["source"] for u in api.get("/api/users").json()}
-    assert users["erin"] == "oidc" and users["olivia"] == "local"
-    assert readable_with_a_key(live, "erin") == {"hr-docs", "legal-docs", "money"}
+    assert_admin_by_group(live, "erin", "oidc")
 
 
 def test_groups_given_by_userinfo_only_are_read_there(live, provider):
@@ -171,15 +167,8 @@ def test_a_user_in_no_mapped_group_is_refused_and_not_created(live):
 def test_a_disabled_user_cannot_sign_in(live):
     with browser_of(live) as browser:
         assert sign_in(browser, "hugo").status_code == 303
-    live.workspace.accounts.set_disabled("hugo", True)
-    try:
-        with browser_of(live) as browser:
-            refused = sign_in(browser, "hugo")
-        assert refused.status_code == 403 and "account is disabled" in refused.text
-        action, detail = last_login(live.workspace, "hugo")
-        assert action == "login_failed" and "disabled" in str(detail["reason"])
-    finally:
-        live.workspace.accounts.set_disabled("hugo", False)
+    with disabled(live.workspace, "hugo"), browser_of(live) as browser:
+        assert_refused_as_disabled(live.workspace, "hugo", sign_in(browser, "hugo"))
 
 
 def test_a_wrong_password_at_the_provider_comes_back_as_a_refusal(live):
