@@ -25,7 +25,10 @@ import pytest
 from rag.settings import SourcesSettings
 from tests.cli_process import citadel
 from tests.live_server import LiveServer, add_user, server_settings, two_teams, workspace_with
-from ui.service.folder_sync import FolderRejected, checked_folder
+from ui.metadata.audit import AuditLog
+from ui.metadata.database import Database
+from ui.metadata.folders import FolderSources
+from ui.service.folder_sync import FolderRejected, FolderSync, checked_folder
 from ui.service.jobs import Job, JobQueue
 
 pytestmark = pytest.mark.slow
@@ -206,13 +209,32 @@ def test_a_vanished_share_is_a_failure_and_prunes_nothing(live, share):
         assert job["state"] == "done" and source_of(admin, folder)["error"] == ""
 
 
-def test_one_sync_of_a_folder_at_a_time(live, share):
-    with live.client(live.keys["admin"]) as admin:
-        first = admin.post("/api/sources/sync", json={"source": str(share)}).json()["jobs"]
-        again = admin.post("/api/sources/sync", json={"source": str(share)}).json()["jobs"]
-        assert [j["id"] for j in again] == [j["id"] for j in first]
-        assert first[0]["kind"] == "sync"
-        wait_jobs(admin, first)
+def test_one_sync_of_a_folder_at_a_time(tmp_path):
+    """Asked again while its sync waits or runs, a folder gets that same job (a second one
+    would read the whole share again); once it has ended, a new one. The queue's runner is
+    held, so the first sync is still running when it is asked again, however fast."""
+    release = threading.Event()
+    queue = JobQueue(lambda job, done: release.wait(30))
+
+    class HeldIngestion:  # the sync's one use of the ingestion service: queue the job
+        def sync(self, actor, collection, folder, on_finish):
+            return queue.submit(actor, collection, "sync", [folder], folder, on_finish)
+
+    db = Database(tmp_path / "meta.sqlite3")
+    sources = FolderSources(db)
+    folder_sync = FolderSync(
+        server_settings(tmp_path / "data"), HeldIngestion(), sources, AuditLog(db)
+    )
+    source = sources.add("docs", str(tmp_path), "root")
+    try:
+        first = folder_sync.sync("root", source)
+        assert folder_sync.sync("alice", source) is first and first.kind == "sync"
+        release.set()
+        assert queue.wait(first, 30)
+        assert folder_sync.sync("root", source) is not first
+    finally:
+        release.set()
+        queue.close()
 
 
 def test_attaching_checks_the_folder(live, share):
