@@ -314,6 +314,13 @@ def axe_problems(page: Page) -> list[str]:
     """axe-core's serious and critical violations on the page as it is now (WCAG 2.x A and
     AA rules), one line each: rule, impact, and the first elements concerned."""
     assert AXE.exists(), f"{AXE} is missing: make test installs it (make axe)"
+    # Measured on the page at rest: colours caught half-way through a fade (a tab Gradio is
+    # still drawing, dimmed while pending) fail the contrast rule on a busy machine.
+    page.wait_for_function(
+        """() => !document.querySelector('.pending, .generating') &&
+          document.getAnimations().every((a) => a.playState !== 'running' ||
+            a.effect?.getTiming().iterations === Infinity)"""
+    )
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     found = page.evaluate(
@@ -511,7 +518,8 @@ def test_every_screen_passes_axe_core_light_and_dark_desktop_and_phone(
                 problems[f"ask, {where}"] = axe_problems(page)
                 for tab in ("Documents", "Administration"):
                     page.get_by_role("tab", name=tab).click()
-                    page.wait_for_timeout(300)
+                    expect(page.get_by_role("tab", name=tab, selected=True)).to_be_visible()
+                    page.wait_for_timeout(300)  # the tab's own loading starts (then settles)
                     problems[f"{tab.lower()}, {where}"] = axe_problems(page)
                 page.context.clear_cookies()
                 page.goto(site.url + "/login")
