@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
+import time
+
+LISTEN_WAIT_S = 30.0  # after the model is loaded: the HTTP thread binds the port soon after
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,9 +44,26 @@ def main(argv: list[str] | None = None) -> None:
     params.cache_prompt = True  # the system prompt is read once, not on every question
     params.cache_ram_mib = 256  # prompt cache in RAM: bounded (llama.cpp's default is 8 GiB)
     server = xllamacpp.Server(params)
+    # The server's HTTP thread may not listen yet when the constructor returns (seen on a
+    # busy machine: the first request after a restart was refused). "ready" means it does.
+    if not _listening(args.port, LISTEN_WAIT_S):
+        print(f"llama.cpp's server is not listening on 127.0.0.1:{args.port}", file=sys.stderr)
+        sys.exit(1)
     print("ready", flush=True)
     sys.stdin.read()  # until the parent closes the pipe
     del server
+
+
+def _listening(port: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 if __name__ == "__main__":
