@@ -130,6 +130,12 @@ def language_of(text: str) -> str:
     return best if scores[best] > scores[DEFAULT_LANGUAGE] else DEFAULT_LANGUAGE
 
 
+def function_words(language: str) -> frozenset[str]:
+    """The words that tell `language` in a question: its question and function words
+    ("comment", "quelle", "votre"), which say nothing of what is asked, accents as written."""
+    return _MARKERS.get(language, frozenset())
+
+
 def refusal_for(question: str) -> str:
     return REFUSALS[language_of(question)]
 

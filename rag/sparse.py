@@ -16,6 +16,7 @@ import unicodedata
 import zlib
 from collections import Counter
 
+from rag.language import DEFAULT_LANGUAGE, function_words, language_of
 from rag.types import SparseVector
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -103,6 +104,19 @@ def _whole_kept(whole: str, parts: list[str]) -> bool:
     return _kept(whole) and (not hyphens_only or len(parts) >= 2)
 
 
+def _query_terms(text: str) -> list[tuple[str, list[str]]]:
+    """The terms of a question to search for. A question not in English loses its question
+    and function words too: the stopwords of documents must keep words that are English
+    ones of substance ("comment", "pour"), and a French question's "Comment ..." would
+    otherwise rank every passage about code comments first (seen on the Python docs)."""
+    found = lexical_terms(text)
+    language = language_of(text)
+    if language == DEFAULT_LANGUAGE:
+        return found
+    asked = {_fold(w).casefold() for w in function_words(language)}
+    return [(whole, parts) for whole, parts in found if whole not in asked]
+
+
 def _index(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
@@ -128,7 +142,7 @@ class Bm25Encoder:
 
     def encode_query(self, text: str) -> SparseVector:
         weights: dict[int, float] = {}
-        for whole, parts in lexical_terms(text):
+        for whole, parts in _query_terms(text):
             weights[_index(whole)] = 1.0
             for part in parts:
                 index = _index(part)

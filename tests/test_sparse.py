@@ -85,3 +85,21 @@ def test_french_elisions_are_dropped_and_accents_folded() -> None:
     assert set(encoder.encode_query("heure arrivee accueil").indices) <= set(elided.indices)
     assert _weights(encoder.encode_query("Clé")) == _weights(encoder.encode_query("cle"))
     assert elided.indices == encoder.encode_document("heure arrivée présentez accueil").indices
+
+
+def test_a_french_question_searches_its_subject_not_its_question_words() -> None:
+    """A French "Comment lancer une commande ?" is not about code comments: the question
+    and function words of a French question are no search terms (on the Python docs, every French "Comment
+    ..." question ranked the passages about comments first). In an English question,
+    "comment" is the subject."""
+    encoder = Bm25Encoder()
+    about_comments = encoder.encode_document(
+        "A comment starts with a hash character and extends to the end of the line."
+    )
+    french = encoder.encode_query("Comment lancer une commande externe ?")
+    assert not set(french.indices) & set(about_comments.indices)
+    english = encoder.encode_query("How do I write a comment?")
+    assert set(english.indices) & set(about_comments.indices)
+    about_folders = encoder.encode_document("Pour supprimer un dossier non vide, utilisez rmtree.")
+    asked = encoder.encode_query("Comment supprimer un dossier ?")
+    assert asked.indices and set(asked.indices) <= set(about_folders.indices)
