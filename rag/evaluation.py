@@ -576,6 +576,10 @@ class Evaluation:
     seconds: dict[str, float] = field(default_factory=dict)  # each model's wall time
 
 
+# The question in the language of the passages it found, or None (AnswerService.translated).
+Translate = Callable[[str, "Retrieval"], "str | None"]
+
+
 def run(
     items: Sequence[QaItem],
     retriever: Retriever,
@@ -586,9 +590,12 @@ def run(
     record: Callable[[Outcome], None] | None = None,
     top_k: int = 10,
     answer_top_k: int | None = None,
+    translate: Translate | None = None,
 ) -> Evaluation:
     """Retrieve each question once (`top_k` passages ranked), then answer it with each model
     in turn from that retrieval (its first `answer_top_k` passages, as `ask` would have).
+    With `translate` (AnswerService.translated), a question in another language than the
+    passages it found is searched again translated, as `ask` does.
     Each outcome goes to `record` as soon as it is done; `to_source` maps a document ID to
     its corpus-relative path."""
     result = Evaluation(answers={m.label: {} for m in models})
@@ -598,7 +605,9 @@ def run(
 
     def retrieved(item: QaItem) -> Retrieval | None:
         if item.id not in result.retrieval:
-            outcome, retrievals[item.id] = _retrieve(item, retriever, collections, to_source, top_k)
+            outcome, retrievals[item.id] = _retrieve(
+                item, retriever, collections, to_source, top_k, translate
+            )
             result.retrieval[item.id] = outcome
         return retrievals[item.id]
 
@@ -642,15 +651,21 @@ def _retrieve(
     collections: Sequence[str],
     to_source: Callable[[str], str],
     top_k: int,
+    translate: Translate | None = None,
 ) -> tuple[Outcome, Retrieval | None]:
     try:
         retrieval = retriever.retrieve(item.question, collections, top_k=top_k)
+        translated = translate(item.question, retrieval) if translate is not None else None
+        if translated:
+            retrieval = retriever.retrieve(translated, collections, top_k=top_k)
     except InvalidQuestion as exc:
         return Outcome(item.id, [], refused=False, latency_ms=0.0, error=str(exc)), None
     outcome = Outcome(
         id=item.id,
         retrieved=[
-            Retrieved(to_source(p.document_id), p.pages, p.score, shown_for(p, item.question).page)
+            Retrieved(
+                to_source(p.document_id), p.pages, p.score, shown_for(p, retrieval.question).page
+            )
             for p in retrieval.passages
         ],
         refused=retrieval.weak_evidence,

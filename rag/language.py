@@ -15,6 +15,7 @@ REFUSALS = {
     "fr": "Je n'ai pas trouvé cette information dans vos documents.",
 }
 DEFAULT_LANGUAGE = "en"
+LANGUAGE_NAMES = {"en": "English", "fr": "French"}  # as a prompt names them
 
 # Frequent words that tell the two apart in a short question.
 _MARKERS = {

@@ -241,6 +241,12 @@ class LlmSettings(BaseModel):
     )
     keep_alive: str = Field("30m", description="How long Ollama keeps the model loaded.")
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
+    translate_questions: bool = Field(
+        True,
+        description="A question in another language than the passages it finds (French "
+        "over English documents) is translated by the model, then searched again: the "
+        "search matches across languages poorly. Costs one short model call, for those only.",
+    )
     max_answer_tokens: int = Field(
         512, ge=16, le=8192, description="Tokens reserved for the answer in the context window."
     )

@@ -652,3 +652,46 @@ def test_an_answer_no_source_supports_is_taken_for_a_refusal(
     assert len(answer.unsupported) == 4
     assert "none of your documents supports" in (answer.notice or "")
     assert not answer.search_mode
+
+
+FRENCH_LEAVE = "Combien de jours de congés payés ont les salariés à temps plein ?"
+
+
+def test_a_question_in_another_language_than_the_documents_is_searched_translated(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    """A French question over English documents: the model translates it first (the search
+    matches across languages poorly), the search uses the translation, and the answer is
+    still asked for in French, the question as written."""
+    fake.enqueue(Script(tokens=["How many days of paid leave ", "do full-time employees get?"]))
+    fake.enqueue(Script(tokens=["Les salariés à temps plein ont 25 jours de congés payés [1]."]))
+    answers, _ = service(fake.url)
+
+    _, answer = ask(answers, FRENCH_LEAVE)
+
+    translation, answering = chats(fake)
+    [prompt] = translation["messages"]
+    assert "into English" in prompt["content"] and FRENCH_LEAVE in prompt["content"]
+    assert answering["messages"][1]["content"].endswith(f"<question>\n{FRENCH_LEAVE}\n</question>")
+    assert not answer.refused
+    assert (answer.citations[0].passage.source, answer.citations[0].passage.location) == (
+        LEAVE_SOURCE
+    )
+
+
+def test_without_translation_or_when_it_fails_the_question_is_searched_as_written(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    answers, _ = service(fake.url, translate_questions=False)
+    fake.enqueue(Script(tokens=[f"{LEAVE_FACT[:-1]} [1]."]))
+    ask(answers, FRENCH_LEAVE)
+    assert not any("into English" in str(c["messages"]) for c in chats(fake))
+
+    answers, _ = service(fake.url)
+    fake.enqueue(Script(tokens=[], status=500))  # the translation fails
+    fake.enqueue(Script(tokens=[f"{LEAVE_FACT[:-1]} [1]."]))
+    _, answer = ask(answers, FRENCH_LEAVE)
+    *_, translation, answering = chats(fake)
+    assert "into English" in translation["messages"][0]["content"]
+    assert answering["messages"][1]["content"].endswith(f"<question>\n{FRENCH_LEAVE}\n</question>")
+    assert not answer.search_mode and answer.notice is None  # searched as it was asked

@@ -89,9 +89,9 @@ def test_french_elisions_are_dropped_and_accents_folded() -> None:
 
 def test_a_french_question_searches_its_subject_not_its_question_words() -> None:
     """A French "Comment lancer une commande ?" is not about code comments: the question
-    and function words of a French question are no search terms (on the Python docs, every French "Comment
-    ..." question ranked the passages about comments first). In an English question,
-    "comment" is the subject."""
+    and function words of a French question are no search terms (on the Python docs, every
+    French "Comment ..." question ranked the passages about comments first). In an English
+    question, "comment" is the subject."""
     encoder = Bm25Encoder()
     about_comments = encoder.encode_document(
         "A comment starts with a hash character and extends to the end of the line."

@@ -221,6 +221,15 @@ def evaluate_command(
     no_generate: Annotated[
         bool, typer.Option("--no-generate", help="Retrieval and refusal only, no model.")
     ] = False,
+    translate: Annotated[
+        bool,
+        typer.Option(
+            "--translate",
+            help="With --no-generate: still let the configured model translate a question "
+            "in another language than its passages before searching it again, as `ask` "
+            "does (it always does when models answer).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure retrieval, answers, citations and refusals on a labelled question set, and
@@ -268,6 +277,7 @@ def evaluate_command(
 
         services.retriever.retrieve("warm-up", collections)  # load the model before timing
         top_k = services.settings.retrieval.top_k
+        translating = services.generator is not None and (translate or not no_generate)
         done = evaluation.run(
             items,
             services.retriever,
@@ -278,6 +288,7 @@ def evaluate_command(
             record,
             top_k=max(evaluation.MRR_CUTOFF, top_k),
             answer_top_k=top_k,
+            translate=services.answers.translated if translating else None,
         )
     finally:
         for generator in generators:
