@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from rag.citations import Embed, MarkerFilter, cite, shown_for
@@ -83,8 +84,8 @@ class AnswerService:
         query = checked if standalone == checked.text else standalone
         retrieval = self._retriever.retrieve(query, collections, search_filter)
         translated = self.translated(standalone, retrieval)
-        if translated:  # the model is still asked the question as written, in its language
-            retrieval = self._retriever.retrieve(translated, collections, search_filter)
+        if translated:  # searched in both wordings; the model is asked the one written
+            retrieval = self._retriever.retrieve(query, collections, search_filter, also=translated)
         yield from self.answer(retrieval, checked.text, standalone, options)
 
     def answer(
@@ -331,10 +332,16 @@ def _condense_prompt(question: str, turns: Sequence[Message]) -> str:
     return str(DEFAULT_PROMPT.format(chat_history=history, question=question))
 
 
-def passages_language(passages: Sequence[Passage]) -> str | None:
-    """The language of the best passage (None without one): where it is the question's,
-    the search works in that language (a collection may hold both)."""
-    return language_of(passages[0].text) if passages else None
+def passages_language(passages: Sequence[Passage], first: int = 5) -> str | None:
+    """The language of the best passage when most of the first ones share it; None without
+    passages or when they disagree. A best passage in the question's language means the
+    search works as asked (a bilingual collection); an English page quoting a French
+    example does not make a collection French."""
+    if not passages:
+        return None
+    best = language_of(passages[0].text)
+    found = Counter(language_of(p.text) for p in passages[:first])
+    return best if 2 * found[best] > sum(found.values()) else None
 
 
 def _translation_prompt(question: str, language: str) -> str:

@@ -657,7 +657,7 @@ def _retrieve(
         retrieval = retriever.retrieve(item.question, collections, top_k=top_k)
         translated = translate(item.question, retrieval) if translate is not None else None
         if translated:
-            retrieval = retriever.retrieve(translated, collections, top_k=top_k)
+            retrieval = retriever.retrieve(item.question, collections, top_k=top_k, also=translated)
     except InvalidQuestion as exc:
         return Outcome(item.id, [], refused=False, latency_ms=0.0, error=str(exc)), None
     outcome = Outcome(

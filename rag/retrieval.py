@@ -40,6 +40,18 @@ class Retrieval:
         return not self.evidence.sufficient
 
 
+@dataclass(frozen=True)
+class _Searches:
+    """The dense and sparse searches of one wording of a question."""
+
+    dense_by: dict[str, list[SearchHit]]  # by collection
+    dense_hits: list[SearchHit]  # all collections, best cosine first
+    sparse_by: dict[str, list[SearchHit]]
+    sparse_hits: list[SearchHit]
+    ranked: list[list[SearchHit]]  # the rankings fused, with their `weights`
+    weights: list[float]
+
+
 class Retriever:
     def __init__(
         self,
@@ -65,12 +77,69 @@ class Retriever:
         collections: Sequence[str],
         search_filter: SearchFilter | None = None,
         top_k: int | None = None,
+        also: str | None = None,
     ) -> Retrieval:
+        """The best passages for `question`. `also`: the same question as the documents
+        would word it (its translation into their language): its searches join the fusion,
+        so a passage either wording finds is ranked, and the evidence is the stronger."""
         question = self.check_question(question).text
+        phrasings = [question] + ([self.check_question(also).text] if also else [])
         by_model = self._embedders(collections)  # also loads the models: not in the latency
         started = time.perf_counter()
         s = self._settings
         top_k = top_k or s.top_k
+        searched = [self._search(text, by_model, collections, search_filter) for text in phrasings]
+        fused = reciprocal_rank_fusion(
+            [ranked for found in searched for ranked in found.ranked],
+            [weight for found in searched for weight in found.weights],
+            s.rrf_k,
+        )
+        cosine: dict[str, float] = {}
+        for found in searched:
+            for hit in found.dense_hits:
+                cosine[hit.id] = max(hit.score, cosine.get(hit.id, hit.score))
+        passages = [Passage.from_hit(hit, score, cosine.get(hit.id)) for hit, score in fused]
+        if self._reranker is not None and passages:
+            passages = self._rerank(phrasings[-1], passages[: s.rerank_candidates])
+        reranked_top = passages[0].score if self._reranker is not None and passages else None
+        passages = diversify(passages, s.max_per_document, s.diverse_top)[:top_k]
+        judged = []
+        for text, found in zip(phrasings, searched, strict=True):
+            if reranked_top is not None:
+                judged.append(
+                    assess(
+                        found.dense_hits,
+                        found.sparse_hits,
+                        s.min_evidence,
+                        s.candidates,
+                        reranked_top,
+                    )
+                )
+                continue
+            judged.extend(
+                self._evidence(name, embedder.model_name, text, found.dense_by[name], sparse)
+                for embedder, names in by_model
+                for name in names
+                for sparse in [found.sparse_by[name]]
+            )
+        evidence = strongest(judged)
+        if s.neighbours and passages:
+            passages = self._with_neighbours(passages, s.neighbours)
+        return Retrieval(
+            question=question,
+            passages=passages,
+            evidence=evidence,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _search(
+        self,
+        question: str,
+        by_model: list[tuple[Embedder, list[str]]],
+        collections: Sequence[str],
+        search_filter: SearchFilter | None,
+    ) -> _Searches:
+        s = self._settings
         # One dense search per embedding model (one, unless some collections still await
         # `citadel reindex`): cosines of two models are not comparable, ranks are. Each
         # collection is searched apart (as the store would): its evidence is its own.
@@ -81,43 +150,19 @@ class Retriever:
             for name in names
         }
         dense_lists = [_merged([dense_by[n] for n in names], s.candidates) for _, names in by_model]
-        dense_hits = sorted((h for hits in dense_lists for h in hits), key=lambda h: -h.score)
         terms = self._sparse.encode_query(question)
         sparse_by = {
             n: self._store.search([n], terms, s.candidates, search_filter) for n in collections
         }
         sparse_hits = _merged(list(sparse_by.values()), s.candidates)
         sparse_weight = s.sparse_weight * (s.identifier_boost if names_identifier(question) else 1)
-        fused = reciprocal_rank_fusion(
-            [*dense_lists, sparse_hits],
-            [*(s.dense_weight for _ in dense_lists), sparse_weight],
-            s.rrf_k,
-        )
-        cosine = {h.id: h.score for h in dense_hits}
-        passages = [Passage.from_hit(hit, score, cosine.get(hit.id)) for hit, score in fused]
-        if self._reranker is not None and passages:
-            passages = self._rerank(question, passages[: s.rerank_candidates])
-        reranked_top = passages[0].score if self._reranker is not None and passages else None
-        passages = diversify(passages, s.max_per_document, s.diverse_top)[:top_k]
-        if reranked_top is not None:
-            evidence = assess(dense_hits, sparse_hits, s.min_evidence, s.candidates, reranked_top)
-        else:
-            evidence = strongest(
-                [
-                    self._evidence(
-                        name, embedder.model_name, question, dense_by[name], sparse_by[name]
-                    )
-                    for embedder, names in by_model
-                    for name in names
-                ]
-            )
-        if s.neighbours and passages:
-            passages = self._with_neighbours(passages, s.neighbours)
-        return Retrieval(
-            question=question,
-            passages=passages,
-            evidence=evidence,
-            latency_ms=(time.perf_counter() - started) * 1000,
+        return _Searches(
+            dense_by=dense_by,
+            dense_hits=sorted((h for hits in dense_lists for h in hits), key=lambda h: -h.score),
+            sparse_by=sparse_by,
+            sparse_hits=sparse_hits,
+            ranked=[*dense_lists, sparse_hits],
+            weights=[*(s.dense_weight for _ in dense_lists), sparse_weight],
         )
 
     @property

@@ -244,8 +244,8 @@ class LlmSettings(BaseModel):
     translate_questions: bool = Field(
         True,
         description="A question in another language than the passages it finds (French "
-        "over English documents) is translated by the model, then searched again: the "
-        "search matches across languages poorly. Costs one short model call, for those only.",
+        "over English documents) is translated by the model, and both wordings are searched: "
+        "the search matches across languages poorly. Costs one short model call, for those only.",
     )
     max_answer_tokens: int = Field(
         512, ge=16, le=8192, description="Tokens reserved for the answer in the context window."

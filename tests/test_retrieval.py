@@ -221,6 +221,24 @@ def test_an_environment_variable_alone_finds_the_passage_that_sets_it(
     assert found.passages[0].source == "env.md"
 
 
+def test_a_second_wording_of_the_question_joins_the_search(identifiers, embedder) -> None:
+    """A translation searched beside the question as asked (`also`): what either wording
+    finds is ranked, with the stronger evidence of the two; the question stays the one
+    asked."""
+    search = retriever(identifiers, embedder)
+    asked = "Zorblax quuxifie le wibble ?"
+    alone = search.retrieve(asked, ["ops"])
+    both = search.retrieve(asked, ["ops"], also="Which module function is getLogger?")
+
+    assert alone.passages[0].source != "logging.md"
+    assert both.passages[0].source == "logging.md"
+    assert both.evidence.score > alone.evidence.score
+    assert both.question == asked
+    # Neither wording loses what it finds alone.
+    mixed = search.retrieve("resolv.conf", ["ops"], also="getLogger")
+    assert {p.source for p in mixed.passages[:2]} == {"dns.md", "logging.md"}
+
+
 OFFICES = ["Paris", "Lyon", "Lille", "Nantes", "Nice", "Brest", "Metz"]
 EXPENSES_GUIDE = "# Expenses guide\n\n" + "\n".join(
     f"## Expense claims in {office}\n\nSubmit your expense claims for travel with receipts "
