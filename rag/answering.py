@@ -1,7 +1,7 @@
 """The answer service: question (+ history) in, streamed text and a cited Answer out.
 
     condense a follow-up (only a follow-up) -> retrieve -> a question in another language
-    than the passages found? translate it with the model and retrieve again -> weak
+    than the passages found? the model translates it, both wordings are searched -> weak
     evidence? refuse without calling the model -> pack sources into the token budget
     -> stream from the model -> check citations
 
@@ -123,8 +123,8 @@ class AnswerService:
         one and a model can translate it; None otherwise. The embedding model matches a
         question across languages far less well than within one (French questions over the
         English Python docs: hit@5 0.71 against 0.96 for English ones), and its words cannot
-        meet the documents' in the exact-word search at all. The answer is still written
-        in the question's language: only the search uses the translation."""
+        meet the documents' in the exact-word search at all. Both wordings are searched
+        (`Retriever.retrieve(also=...)`); the answer is written for the question as asked."""
         if self._generator is None or not self._settings.translate_questions:
             return None
         theirs = passages_language(retrieval.passages)
