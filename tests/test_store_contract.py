@@ -5,6 +5,7 @@ The server adapter runs against qdrant-client's local mode: no Qdrant server bin
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def _put(
     chunks = [_chunk(collection, source, n, t, sha, file_type) for n, t in enumerate(texts)]
     dense = [vector or [1.0, float(n), 0.0, 0.5] for n in range(len(chunks))]
     sparse = [
-        SparseVector([hash(w) % 1000 for w in sorted(set(t.split()))], [1.0] * len(set(t.split())))
+        SparseVector(sorted({_term(w) for w in t.split()}), [1.0] * len(set(t.split())))
         for t in texts
     ]
     store.upsert_chunks(collection, chunks, dense, sparse)
@@ -89,10 +90,14 @@ def _put(
     return chunks[0].document_id
 
 
+def _term(word: str) -> int:
+    """A word's sparse index: the same in every run (Python's str hash is salted per
+    process, and modulo 1000 two words of a text sometimes collided)."""
+    return zlib.crc32(word.encode())
+
+
 def _query(text: str) -> SparseVector:
-    return SparseVector(
-        sorted({hash(w) % 1000 for w in text.split()}), [1.0] * len(set(text.split()))
-    )
+    return SparseVector(sorted({_term(w) for w in text.split()}), [1.0] * len(set(text.split())))
 
 
 def test_collection_records_its_embedding_model(store: QdrantStore) -> None:
