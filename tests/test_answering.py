@@ -22,11 +22,12 @@ from rag.adapters.ollama import OllamaGenerator
 from rag.adapters.qdrant.edge import EdgeStore
 from rag.answering import HISTORY_CHARS, REFUSAL_NOTICE, AnswerService
 from rag.errors import InvalidQuestion
+from rag.evidence import Evidence
 from rag.prompting import CONTEXT_STEPS, REFUSAL, SMALL_MODEL_PASSAGES, system_prompt
-from rag.retrieval import Retriever
+from rag.retrieval import Retrieval, Retriever
 from rag.settings import IngestSettings, LlmSettings, RetrievalSettings, Settings
 from rag.sparse import Bm25Encoder
-from rag.types import Answer, AnswerEvent, Delta, Message
+from rag.types import Answer, AnswerEvent, Delta, Message, Passage
 from rag.wiring import Services
 from tests.fake_ollama import FakeOllama, Script
 
@@ -695,3 +696,35 @@ def test_without_translation_or_when_it_fails_the_question_is_searched_as_writte
     assert "into English" in translation["messages"][0]["content"]
     assert answering["messages"][1]["content"].endswith(f"<question>\n{FRENCH_LEAVE}\n</question>")
     assert not answer.search_mode and answer.notice is None  # searched as it was asked
+
+
+def _found(texts: list[str], score: float) -> Retrieval:
+    """What a search found: passages with these texts, with evidence `score` (cut 0.4)."""
+    passages = [
+        Passage(f"c{i}", COLLECTION, f"d{i}", f"page{i}.html", "html", "", (), (), 0, t, 0.5)
+        for i, t in enumerate(texts)
+    ]
+    return Retrieval("q", passages, Evidence(score, 0.4, 0.85, None), 1.0)
+
+
+QUOTED_FRENCH = 'msg["Subject"] = "Ayons asperges pour le déjeuner, avec la recette de Pepé"'
+ENGLISH_PAGES = [f"The pprint module prints data structures, section {n}." for n in range(4)]
+
+
+def test_a_question_that_finds_nothing_is_translated_when_most_passages_are_in_another_language(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    """French words quoted on an English page can come first for a French question that
+    found nothing convincing: most of the first passages tell the documents' language, and
+    the question is translated. With convincing evidence, that first passage stands: a
+    bilingual collection is searched as asked."""
+    question = "Comment afficher joliment un gros dictionnaire pour le déboguer ?"
+    answers, _ = service(fake.url)
+    fake.enqueue(Script(tokens=["How to pretty-print a big dictionary for debugging?"]))
+
+    weak = answers.translated(question, _found([QUOTED_FRENCH, *ENGLISH_PAGES], 0.2))
+    strong = answers.translated(question, _found([QUOTED_FRENCH, *ENGLISH_PAGES], 0.6))
+
+    assert weak == "How to pretty-print a big dictionary for debugging?"
+    assert strong is None
+    assert len(chats(fake)) == 1  # the convincing search asked the model nothing
