@@ -127,14 +127,8 @@ class AnswerService:
         (`Retriever.retrieve(also=...)`); the answer is written for the question as asked."""
         if self._generator is None or not self._settings.translate_questions:
             return None
-        asked = language_of(question)
         theirs = passages_language(retrieval.passages)
-        if theirs in (None, asked) and retrieval.weak_evidence:
-            # Nothing convincing was found: the best passage in the question's language
-            # may be a stray quotation (an English page's French e-mail example) matching its
-            # small words. Most of the first passages then tell the documents' language.
-            theirs = passages_language(retrieval.passages, best_decides=False)
-        if theirs is None or theirs == asked:
+        if theirs is None or theirs == language_of(question):
             return None
         prompt = _translation_prompt(question, LANGUAGE_NAMES[theirs])
         try:
@@ -338,20 +332,22 @@ def _condense_prompt(question: str, turns: Sequence[Message]) -> str:
     return str(DEFAULT_PROMPT.format(chat_history=history, question=question))
 
 
-def passages_language(
-    passages: Sequence[Passage], first: int = 5, best_decides: bool = True
-) -> str | None:
+def passages_language(passages: Sequence[Passage], first: int = 5) -> str | None:
     """The language of the best passage when most of the first ones share it; None without
     passages or when they disagree. A best passage in the question's language means the
     search works as asked (a bilingual collection); an English page quoting a French
-    example does not make a collection French. `best_decides=False`: the language most of
-    the first ones share, whatever the best one's."""
+    example does not make a collection French."""
     if not passages:
         return None
-    found = Counter(language_of(p.text) for p in passages[:first])
-    ranked = found.most_common(1)[0][0]
-    best = language_of(passages[0].text) if best_decides else ranked
+    found = Counter(_language_in_context(p) for p in passages[:first])
+    best = _language_in_context(passages[0])
     return best if 2 * found[best] > sum(found.values()) else None
+
+
+def _language_in_context(passage: Passage) -> str:
+    """The passage's language read with its neighbouring chunks: French words quoted in an
+    English page's example do not make the page French."""
+    return language_of(f"{passage.before}\n{passage.text}\n{passage.after}")
 
 
 def _translation_prompt(question: str, language: str) -> str:

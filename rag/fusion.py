@@ -1,5 +1,6 @@
 """Rank fusion: one ranking from the dense and the sparse rankings of the same question,
-then diversified so that one document does not fill the top of the list.
+contents lists moved down, then diversified so that one document does not fill the top of
+the list.
 
 Reciprocal rank fusion uses ranks only, so cosine similarities and BM25 scores, which live
 on unrelated scales, need no calibration against each other.
@@ -7,6 +8,7 @@ on unrelated scales, need no calibration against each other.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -27,6 +29,47 @@ def reciprocal_rank_fusion(
             first_seen.setdefault(hit.id, hit)
     ordered = sorted(scores, key=lambda i: scores[i], reverse=True)
     return [(first_seen[i], scores[i]) for i in ordered]
+
+
+# A line of a contents list: a few words, a name or a `name.method()`, nothing of a sentence
+# or of code (no = : , ; quotes, brackets or prompt signs).
+_LABEL = re.compile(r"\w[\w .’'&/—–-]*(?:\(\))?", re.UNICODE)
+_LABEL_WORDS = 8
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MIN_LIST_LINES = 6
+_LIST_SHARE = 0.8
+
+
+def is_contents_list(text: str) -> bool:
+    """The passage is a contents list: a chapter's index of modules, a page's table of
+    contents, the members of a class one per line. Its words name every subject of the
+    chapter, so it matches many questions (closely, for an embedder), and answers none."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) < _MIN_LIST_LINES:
+        return False
+    labels = sum(
+        1
+        for line in lines
+        if len(_WORD.findall(line)) <= _LABEL_WORDS
+        and not line.endswith(".")
+        and _LABEL.fullmatch(line) is not None
+    )
+    return labels >= _LIST_SHARE * len(lines)
+
+
+def demote_contents_lists(
+    fused: Sequence[tuple[SearchHit, float]], weight: float
+) -> list[tuple[SearchHit, float]]:
+    """The fused hits with the score of each contents list times `weight` (1: unchanged),
+    best first again: a list that both searches rank first stays in play, one that only
+    the embedder liked moves below the prose."""
+    if weight == 1:
+        return list(fused)
+    scored = [
+        (hit, score * weight if is_contents_list(str(hit.payload.get("text", ""))) else score)
+        for hit, score in fused
+    ]
+    return sorted(scored, key=lambda pair: pair[1], reverse=True)
 
 
 def diversify(passages: Sequence[Passage], per_document: int, within: int) -> list[Passage]:

@@ -20,7 +20,7 @@ from rag.errors import (
     QuestionTooLong,
 )
 from rag.evidence import Evidence, assess, judge, strongest
-from rag.fusion import diversify, reciprocal_rank_fusion
+from rag.fusion import demote_contents_lists, diversify, reciprocal_rank_fusion
 from rag.ids import chunk_id
 from rag.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from rag.settings import RetrievalSettings
@@ -89,10 +89,13 @@ class Retriever:
         s = self._settings
         top_k = top_k or s.top_k
         searched = [self._search(text, by_model, collections, search_filter) for text in phrasings]
-        fused = reciprocal_rank_fusion(
-            [ranked for found in searched for ranked in found.ranked],
-            [weight for found in searched for weight in found.weights],
-            s.rrf_k,
+        fused = demote_contents_lists(
+            reciprocal_rank_fusion(
+                [ranked for found in searched for ranked in found.ranked],
+                [weight for found in searched for weight in found.weights],
+                s.rrf_k,
+            ),
+            s.contents_list_weight,
         )
         cosine: dict[str, float] = {}
         for found in searched:

@@ -166,6 +166,14 @@ class RetrievalSettings(BaseModel):
         "(snake_case, --option, file.name, getLogger): a dense model knows little of them, "
         "and the passage that holds one exactly should come first.",
     )
+    contents_list_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Factor of the fused score of a passage that is a contents list (a "
+        "chapter's index, a table of contents, one name per line): such lists name every "
+        "subject of a chapter and answer none. 1: ranked as the others.",
+    )
     max_per_document: int = Field(
         2,
         ge=1,

@@ -9,7 +9,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -698,33 +698,50 @@ def test_without_translation_or_when_it_fails_the_question_is_searched_as_writte
     assert not answer.search_mode and answer.notice is None  # searched as it was asked
 
 
-def _found(texts: list[str], score: float) -> Retrieval:
-    """What a search found: passages with these texts, with evidence `score` (cut 0.4)."""
-    passages = [
-        Passage(f"c{i}", COLLECTION, f"d{i}", f"page{i}.html", "html", "", (), (), 0, t, 0.5)
-        for i, t in enumerate(texts)
+def _found(first: Passage) -> Retrieval:
+    """What a search found: `first`, then four English passages."""
+    english = [
+        replace(first, chunk_id=f"c{i}", text=f"The pprint module prints data, part {i}.")
+        for i in range(4)
     ]
-    return Retrieval("q", passages, Evidence(score, 0.4, 0.85, None), 1.0)
+    return Retrieval("q", [first, *english], Evidence(0.6, 0.4, 0.85, None), 1.0)
 
 
-QUOTED_FRENCH = 'msg["Subject"] = "Ayons asperges pour le déjeuner, avec la recette de Pepé"'
-ENGLISH_PAGES = [f"The pprint module prints data structures, section {n}." for n in range(4)]
+QUOTED = Passage(
+    "c",
+    COLLECTION,
+    "d",
+    "email.html",
+    "html",
+    "",
+    (),
+    (),
+    0,
+    'msg["Subject"] = "Ayons asperges pour le déjeuner, avec la recette de Pepé"',
+    0.5,
+    before="Here is an example of how to create and send a simple text message:",
+    after="Note that the message is sent with the server's default settings.",
+)
+FRENCH_PAGE = replace(
+    QUOTED,
+    before="Voici comment on crée et envoie un message texte simple, avec ses en-têtes :",
+    after="Le message part avec les réglages par défaut du serveur de la société.",
+)
 
 
-def test_a_question_that_finds_nothing_is_translated_when_most_passages_are_in_another_language(
+def test_french_quoted_on_an_english_page_does_not_make_the_documents_french(
     service: ServiceFactory, fake: FakeOllama
 ) -> None:
-    """French words quoted on an English page can come first for a French question that
-    found nothing convincing: most of the first passages tell the documents' language, and
-    the question is translated. With convincing evidence, that first passage stands: a
-    bilingual collection is searched as asked."""
+    """A passage's language is read with its neighbouring chunks: French words quoted in an
+    English page's example come first for a French question, and the question is still
+    translated; a passage of a French page (a bilingual collection) is searched as asked."""
     question = "Comment afficher joliment un gros dictionnaire pour le déboguer ?"
     answers, _ = service(fake.url)
     fake.enqueue(Script(tokens=["How to pretty-print a big dictionary for debugging?"]))
 
-    weak = answers.translated(question, _found([QUOTED_FRENCH, *ENGLISH_PAGES], 0.2))
-    strong = answers.translated(question, _found([QUOTED_FRENCH, *ENGLISH_PAGES], 0.6))
+    quoted = answers.translated(question, _found(QUOTED))
+    french = answers.translated(question, _found(FRENCH_PAGE))
 
-    assert weak == "How to pretty-print a big dictionary for debugging?"
-    assert strong is None
-    assert len(chats(fake)) == 1  # the convincing search asked the model nothing
+    assert quoted == "How to pretty-print a big dictionary for debugging?"
+    assert french is None
+    assert len(chats(fake)) == 1  # the French page's search asked the model nothing

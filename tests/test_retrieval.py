@@ -12,6 +12,7 @@ import pytest
 from ingest.pipeline import IngestPipeline
 from rag.adapters.qdrant.edge import EdgeStore
 from rag.errors import InvalidQuestion
+from rag.fusion import is_contents_list
 from rag.retrieval import Retriever
 from rag.settings import IngestSettings, RetrievalSettings
 from rag.sparse import Bm25Encoder
@@ -286,3 +287,90 @@ def test_one_document_does_not_fill_the_top_of_the_list(repetitive, embedder) ->
     assert len(guide) == 3
     assert [p.score for p in guide] == sorted((p.score for p in guide), reverse=True)
     assert any(p.before or p.after for p in guide)
+
+
+CONTENTS_PAGE = "# Finance handbook\n\n" + "\n".join(
+    f"- {entry}"
+    for entry in [
+        "Travel expense claims",
+        "Reimbursement of travel costs",
+        "Expense claim forms",
+        "Corporate credit cards",
+        "Per diem rates",
+        "Mileage allowance",
+        "Travel booking",
+        "Receipts and invoices",
+    ]
+)
+REIMBURSEMENT = (
+    "# Reimbursement\n\nTravel costs are reimbursed within 30 days of the claim, by bank "
+    "transfer, once your manager has approved it.\n"
+)
+REIMBURSEMENT_QUESTION = "How are travel expense claims reimbursed?"
+
+
+@pytest.fixture(scope="module")
+def with_contents(tmp_path_factory, embedder, parsers) -> Iterator[EdgeStore]:
+    """A contents page naming every subject of a handbook, and the page that answers."""
+    documents = {"contents.md": CONTENTS_PAGE, "reimbursement.md": REIMBURSEMENT}
+    store = ingested(tmp_path_factory.mktemp("contents"), documents, "fin", embedder, parsers)
+    yield store
+    store.close()
+
+
+def test_a_contents_list_ranks_below_the_passage_that_answers(with_contents, embedder) -> None:
+    """A table of contents shares the question's words and subject (its embedding lies
+    close to every question on the subject) but answers nothing: the page that answers
+    comes first, and the list is still found."""
+    ranked_as_others = retriever(with_contents, embedder, contents_list_weight=1)
+    before = [p.source for p in ranked_as_others.retrieve(REIMBURSEMENT_QUESTION, ["fin"]).passages]
+    after = [
+        p.source
+        for p in retriever(with_contents, embedder)
+        .retrieve(REIMBURSEMENT_QUESTION, ["fin"])
+        .passages
+    ]
+
+    assert before[0] == "contents.md"  # what users saw
+    assert after[0] == "reimbursement.md"
+    assert "contents.md" in after
+
+
+@pytest.mark.parametrize(
+    ("text", "is_list"),
+    [
+        (
+            "TestCase\n\nTestCase.setUp()\n\nTestCase.tearDown()\n\nTestCase.run()\n\n"
+            "TestCase.skipTest()\n\nTestSuite\n\nTestLoader",
+            True,
+        ),
+        (
+            "The modules described in this chapter support data compression.\n"
+            "zlib — Compression compatible with gzip\ngzip — Support for gzip files\n"
+            "bz2 — Support for bzip2 compression\nlzma — Compression using the LZMA algorithm\n"
+            "zipfile — Work with ZIP archives\ntarfile — Read and write tar archive files",
+            True,
+        ),
+        # code, a table and prose are not
+        (
+            "import csv\nwith open('names.csv', 'w', newline='') as f:\n"
+            "    writer = csv.DictWriter(f, fieldnames=names)\n    writer.writeheader()\n"
+            "    writer.writerow({'first': 'Ann'})\n    writer.writerow({'first': 'Bob'})",
+            False,
+        ),
+        (
+            "feature | optional in | mandatory in\nnested_scopes | 2.1 | 2.2\n"
+            "generators | 2.2 | 2.3\ndivision | 2.2 | 3.0\nwith_statement | 2.5 | 2.6\n"
+            "print_function | 2.6 | 3.0",
+            False,
+        ),
+        (
+            "Travel costs are reimbursed within 30 days.\nClaims need receipts.\n"
+            "Managers approve them.\nThe portal sends a mail.\nPayment is by transfer.\n"
+            "Questions go to finance.",
+            False,
+        ),
+    ],
+)
+def test_contents_lists_are_told_from_code_tables_and_prose(text: str, is_list: bool) -> None:
+    assert is_contents_list(text) is is_list
