@@ -492,6 +492,34 @@ def test_eval_refuses_a_model_it_cannot_use_before_running_anything(
     assert "Traceback" not in unnamed.stderr + missing.stderr
 
 
+def test_eval_with_a_named_model_translates_as_ask_would(ingested, tmp_path: Path) -> None:
+    """No model configured, one named by --model: a French question over the English
+    handbook is translated by that model before it is searched, as `ask` with that model
+    would, so the figures are those users get."""
+    from tests.fake_ollama import FakeOllama, Script
+
+    docs, data, _ = ingested
+    qa = tmp_path / "fr.jsonl"
+    french = {**QUESTIONS[0], "id": "fr1"}
+    french["question"] = "Combien de jours de congés payés ont les salariés ?"
+    qa.write_text(json.dumps(french) + "\n", encoding="utf-8")
+    out = tmp_path / "results.jsonl"
+    with FakeOllama({"a": 8192}) as server:
+        server.enqueue(Script(tokens=["How many days of paid leave do employees get?"]))
+        server.enqueue(Script(tokens=["Les salariés ont 25 jours de congés [1]."]))
+        result = _eval_json(
+            data, qa, docs, out, "--model", "ollama:a", env={"CITADEL_LLM__HOST": server.url}
+        )
+        chats = [r for r in server.requests if r.get("messages")]
+
+    assert result.returncode == 0, result.stderr
+    assert len(chats) == 2
+    assert "into English" in chats[0]["messages"][0]["content"]
+    assert chats[1]["messages"][1]["content"].endswith(
+        f"<question>\n{french['question']}\n</question>"
+    )
+
+
 SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 HOSTILE = '<i id="pwned">x</i>'
 

@@ -227,7 +227,7 @@ def evaluate_command(
             "--translate",
             help="With --no-generate: still let the configured model translate a question "
             "in another language than its passages before searching it again, as `ask` "
-            "does (it always does when models answer).",
+            "does (when models answer, it is always done, by the first --model named).",
         ),
     ] = False,
     as_json: JsonOpt = False,
@@ -277,7 +277,11 @@ def evaluate_command(
 
         services.retriever.retrieve("warm-up", collections)  # load the model before timing
         top_k = services.settings.retrieval.top_k
-        translating = services.generator is not None and (translate or not no_generate)
+        # As `ask` would: the model that answers translates. Models named by --model share
+        # one retrieval, translated by the first of them; without any, the configured one.
+        translator = runs[0].answers if specs else services.answers
+        has_model = services.generator is not None or bool(specs)
+        translating = has_model and (translate or not no_generate)
         done = evaluation.run(
             items,
             services.retriever,
@@ -288,7 +292,7 @@ def evaluate_command(
             record,
             top_k=max(evaluation.MRR_CUTOFF, top_k),
             answer_top_k=top_k,
-            translate=services.answers.translated if translating else None,
+            translate=translator.translated if translating else None,
         )
     finally:
         for generator in generators:
