@@ -94,10 +94,17 @@ def remove_invalid_markers(text: str, sources: int) -> tuple[str, list[str]]:
 
 
 def cite(
-    answer: str, passages: Sequence[Passage], embed: Embed | None = None, question: str = ""
+    answer: str,
+    passages: Sequence[Passage],
+    embed: Embed | None = None,
+    question: str = "",
+    across_languages: bool = False,
 ) -> CitedText:
     """The answer's citations checked and earned (see the module's docstring). The
-    question's own specifics are its subject: repeating them claims nothing."""
+    question's own specifics are its subject: repeating them claims nothing.
+    `across_languages`: the answer is not in the passages' language (a French answer from
+    English documents), so words cannot be compared: a claim is earned by a passage that
+    holds all its numbers, names and identifiers, and one without any cannot be checked."""
     text, dropped = remove_invalid_markers(answer, len(passages))
     claims = _claims(text)
     cited_by: dict[int, list[str]] = {}
@@ -105,7 +112,7 @@ def cite(
     written_by_model: set[int] = set()
     unsupported: list[str] = []
     orphans = [c for c in claims if not c.numbers and _is_claim(c.text)]
-    support = _best_support([c.text for c in orphans], passages, embed, question)
+    support = _best_support([c.text for c in orphans], passages, embed, question, across_languages)
     placed: dict[int, int] = {}  # claim end -> the number Citadel places there
     for claim in claims:
         if claim.numbers:
@@ -265,7 +272,11 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _best_support(
-    claims: Sequence[str], passages: Sequence[Passage], embed: Embed | None, question: str
+    claims: Sequence[str],
+    passages: Sequence[Passage],
+    embed: Embed | None,
+    question: str,
+    across_languages: bool = False,
 ) -> list[int | None]:
     """For each claim, the number of the passage that earns it, or None."""
     if not claims or not passages:
@@ -278,7 +289,10 @@ def _best_support(
         for j, passage in enumerate(passages):
             lexical = _overlap(claim, passage)
             cosine = _cosine(vectors[i], vectors[len(claims) + j]) if vectors else 0.0
-            if wanted:
+            if across_languages:
+                # Words of two languages do not meet: what it names must be in the passage.
+                earned = bool(wanted) and _specifics_in(wanted, [passage])
+            elif wanted:
                 # Everything specific it states is said together, in one place of the
                 # passage that is about the same thing: "X is 500" is not earned by a
                 # passage where 500 belongs to something else.

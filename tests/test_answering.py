@@ -680,6 +680,24 @@ def test_a_question_in_another_language_than_the_documents_is_searched_translate
     )
 
 
+def test_an_answer_in_the_questions_language_is_checked_by_what_it_names(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    """The answer is written in French from English passages: Citadel cannot compare the
+    words, so the number it states earns its citation, where the handbook states it."""
+    fake.enqueue(Script(tokens=["How many days of paid leave do full-time employees get?"]))
+    fake.enqueue(Script(tokens=["Les salariés à temps plein ont droit à 25 jours par an."]))
+    answers, _ = service(fake.url)
+
+    _, answer = ask(answers, FRENCH_LEAVE)
+
+    assert not answer.refused and answer.unsupported == []
+    assert [(c.passage.source, c.passage.location, c.aligned) for c in answer.citations] == [
+        (*LEAVE_SOURCE, True)
+    ]
+    assert answer.text.endswith("25 jours par an [~1].")
+
+
 def test_without_translation_or_when_it_fails_the_question_is_searched_as_written(
     service: ServiceFactory, fake: FakeOllama
 ) -> None:

@@ -181,3 +181,30 @@ def test_each_marker_gets_the_sentence_of_its_source_behind_its_own_claim():
         "Each employee receives a laptop.",
         "",
     ]
+
+
+def test_an_answer_in_another_language_is_checked_by_what_it_names() -> None:
+    """A French answer from English documents: words cannot be compared, so a claim is
+    earned by the passage holding all it names, and not by one that lacks a name."""
+    passages = [
+        _passage(
+            1,
+            "The recommended approach to invoking subprocesses is to use the subprocess.run() "
+            "function. It waits for the command to complete.",
+        ),
+        _passage(2, "Employees receive 25 days of paid annual leave per calendar year."),
+    ]
+    answer = (
+        "Pour lancer une commande externe et récupérer ce qu'elle affiche, vous pouvez "
+        "utiliser la fonction `subprocess.run()` avec les arguments appropriés. "
+        "La fonction `os.popen()` est une autre solution, plus ancienne et déconseillée."
+    )
+
+    within = cite(answer, passages)
+    across = cite(answer, passages, across_languages=True)
+
+    assert within.citations == []  # too few of the French words are in the passage
+    assert [(c.number, c.aligned) for c in across.citations] == [(1, True)]
+    assert across.unsupported == [
+        "La fonction `os.popen()` est une autre solution, plus ancienne et déconseillée."
+    ]
