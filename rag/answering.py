@@ -266,11 +266,10 @@ class AnswerService:
         if truncated:
             notices.append("The model server reports a full context: part of the prompt was cut.")
         refused = _is_refusal(text)
-        across = _other_language(text, packed.passages)
         cited = (
             None
             if refused
-            else cite(text, packed.passages, self._embed, retrieval.question, across)
+            else cite(text, packed.passages, self._embed, retrieval.question, language_of(text))
         )
         if cited and not cited.citations and len(cited.unsupported) >= UNGROUNDED_SENTENCES:
             # Judged with the model, end to end: an answer none of whose sentences any
@@ -285,7 +284,7 @@ class AnswerService:
             cited = None
         else:
             unsupported_kept = cited.unsupported if cited else []
-        if cited and cited.unsupported and across:
+        if cited and cited.unsupported and _other_language(text, packed.passages):
             notices.append(
                 "The answer is not in the sources' language: Citadel could check only its "
                 "numbers, names and identifiers against them, so some sentences are shown as "

@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from rag.language import says_not_found
+from rag.language import language_of, says_not_found
 from rag.sparse import terms
 from rag.types import Citation, Passage
 
@@ -98,13 +98,13 @@ def cite(
     passages: Sequence[Passage],
     embed: Embed | None = None,
     question: str = "",
-    across_languages: bool = False,
+    language: str | None = None,
 ) -> CitedText:
     """The answer's citations checked and earned (see the module's docstring). The
     question's own specifics are its subject: repeating them claims nothing.
-    `across_languages`: the answer is not in the passages' language (a French answer from
-    English documents), so words cannot be compared: a claim is earned by a passage that
-    holds all its numbers, names and identifiers, and one without any cannot be checked."""
+    `language`: the answer's. A passage in another one (a French answer from an English
+    page) shares no words with it: there a claim is earned by holding all its numbers,
+    names and identifiers in the passage, and one without any cannot be checked."""
     text, dropped = remove_invalid_markers(answer, len(passages))
     claims = _claims(text)
     cited_by: dict[int, list[str]] = {}
@@ -112,7 +112,7 @@ def cite(
     written_by_model: set[int] = set()
     unsupported: list[str] = []
     orphans = [c for c in claims if not c.numbers and _is_claim(c.text)]
-    support = _best_support([c.text for c in orphans], passages, embed, question, across_languages)
+    support = _best_support([c.text for c in orphans], passages, embed, question, language)
     placed: dict[int, int] = {}  # claim end -> the number Citadel places there
     for claim in claims:
         if claim.numbers:
@@ -276,11 +276,12 @@ def _best_support(
     passages: Sequence[Passage],
     embed: Embed | None,
     question: str,
-    across_languages: bool = False,
+    language: str | None = None,
 ) -> list[int | None]:
     """For each claim, the number of the passage that earns it, or None."""
     if not claims or not passages:
         return [None] * len(claims)
+    foreign = [language is not None and language_of(p.text) != language for p in passages]
     vectors = embed([*claims, *(p.text for p in passages)]) if embed else None
     result: list[int | None] = []
     for i, claim in enumerate(claims):
@@ -289,7 +290,7 @@ def _best_support(
         for j, passage in enumerate(passages):
             lexical = _overlap(claim, passage)
             cosine = _cosine(vectors[i], vectors[len(claims) + j]) if vectors else 0.0
-            if across_languages:
+            if foreign[j]:
                 # Words of two languages do not meet: what it names must be in the passage.
                 earned = bool(wanted) and _specifics_in(wanted, [passage])
             elif wanted:

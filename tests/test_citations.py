@@ -201,10 +201,25 @@ def test_an_answer_in_another_language_is_checked_by_what_it_names() -> None:
     )
 
     within = cite(answer, passages)
-    across = cite(answer, passages, across_languages=True)
+    across = cite(answer, passages, language="fr")
 
     assert within.citations == []  # too few of the French words are in the passage
     assert [(c.number, c.aligned) for c in across.citations] == [(1, True)]
     assert across.unsupported == [
         "La fonction `os.popen()` est une autre solution, plus ancienne et déconseillée."
     ]
+
+
+def test_a_passage_in_the_answers_own_language_is_still_compared_word_for_word() -> None:
+    """A French answer from a bilingual collection: the French page earns the sentence that
+    restates it, though it names nothing, while the English pages could not."""
+    passages = [
+        _passage(1, "Employees receive 25 days of paid annual leave per calendar year."),
+        _passage(2, "Les salariés à temps plein ont droit à des congés payés chaque année civile."),
+    ]
+    answer = "Les salariés à temps plein ont droit à des congés payés chaque année."
+
+    cited = cite(answer, passages, language="fr")
+
+    assert [(c.number, c.aligned) for c in cited.citations] == [(2, True)]
+    assert cited.unsupported == []
