@@ -101,7 +101,9 @@ def _while_45_answers_wait(server: LiveServer, key: str) -> None:
                     assert other.get("/api/me").status_code == 200
                     assert other.get("/api/collections").status_code == 200
                     took = time.monotonic() - began
-                    assert took < 1.0, f"other routes took {took:.2f} s"
+                    # Routes queued behind the answers would wait until they end (the
+                    # test holds them for minutes); the bound leaves room for a busy CI.
+                    assert took < 3.0, f"other routes took {took:.2f} s"
                 # A 46th question of the same user: over its allowance, refused at once.
                 refused = other.post("/api/ask", json={"question": QUESTION, "stream": True})
                 assert refused.status_code == 429 and "Retry-After" in refused.headers
@@ -167,7 +169,9 @@ def test_an_answer_not_streamed_never_holds_up_the_other_routes(tmp_path, embedd
                     began = time.monotonic()
                     assert other.get("/healthz").status_code == 200
                     took = time.monotonic() - began
-                assert not answer.done() and took < 0.5, took
+                # Blocked behind the model, /healthz would wait for its first token (2 s
+                # more at least); the bound leaves room for a busy machine.
+                assert not answer.done() and took < 1.5, took
                 assert answer.result().status_code == 200
         finally:
             workspace.close()

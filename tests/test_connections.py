@@ -88,7 +88,11 @@ def test_a_flood_of_idle_and_slow_connections_from_one_address_leaves_others_ser
             took = time.monotonic() - started
             assert search.status_code == 200, search.text
             assert search.json()["passages"], search.json()
-            assert took < 1.0, f"search took {took:.2f} s during the flood"
+            # Served among the flood, not after it: a server that waited on the stranger's
+            # unfinished headers would answer only at their deadline (10 s by default). A
+            # tighter bound measured the machine's load, not the server (CI saw 1.07 s).
+            header_deadline = workspace.settings.server.header_timeout_s
+            assert took < header_deadline / 2, f"search took {took:.2f} s during the flood"
             assert alice.get("/healthz").status_code == 200
             # The stranger's excess connections were turned away at once, by name.
             refused = [r for c in flood[-20:] if (r := reply_of(c, 5)).startswith(b"HTTP/1.1 429")]
