@@ -204,7 +204,7 @@ def test_stalled_stream_hits_the_client_read_timeout(fake: FakeOllama) -> None:
         elapsed = time.monotonic() - started
 
     assert received == ["a"]
-    assert 0.4 < elapsed < 1.5
+    assert 0.4 < elapsed < 3.0  # a stream without the timeout stays stalled until stop
 
 
 def test_stop_while_a_stream_is_stalled_returns_promptly() -> None:
@@ -216,7 +216,7 @@ def test_stop_while_a_stream_is_stalled_returns_promptly() -> None:
 
         started = time.monotonic()
         fake.stop()
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.5  # a hanging stop waits its 5 s timeout
 
         with pytest.raises(httpx.RemoteProtocolError):
             next(stream)
@@ -228,7 +228,7 @@ def test_stop_with_an_idle_keep_alive_connection_returns_promptly() -> None:
         client.list()  # leaves a pooled keep-alive connection open on the server
         started = time.monotonic()
         fake.stop()
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.5  # a hanging stop waits its 5 s timeout
 
 
 def test_no_server_errors_differ_between_streaming_and_not() -> None:
