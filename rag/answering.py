@@ -110,7 +110,7 @@ class AnswerService:
                 citations=[],
                 passages=closest_documents(retrieval.passages),
                 refused=True,
-                notice=REFUSAL_NOTICE,
+                notice=refusal_notice(retrieval.evidence.absent_names),
             )
             return
         if self._generator is None:
@@ -346,6 +346,16 @@ def passages_language(passages: Sequence[Passage], first: int = 5) -> str | None
     found = Counter(_language_in_context(p) for p in passages[:first])
     best = _language_in_context(passages[0])
     return best if 2 * found[best] > sum(found.values()) else None
+
+
+def refusal_notice(absent_names: Sequence[str]) -> str:
+    """Why a question was refused before any model was asked: the names no document
+    mentions, when that is why (the reader can check the spelling, or ask otherwise)."""
+    if not absent_names:
+        return REFUSAL_NOTICE
+    quoted = [f"“{name}”" for name in absent_names]
+    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return f"No document you can search mentions {names}; the closest passages are listed."
 
 
 def _language_in_context(passage: Passage) -> str:

@@ -221,6 +221,16 @@ def specifics(claim: str, given: str = "") -> set[str]:
     return {f for f in found if f}
 
 
+def names_in(text: str) -> list[str]:
+    """The names a text holds, as written, once each: the words among its specifics that
+    are all letters (a proper noun inside a sentence, CamelCase, an acronym, a quoted
+    word). Versions, numbers and identifiers are left out: they are written in too many
+    ways ("DHCPv6", "dhcpd6.conf") to say a text lacks them."""
+    wanted = specifics(text)
+    found = [w for w in re.findall(r"[^\W\d_]+", text) if _fold(w) in wanted]
+    return list(dict.fromkeys(found))
+
+
 def _all_in(wanted: set[str], text: str) -> bool:
     folded = _fold(text)
     digits = re.sub(r"(?<=\d)[\s\u202f\u00a0,](?=\d{3}\b)", "", folded)  # 1 000 -> 1000

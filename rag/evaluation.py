@@ -229,6 +229,7 @@ class Outcome:
     latency_ms: float  # retrieval
     answer: str | None = None
     evidence: float | None = None
+    absent_names: list[str] = field(default_factory=list)  # refused for these, whatever the score
     error: str | None = None  # the question could not be run (e.g. over the length limit)
     notice: str | None = None  # why no answer was generated (search mode)
     cited_pages: dict[str, int] = field(default_factory=dict)  # source -> page cited first
@@ -267,6 +268,8 @@ class Outcome:
         row["latency_ms"] = round(self.latency_ms, 2)
         if self.evidence is not None:
             row["evidence"] = round(self.evidence, 6)
+        if self.absent_names:
+            row["absent_names"] = self.absent_names
         if self.cited_pages:
             row["cited_pages"] = self.cited_pages
         if self.error is not None:
@@ -292,6 +295,7 @@ class Outcome:
             latency_ms=float(row.get("latency_ms", 0)),
             answer=row.get("answer"),
             evidence=row.get("evidence"),
+            absent_names=list(row.get("absent_names") or []),
             error=row.get("error"),
             notice=row.get("notice"),
             cited_pages=dict(row.get("cited_pages") or {}),
@@ -481,8 +485,9 @@ def refusal_sweep(
     for t in thresholds:
 
         def refused(i: QaItem, t: float = t) -> bool:
-            evidence = outcomes[i.id].evidence
-            return evidence is not None and evidence < t
+            outcome = outcomes[i.id]
+            evidence = outcome.evidence
+            return bool(outcome.absent_names) or (evidence is not None and evidence < t)
 
         unanswerable = [i for i in items if not i.answerable]
         rows.append(
@@ -671,6 +676,7 @@ def _retrieve(
         refused=retrieval.weak_evidence,
         latency_ms=retrieval.latency_ms,
         evidence=retrieval.evidence.score,
+        absent_names=list(retrieval.evidence.absent_names),
     )
     return outcome, retrieval
 

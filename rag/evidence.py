@@ -15,6 +15,11 @@ the collection's own pseudo-questions and off-topic questions put it, their mean
 through a logistic, and the threshold is the collection's own. A question is answered
 when any searched collection holds enough evidence by its own calibration.
 
+Whatever the signals, a question that names something (a proper noun, a product, an
+acronym) that no searched document holds anywhere is refused, and the name said: passages
+on a neighbouring subject score as well as answers do ("publish with Poetry" finds the
+packaging pages), and neither score tells them apart.
+
 A collection never calibrated (built before calibration existed) keeps the fixed means
 and spreads of the handbook dev set with MiniLM and the `retrieval.min_evidence`
 threshold. With a cross-encoder configured, its top score is the evidence instead.
@@ -46,10 +51,13 @@ class Evidence:
     lexical_z: float | None  # how far the best BM25 match stands above the other candidates
     collection: str | None = None  # the collection whose evidence decided
     calibrated: bool = False  # judged by that collection's own calibration
+    # Names the question asks about that no searched document holds anywhere: the
+    # documents cannot answer about what they never mention, however close the rest is.
+    absent_names: tuple[str, ...] = ()
 
     @property
     def sufficient(self) -> bool:
-        return self.score >= self.threshold
+        return self.score >= self.threshold and not self.absent_names
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from rag.citations import names_in
 from rag.errors import (
     CollectionNotFound,
     EmbedderError,
@@ -125,7 +126,9 @@ class Retriever:
                 for name in names
                 for sparse in [found.sparse_by[name]]
             )
-        evidence = strongest(judged)
+        evidence = replace(
+            strongest(judged), absent_names=self._absent_names(question, collections, search_filter)
+        )
         if s.neighbours and passages:
             passages = self._with_neighbours(passages, s.neighbours)
         return Retrieval(
@@ -235,6 +238,24 @@ class Retriever:
         else:
             evidence = judge(fitted, question, dense, sparse)
         return replace(evidence, collection=name)
+
+    def _absent_names(
+        self, question: str, collections: Sequence[str], search_filter: SearchFilter | None
+    ) -> tuple[str, ...]:
+        """The names the question (as asked: a translation may invent some) holds that no
+        document of `collections` within `search_filter` holds: one exact-word lookup each."""
+        if not self._settings.refuse_absent_names:
+            return ()
+        absent = []
+        for name in names_in(question):
+            # Lower case: the name whole, not its CamelCase parts ("DataFrame": data, frame),
+            # which any document may hold.
+            term = self._sparse.encode_query(name.lower())
+            if term.indices and not any(
+                self._store.search([c], term, 1, search_filter) for c in collections
+            ):
+                absent.append(name)
+        return tuple(absent)
 
     def _rerank(self, question: str, passages: list[Passage]) -> list[Passage]:
         assert self._reranker is not None

@@ -174,6 +174,13 @@ class RetrievalSettings(BaseModel):
         "chapter's index, a table of contents, one name per line): such lists name every "
         "subject of a chapter and answer none. 1: ranked as the others.",
     )
+    refuse_absent_names: bool = Field(
+        True,
+        description="Refuse a question that names something (a proper noun, a product, an "
+        "acronym) no searched document mentions anywhere, and say which name: passages about "
+        "a neighbouring subject would otherwise be answered from. Off where users name things "
+        "otherwise than the documents do.",
+    )
     max_per_document: int = Field(
         2,
         ge=1,

@@ -279,7 +279,11 @@ def test_weak_evidence_is_refused_without_calling_the_model(
     assert deltas == []
     assert answer.refused is True
     assert answer.text == REFUSAL
-    assert answer.notice == REFUSAL_NOTICE
+    # The samples never mention ZFS: the reader is told so, and can check the spelling.
+    assert (
+        answer.notice
+        == "No document you can search mentions “ZFS”; the closest passages are listed."
+    )
     assert answer.citations == []
     assert not answer.search_mode
     assert 1 <= len(answer.passages) <= 3  # the closest passages, one per document

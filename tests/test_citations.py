@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rag.citations import MarkerFilter, cite
+import pytest
+
+from rag.citations import MarkerFilter, cite, names_in
 from rag.types import Passage
 
 
@@ -223,3 +225,20 @@ def test_a_passage_in_the_answers_own_language_is_still_compared_word_for_word()
 
     assert [(c.number, c.aligned) for c in cited.citations] == [(2, True)]
     assert cited.unsupported == []
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        ("How do I publish our package with Poetry?", ["Poetry"]),
+        ("Which pandas function reads an Excel sheet into a DataFrame?", ["Excel", "DataFrame"]),
+        ("Comment installer Nextcloud sur notre serveur Apache ?", ["Nextcloud", "Apache"]),
+        ("What does “EAFP” mean, and is EAFP Pythonic?", ["EAFP", "Pythonic"]),
+        # A capital that starts the sentence names nothing; versions and identifiers are
+        # written in too many ways to be looked up.
+        ("Kubernetes or not, where does isc-dhcp-server read its DHCPv6 settings?", []),
+        ("How many days of leave do I get in 2026?", []),
+    ],
+)
+def test_names_of_a_question(question: str, names: list[str]) -> None:
+    assert names_in(question) == names

@@ -92,6 +92,21 @@ def test_document_level_metrics_pages_and_refusals(tmp_path: Path) -> None:
     assert Outcome.from_json(outcomes["b"].to_json()).cited_pages == {"pdf/b.pdf": 4}
 
 
+def test_a_question_refused_for_a_name_is_refused_at_every_threshold(tmp_path: Path) -> None:
+    """The sweep tells an admin what each evidence threshold would refuse; a question
+    naming what no document mentions is refused whatever the threshold, and says why."""
+    (item,) = load_questions(
+        _write(tmp_path, [{"id": "c", "question": "Poetry?", "answers": [], "sources": []}])
+    )
+    named = Outcome("c", [Retrieved("x.md", (), 0.9)], True, 1.0, evidence=0.9)
+    named.absent_names.append("Poetry")
+
+    sweep = refusal_sweep([item], {"c": Outcome.from_json(named.to_json())}, [0.1, 0.5])
+
+    assert [r["refusal_recall"] for r in sweep] == [1.0, 1.0]
+    assert "absent_names" not in Outcome("c", [], False, 1.0, evidence=0.9).to_json()
+
+
 def test_a_question_may_name_every_page_that_states_its_answer(tmp_path: Path) -> None:
     line = {"id": "b", "question": "q", "answers": ["x"], "sources": ["b.pdf"], "page": [5, 3]}
     (item,) = load_questions(_write(tmp_path, [line]))

@@ -19,7 +19,7 @@ from llama_index.core.chat_engine.condense_question import DEFAULT_TEMPLATE as C
 from ingest.pipeline import IngestPipeline
 from ingest.workers import ParserPool
 from rag.adapters.embedder import SentenceTransformerEmbedder
-from rag.answering import REFUSAL_NOTICE
+from rag.answering import refusal_notice
 from rag.prompting import REFUSAL, system_prompt
 from rag.settings import IngestSettings
 from tests.fake_ollama import FakeOllama, Script
@@ -338,7 +338,8 @@ def test_question_the_documents_do_not_cover_is_refused_with_the_closest(
     chunks = stream_chunks(citadel.client(), ABSENT_QUESTION)
 
     content = response.choices[0].message.content or ""
-    assert content.startswith(f"{REFUSAL}\n\n{REFUSAL_NOTICE}\n\nClosest documents:\n- ")
+    notice = refusal_notice(["ZFS"])  # the samples never mention it
+    assert content.startswith(f"{REFUSAL}\n\n{notice}\n\nClosest documents:\n- ")
     assert content_of(chunks) == content
     assert (response.model_extra or {})["citadel"]["refused"] is True
     assert chats_since(fake, start) == []  # weak evidence: the model is not asked

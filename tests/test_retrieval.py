@@ -69,6 +69,30 @@ def test_questions_the_documents_do_not_cover_have_weak_evidence(indexed, embedd
         assert result.passages  # the closest passages are still there to show
 
 
+def test_a_question_naming_what_no_document_mentions_is_refused_with_the_name(
+    indexed, embedder
+) -> None:
+    """The handbook says to request leave in Beacon. Asked about Workday, the leave passage
+    is as close as ever, and was the answer's source: the documents say nothing of Workday."""
+    r = retriever(indexed, embedder)
+
+    beacon = r.retrieve("How do I request annual leave in Beacon?", ["docs"])
+    workday = r.retrieve("How do I request annual leave in Workday?", ["docs"])
+    allowed = retriever(indexed, embedder, refuse_absent_names=False).retrieve(
+        "How do I request annual leave in Workday?", ["docs"]
+    )
+
+    assert not beacon.weak_evidence and beacon.evidence.absent_names == ()
+    assert workday.weak_evidence and workday.evidence.absent_names == ("Workday",)
+    assert workday.evidence.score >= workday.evidence.threshold  # the score alone would answer
+    assert "Request leave in Beacon" in workday.passages[0].text  # still shown as the closest
+    assert not allowed.weak_evidence  # the setting turns the rule off
+    # Looked up in the collections searched only: the canary collection's words do not count.
+    assert r.retrieve("What is the canary band in Beacon?", ["finance"]).evidence.absent_names == (
+        "Beacon",
+    )
+
+
 def test_filters_by_file_type_and_folder(indexed, embedder) -> None:
     r = retriever(indexed, embedder)
     question = "What are the rules for passwords?"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from rag.answering import refusal_notice
 from rag.errors import CitadelError
 from rag.types import Answer, Delta, Message, SearchFilter, Thinking
 from rag.wiring import Services
@@ -85,7 +86,14 @@ def search(
         return
     out = console()
     print_passages(out, retrieval.passages)
-    verdict = " (weak: an answer would be refused)" if retrieval.weak_evidence else ""
+    absent = retrieval.evidence.absent_names
+    verdict = (
+        f" (an answer would be refused: {shown(refusal_notice(absent))})"
+        if absent
+        else " (weak: an answer would be refused)"
+        if retrieval.weak_evidence
+        else ""
+    )
     out.print(
         f"[dim]evidence {retrieval.evidence.score:.2f}{verdict}; {retrieval.latency_ms:.0f} ms[/]"
     )

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from rag.answering import refusal_notice
 from rag.errors import CitadelError
 from rag.prompting import render_source
 from rag.types import Message, Passage
@@ -184,15 +185,23 @@ async def _search(call: _Call, args: SearchArguments, _: AnswerThreads) -> types
     )
     ranked = list(enumerate(result.passages, start=1))
     passages = [_passage_json(p, call.link(p), n) for n, p in ranked]
+    absent = result.evidence.absent_names
     weak = (
-        "The documents barely match this question: these passages may not answer it.\n\n"
+        f"{refusal_notice(absent)}\n\n"
+        if absent
+        else "The documents barely match this question: these passages may not answer it.\n\n"
         if result.weak_evidence
         else ""
     )
     text = weak + "\n\n".join(_framed(n, p) for n, p in ranked) if ranked else "No passage."
     return _result(
         text,
-        {"question": result.question, "weak_evidence": result.weak_evidence, "passages": passages},
+        {
+            "question": result.question,
+            "weak_evidence": result.weak_evidence,
+            "absent_names": list(absent),
+            "passages": passages,
+        },
     )
 
 

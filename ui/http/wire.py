@@ -198,6 +198,7 @@ class RetrievalOut(BaseModel):
     question: str
     evidence: float
     weak_evidence: bool
+    absent_names: list[str]  # named in the question, mentioned in no searched document
     latency_ms: float
     passages: list[PassageOut]
 
@@ -207,6 +208,7 @@ class RetrievalOut(BaseModel):
             question=r.question,
             evidence=round(r.evidence.score, 6),
             weak_evidence=r.weak_evidence,
+            absent_names=list(r.evidence.absent_names),
             latency_ms=round(r.latency_ms, 2),
             passages=[PassageOut.of(p, i) for i, p in enumerate(r.passages, start=1)],
         )
