@@ -23,6 +23,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rag.code_spans import in_code
 from rag.language import language_of, says_not_found
 from rag.sparse import terms
 from rag.types import Citation, Passage
@@ -81,6 +82,8 @@ def remove_invalid_markers(text: str, sources: int) -> tuple[str, list[str]]:
     dropped: list[str] = []
 
     def keep_valid(match: re.Match[str]) -> str:
+        if in_code(text[: match.start()]):  # items[0] in code is code
+            return match.group(0)
         numbers = _numbers(match.group(1))
         valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= sources]
         if len(valid) < len(numbers):
@@ -160,7 +163,14 @@ def _claims(text: str) -> list[_Claim]:
     found: list[_Claim] = []
     for match in _SENTENCE.finditer(text):
         sentence = match.group(0)
-        numbers = tuple(n for m in _MARKER.finditer(sentence) for n in _numbers(m.group(1)))
+        if in_code(text[: match.start()]):
+            continue  # a line of a code block claims nothing
+        numbers = tuple(
+            n
+            for m in _MARKER.finditer(sentence)
+            if not in_code(text[: match.start() + m.start()])
+            for n in _numbers(m.group(1))
+        )
         if _ONLY_MARKERS.match(sentence) and found:
             last = found[-1]
             found[-1] = _Claim(last.start, last.end, last.text, (*last.numbers, *numbers))
@@ -336,6 +346,8 @@ def marker_support(text: str, passage_texts: Mapping[int, str]) -> list[str]:
         if not _ONLY_MARKERS.match(sentence):  # markers alone belong to the claim before
             claim = _MARKER_WITH_SPACE.sub("", sentence)
         for marker in _CHECKED_MARKER.finditer(sentence):
+            if in_code(text[: match.start() + marker.start()]):
+                continue  # code, not a citation (the page shows no chip for it either)
             passage = passage_texts.get(int(marker.group(1)))
             support.append(_snippet(passage, claim) if passage is not None else "")
     return support
@@ -379,6 +391,7 @@ class MarkerFilter:
     def __init__(self, sources: int) -> None:
         self._sources = sources
         self._held = ""
+        self._shown = ""  # all the text given out so far: whether a bracket is code
 
     def feed(self, text: str) -> str:
         self._held += text
@@ -391,6 +404,10 @@ class MarkerFilter:
                 break
             out.append(self._held[:start])
             self._held = self._held[start:]
+            if in_code(self._shown + "".join(out)):  # items[0] in code is code
+                out.append("[")
+                self._held = self._held[1:]
+                continue
             end = self._held.find("]")
             if end < 0:
                 if len(self._held) > self._LONGEST_MARKER or "\n" in self._held:
@@ -419,9 +436,12 @@ class MarkerFilter:
         shown = "".join(out)
         body = shown.rstrip(" \t")
         self._held = shown[len(body) :] + self._held
+        self._shown += body
         return body
 
     def flush(self) -> str:
-        """The text still held when the stream ends; a half-written marker is dropped."""
+        """The text still held when the stream ends; a half-written marker is dropped
+        (not in code: there it is the code's)."""
         held, self._held = self._held, ""
-        return "" if _PARTIAL_MARKER.fullmatch(held.lstrip(" \t")) else held
+        partial = _PARTIAL_MARKER.fullmatch(held.lstrip(" \t"))
+        return "" if partial and not in_code(self._shown) else held

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import MarkerFilter, cite, names_in
+from rag.citations import MarkerFilter, cite, marker_support, names_in
 from rag.types import Passage
 
 
@@ -225,6 +225,50 @@ def test_a_passage_in_the_answers_own_language_is_still_compared_word_for_word()
 
     assert [(c.number, c.aligned) for c in cited.citations] == [(2, True)]
     assert cited.unsupported == []
+
+
+CODE_ANSWER = (
+    "Report a lost laptop within one hour [1]. Read the arguments like this:\n"
+    "```python\n"
+    "first = items[0]  # the first one\n"
+    "last = sys.argv[2]\n"
+    "report = reports[1]\n"
+    "```\n"
+    "Or take `lst[0]` alone. Leave is 25 days [2][9].\n"
+    "~~~\n"
+    "cells[0][3] = 25\n"
+    "~~~\n"
+)
+
+
+def test_brackets_in_code_are_code_not_citations() -> None:
+    """`items[0]` was taken for an invented marker and removed: the code a reader copied
+    was broken. In code, nothing is removed, nothing counts as a citation or a claim."""
+    cited = cite(CODE_ANSWER, PASSAGES)
+
+    assert cited.text == CODE_ANSWER.replace("[2][9]", "[2]")  # only the prose marker
+    assert cited.dropped_markers == ["[9]"]
+    assert [c.number for c in cited.citations] == [1, 2]
+    assert "[~" not in cited.text and not any("=" in u for u in cited.unsupported)
+    # Streamed a character at a time, the reader sees the same text.
+    shown = MarkerFilter(sources=2)
+    streamed = "".join(shown.feed(ch) for ch in CODE_ANSWER) + shown.flush()
+    assert streamed == cited.text
+    # One supporting sentence per citation marker, none for the code's brackets.
+    texts = {n: p.text for n, p in enumerate(PASSAGES, start=1)}
+    assert marker_support(cited.text, texts) == [
+        "A lost device is reported within one hour.",
+        "Employees receive 25 days of paid annual leave per calendar year.",
+    ]
+
+
+def test_a_code_block_left_open_is_code_to_the_end() -> None:
+    answer = "Like this [1]:\n```\nx = rows[0\n"
+    shown = MarkerFilter(sources=1)
+    streamed = "".join(shown.feed(ch) for ch in answer) + shown.flush()
+
+    assert streamed == answer  # the last line's bracket is the code's, not a cut marker
+    assert cite(answer, PASSAGES[:1]).text == answer
 
 
 @pytest.mark.parametrize(

@@ -453,6 +453,24 @@ def test_a_models_markdown_is_rendered_and_its_markers_become_chips():
     assert "[~2]" not in html_out
 
 
+def test_brackets_in_code_stay_code_and_chips_count_only_the_citations():
+    from ui.web.markdown import markdown_html
+
+    text = "Take the first [1]:\n```python\nfirst = items[1]\n```\nOr `row[2]`, as said [2]."
+    places: list[tuple[int, int]] = []
+
+    def chip(n: int, placed: bool, place: int) -> str:
+        places.append((n, place))
+        return _chip(n, placed, place)
+
+    html_out = markdown_html(text, [1, 2], chip)
+
+    assert '<pre><code class="language-python">first = items[1]\n</code></pre>' in html_out
+    assert "<code>row[2]</code>" in html_out
+    # The place of each chip among the citations, as `marker_support` numbers them.
+    assert places == [(1, 0), (2, 1)]
+
+
 def test_a_models_markdown_cannot_carry_html_scripts_images_or_unsafe_links():
     from ui.web.markdown import markdown_html
 

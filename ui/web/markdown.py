@@ -16,6 +16,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from rag.code_spans import in_code
 from rag.text import printable
 
 _MARKER = re.compile(r"\[(~?)(\d{1,3})\]")  # [n] the model's, [~n] placed by Citadel
@@ -59,13 +60,16 @@ def markdown_html(text: str, numbers: Iterable[int], chip: Chip) -> str:
     counter = itertools.count()
 
     def stand_in(match: re.Match[str]) -> str:
+        if in_code(shown[: match.start()]):  # items[1] in code is code, not a citation
+            return match.group(0)
         number, place = int(match.group(2)), next(counter)
         if number not in valid:
             return match.group(0)
         return f"{_PLACED if match.group(1) else _OPEN}{number}.{place}{_CLOSE}"
 
     # Control and direction characters go first, as everywhere text is shown.
-    marked = _MARKER.sub(stand_in, _PRIVATE.sub("", printable(text)))
+    shown = _PRIVATE.sub("", printable(text))
+    marked = _MARKER.sub(stand_in, shown)
     rendered = _MD.render(_markers_out_of_tables(marked))
     return _STAND_IN.sub(
         lambda m: chip(int(m.group(2)), m.group(1) == _PLACED, int(m.group(3))), rendered
