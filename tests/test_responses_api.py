@@ -406,3 +406,15 @@ def test_failed_requests_are_logged_and_the_callers_audited(
     )
     unknown_url = "POST /v1/embeddings failed: 404 Unknown request URL"
     assert any(line.startswith(unknown_url) for line in lines)
+
+
+def test_brackets_in_the_answers_code_carry_no_citation() -> None:
+    from ui.http.responses import url_citations
+
+    text = "Use `rows[1]` as shown [1].\n```\nfirst = rows[1]\n```\n\nSources:\n[1] a.pdf, page 2"
+    source = {"n": 1, "link": "/documents/a?page=2", "source": "a.pdf", "page": 2}
+
+    notes = url_citations(text, [source], "https://citadel.example")
+
+    marked = [text[n["start_index"] : n["end_index"]] for n in notes]
+    assert marked == ["[1]", "[1] a.pdf, page 2"]  # the prose marker and the Sources line

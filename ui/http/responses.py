@@ -47,6 +47,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.code_spans import in_code
 from rag.errors import CitadelError
 from rag.prompting import STYLE_CHARS
 from rag.types import Answer, AnswerOptions, Delta, Thinking
@@ -220,7 +221,10 @@ def url_citations(text: str, sources: list[dict[str, Any]], base_url: str) -> li
         if source is None:
             continue
         start, end = match.span()
-        if block >= 0 and start > block:  # a line of the block: the whole line
+        in_block = block >= 0 and start > block
+        if not in_block and in_code(text[:start]):  # items[1] in the answer's code is code
+            continue
+        if in_block:  # a line of the block: the whole line
             line_end = text.find("\n", end)
             end = len(text) if line_end < 0 else line_end
         found.append(

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rag.citations import marker_support
+from rag.code_spans import in_code
 from rag.text import printable, shorten
 from rag.types import OCR_NOTE, Answer, DocumentRecord, Passage
 from ui.service.sources import ShownSource, shown_sources
@@ -73,7 +74,7 @@ def cited_text(text: str, answer_id: str, numbers: Iterable[int]) -> str:
     position = 0
     for match in _MARKER.finditer(text):
         number = int(match.group(2))
-        if number not in valid:
+        if number not in valid or in_code(text[: match.start()]):  # items[1] is code
             continue
         out.append(esc(text[position : match.start()]))
         out.append(cite_link(answer_id, number, placed=bool(match.group(1))))
