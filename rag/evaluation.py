@@ -461,7 +461,8 @@ def failures(items: Sequence[QaItem], outcomes: dict[str, Outcome]) -> list[dict
         if o.error is not None:
             problems.append(f"not run: {o.error}")
         if i.answerable and o.refused:
-            problems.append("refused")
+            absent = ", ".join(o.absent_names)
+            problems.append(f"refused: no document mentions {absent}" if absent else "refused")
         if not i.answerable and not o.refused:
             problems.append("answered an unanswerable question")
         judged = o.answer is not None and i.answerable and i.expected and not o.refused

@@ -104,6 +104,14 @@ def test_a_question_refused_for_a_name_is_refused_at_every_threshold(tmp_path: P
     sweep = refusal_sweep([item], {"c": Outcome.from_json(named.to_json())}, [0.1, 0.5])
 
     assert [r["refusal_recall"] for r in sweep] == [1.0, 1.0]
+    # An answerable question refused so says which name the documents lack.
+    (answerable,) = load_questions(
+        _write(tmp_path, [{"id": "c", "question": "Poetry?", "answers": [], "sources": ["a.md"]}])
+    )
+    assert failures([answerable], {"c": named})[0]["problems"] == [
+        "not in top 5",
+        "refused: no document mentions Poetry",
+    ]
     assert "absent_names" not in Outcome("c", [], False, 1.0, evidence=0.9).to_json()
 
 
