@@ -111,6 +111,7 @@ class AnswerService:
                 passages=closest_documents(retrieval.passages),
                 refused=True,
                 notice=refusal_notice(retrieval.evidence.absent_names),
+                absent_names=retrieval.evidence.absent_names,
             )
             return
         if self._generator is None:

@@ -395,6 +395,8 @@ class Answer:
     output_tokens: int | None = None  # written by the model, reasoning included
     first_token_s: float | None = None  # from the request to the model's first token
     generation_s: float | None = None  # from the request to the model's last token
+    # Refused because the question names these and no searched document mentions them.
+    absent_names: tuple[str, ...] = ()
 
 
 AnswerEvent = Delta | Thinking | Answer

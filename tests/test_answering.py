@@ -284,6 +284,7 @@ def test_weak_evidence_is_refused_without_calling_the_model(
         answer.notice
         == "No document you can search mentions “ZFS”; the closest passages are listed."
     )
+    assert answer.absent_names == ("ZFS",)  # for the page to say it too
     assert answer.citations == []
     assert not answer.search_mode
     assert 1 <= len(answer.passages) <= 3  # the closest passages, one per document

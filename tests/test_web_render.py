@@ -358,6 +358,20 @@ def test_refusal_banner_suggests_rephrasing_and_lists_the_closest_documents():
     assert markup.count(">a.pdf</a>") == 1 and markup.count(">b.md</a>") == 1
 
 
+def test_a_refusal_for_a_name_no_document_mentions_says_the_name():
+    refused = answer("I could not find this in your documents.", [], refused=True)
+    named = Answer(**{**refused.__dict__, "absent_names": ("Workday",)})
+
+    markup = answer_html("ans", named, link_for)
+
+    assert "No document you can search mentions “Workday”. Check the spelling" in markup
+    assert "do not seem to answer" not in markup
+    # The same through the API's wire format, as the remote CLI reads it back.
+    from ui.http.wire import AnswerOut
+
+    assert AnswerOut.of(named).to_answer().absent_names == ("Workday",)
+
+
 def test_incomplete_and_truncated_answers_get_a_notice_banner():
     p = passage("Text.")
     cut = answer(

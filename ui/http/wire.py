@@ -234,6 +234,9 @@ class AnswerOut(BaseModel):
     output_tokens: int | None = None
     first_token_s: float | None = Field(None, description="From the request to the first token.")
     generation_s: float | None = Field(None, description="From the request to the last token.")
+    absent_names: list[str] = Field(
+        [], description="Refused because the question names these and no document mentions them."
+    )
     citations: list[CitationOut]
     passages: list[PassageOut]
     # Set when the answer comes from the server: the id feedback refers to, and what it read.
@@ -268,6 +271,7 @@ class AnswerOut(BaseModel):
             output_tokens=a.output_tokens,
             first_token_s=None if a.first_token_s is None else round(a.first_token_s, 3),
             generation_s=None if a.generation_s is None else round(a.generation_s, 3),
+            absent_names=list(a.absent_names),
             citations=[
                 CitationOut.cited(c, links[i] if links else None) for i, c in enumerate(a.citations)
             ],
@@ -308,6 +312,7 @@ class AnswerOut(BaseModel):
             output_tokens=self.output_tokens,
             first_token_s=self.first_token_s,
             generation_s=self.generation_s,
+            absent_names=tuple(self.absent_names),
         )
 
 

@@ -262,14 +262,18 @@ def answer_html(answer_id: str, answer: Answer, link_for: LinkFor, technical: bo
                 for s in sources
             )
             listing = f'<div>Closest documents:</div><ul class="citadel-closest">{items}</ul>'
-        parts.append(
-            banner(
-                "refused",
-                "Not found in your documents",
-                "The documents you can search do not seem to answer this. Try rephrasing the "
-                "question, or check that the right collections are chosen above." + listing,
+        if answer.absent_names:  # the reader may have misspelt it, or the documents lack it
+            names = " or ".join(f"“{esc(name)}”" for name in answer.absent_names)
+            why = (
+                f"No document you can search mentions {names}. Check the spelling, or ask in "
+                "other words; or check that the right collections are chosen above."
             )
-        )
+        else:
+            why = (
+                "The documents you can search do not seem to answer this. Try rephrasing the "
+                "question, or check that the right collections are chosen above."
+            )
+        parts.append(banner("refused", "Not found in your documents", why + listing))
         parts.append(_blocks(answer_id, sources, link_for))
         return "".join(parts)
     if answer.notice:
