@@ -18,16 +18,28 @@ from rag.types import Passage, SearchHit
 def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[SearchHit]], weights: Sequence[float], k: int = 60
 ) -> list[tuple[SearchHit, float]]:
-    """Hits of every ranking, best first, scored sum(weight / (k + rank)), ranks from 1."""
+    """Hits of every ranking, best first, scored sum(weight / (k + rank)), ranks from 1.
+
+    Ranks tie often: a passage first by meaning and second by words scores what the one
+    second by meaning and first by words does, and which of the two comes first decides the
+    page cited for a PDF (its passages are often one page apart). Ties go to the one whose
+    scores stand higher above the rest of their ranking: each ranking's scores mapped onto
+    0..1 between its lowest and highest hit, summed with the same weights."""
     if len(rankings) != len(weights):
         raise ValueError("one weight per ranking")
     scores: dict[str, float] = {}
+    above_rest: dict[str, float] = {}
     first_seen: dict[str, SearchHit] = {}
     for ranking, weight in zip(rankings, weights, strict=True):
+        low = min((hit.score for hit in ranking), default=0.0)
+        spread = max((hit.score for hit in ranking), default=0.0) - low
         for rank, hit in enumerate(ranking, start=1):
             scores[hit.id] = scores.get(hit.id, 0.0) + weight / (k + rank)
+            share = (hit.score - low) / spread if spread > 0 else 1.0
+            above_rest[hit.id] = above_rest.get(hit.id, 0.0) + weight * share
             first_seen.setdefault(hit.id, hit)
-    ordered = sorted(scores, key=lambda i: scores[i], reverse=True)
+    # Rounded: the same ranks summed in another order differ in the last bits.
+    ordered = sorted(scores, key=lambda i: (round(scores[i], 12), above_rest[i]), reverse=True)
     return [(first_seen[i], scores[i]) for i in ordered]
 
 

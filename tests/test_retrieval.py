@@ -12,11 +12,11 @@ import pytest
 from ingest.pipeline import IngestPipeline
 from rag.adapters.qdrant.edge import EdgeStore
 from rag.errors import InvalidQuestion
-from rag.fusion import is_contents_list
+from rag.fusion import is_contents_list, reciprocal_rank_fusion
 from rag.retrieval import Retriever
 from rag.settings import IngestSettings, RetrievalSettings
 from rag.sparse import Bm25Encoder
-from rag.types import SearchFilter
+from rag.types import SearchFilter, SearchHit
 from tests.conftest import SAMPLES
 
 
@@ -398,3 +398,18 @@ def test_a_contents_list_ranks_below_the_passage_that_answers(with_contents, emb
 )
 def test_contents_lists_are_told_from_code_tables_and_prose(text: str, is_list: bool) -> None:
     assert is_contents_list(text) is is_list
+
+
+def test_a_tie_of_ranks_goes_to_the_passage_further_above_the_rest() -> None:
+    # Page 1 is first by meaning but barely (0.90 against 0.89) and a poor second by words;
+    # page 2 is a close second by meaning and far first by words. Their ranks tie; which
+    # comes first is the page a PDF is cited at, and must not depend on the rankings' order.
+    def hit(page: int, score: float) -> SearchHit:
+        return SearchHit(id=f"p{page}", score=score, payload={"pages": [page]})
+
+    by_meaning = [hit(1, 0.90), hit(2, 0.89), hit(3, 0.50)]
+    by_words = [hit(2, 10.0), hit(1, 3.0), hit(3, 2.0)]
+    for rankings in ([by_meaning, by_words], [by_words, by_meaning]):
+        fused = reciprocal_rank_fusion(rankings, [1.0, 1.0])
+        assert [h.id for h, _ in fused] == ["p2", "p1", "p3"]
+        assert fused[0][1] == pytest.approx(fused[1][1])  # a tie of ranks indeed
