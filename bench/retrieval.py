@@ -27,7 +27,7 @@ from typing import Any
 from bench.baseline import stock_llamaindex_results
 from rag import evaluation
 from rag.settings import load_settings
-from rag.wiring import Services
+from rag.wiring import Services, build_embedder
 
 FIGURES = (
     "hit@1",
@@ -68,7 +68,8 @@ def baseline_outcomes(
     corpus: Path, items: list[evaluation.QaItem]
 ) -> tuple[dict[str, evaluation.Outcome], dict[str, Any]]:
     questions = [{"id": i.id, "question": i.question} for i in items]
-    results, info = stock_llamaindex_results(corpus, questions, top_k=10)
+    embedder = build_embedder(load_settings().embedding)  # Citadel's: the recipe is compared
+    results, info = stock_llamaindex_results(corpus, questions, embedder, top_k=10)
     return {r["id"]: evaluation.Outcome.from_json(r) for r in results}, info
 
 
