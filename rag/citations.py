@@ -56,6 +56,9 @@ _SPECIFIC = re.compile(
     """,
     re.VERBOSE,
 )
+# A call as an answer quotes it: a documentation page writes the same function with its
+# parameters (`token_urlsafe()` against "token_urlsafe([nbytes=None])").
+_CALL = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)")
 # A name: a capitalised word that does not start its sentence.
 _CAPITALISED = re.compile(r"(?<=[^\s.!?:;«\"“(\[])\s+([A-ZÀ-Ý][a-zà-ÿ]{2,})(?![\w])")
 
@@ -226,6 +229,11 @@ def specifics(claim: str, given: str = "") -> set[str]:
         value = next(g for g in match.groups() if g)
         if re.fullmatch(r"[\d\s\u202f\u00a0.,]+", value):  # 1 000 / 1,000 -> 1000
             value = re.sub(r"[\s\u202f\u00a0,]", "", value).rstrip(".")
+        call = _CALL.fullmatch(value.strip())
+        if call:  # `token_urlsafe()`, `compress(data, level=9)`: the name, and what is passed
+            found.add(_fold(call.group(1)))
+            found |= specifics(call.group(2))
+            continue
         found.add(_fold(value.strip()))
     found |= {_fold(m.group(1)) for m in _CAPITALISED.finditer(claim)}
     return {f for f in found if f}
@@ -258,12 +266,12 @@ def _stated_together(claim: str, wanted: set[str], passage: Passage) -> bool:
     passage where 500 belongs to something else."""
     if not _specifics_in(wanted, [passage]):
         return False
-    words = set(terms(claim))
+    words = _words(claim)
     sentences = [s for s in re.split(r"(?<=[.!?;:])\s+|\n+", passage.text) if s.strip()]
     windows = sentences + [f"{a} {b}" for a, b in itertools.pairwise(sentences)]
     for window in windows:
         if any(_all_in({w}, window) for w in wanted):
-            shared = len(words & set(terms(window))) / len(words) if words else 1.0
+            shared = len(words & _words(window)) / len(words) if words else 1.0
             if shared >= 1 / 3:
                 return True
     return False
@@ -278,11 +286,27 @@ def _searchable(p: Passage) -> str:
 
 
 def _overlap(claim: str, passage: Passage) -> float:
-    wanted = set(terms(claim))
+    wanted = _words(claim)
     if not wanted:
         return 0.0
-    have = set(terms(" ".join((passage.title, *passage.headings, passage.text))))
+    have = _words(" ".join((passage.title, *passage.headings, passage.text)))
     return len(wanted & have) / len(wanted)
+
+
+def _words(text: str) -> set[str]:
+    """The text's words, plurals made singular: an answer says "a temporary directory"
+    where its source says "temporary files and directories"."""
+    return {_singular(w) for w in terms(text)}
+
+
+def _singular(word: str) -> str:
+    if len(word) <= 4 or not word.isalpha():
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:

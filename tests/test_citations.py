@@ -167,6 +167,45 @@ def test_a_number_belonging_to_something_else_in_the_passage_does_not_earn_it() 
     assert [(c.number, c.aligned) for c in right.citations] == [(1, True)]
 
 
+def test_a_call_quoted_in_the_answer_is_found_in_its_documented_signature() -> None:
+    """Answers write `timeit.repeat()`; the reference writes the function with its
+    parameters. The name and what the answer passes are what must be in the source."""
+    passages = [
+        _passage(
+            1,
+            "timeit.repeat(stmt='pass', setup='pass', repeat=5, number=1000000)\n\n"
+            "Create a Timer instance and run its repeat() method with the given repeat "
+            "count; the default number of repetitions changed from 3 to 5.",
+        )
+    ]
+    right = cite("The default number of repetitions for `timeit.repeat()` is 5.", passages)
+    assert [(c.number, c.aligned) for c in right.citations] == [(1, True)]
+
+    wrong = cite("The default number of repetitions for `timeit.repeat(number=7)` is 5.", passages)
+    assert wrong.citations == []  # 7 is in no source
+
+
+def test_a_plural_in_the_source_supports_the_singular_of_the_answer() -> None:
+    passages = [
+        _passage(
+            1,
+            "tempfile — Generate temporary files and directories. On completion of the "
+            "context, the temporary directories and all their contents are removed.",
+        ),
+        _passage(2, "The gzip module compresses and decompresses files."),
+    ]
+    cited = cite(
+        "Use the `tempfile` module to create a temporary directory. "
+        "The temporary directory and its content are removed on completion of the context.",
+        passages,
+    )
+    assert cited.unsupported == []
+    assert cited.text == (
+        "Use the `tempfile` module to create a temporary directory [~1]. The temporary "
+        "directory and its content are removed on completion of the context [~1]."
+    )
+
+
 def test_each_marker_gets_the_sentence_of_its_source_behind_its_own_claim():
     from rag.citations import marker_support
 
