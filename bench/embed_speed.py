@@ -3,7 +3,7 @@ threads, input order), torch dynamic int8, ONNX float32 and ONNX int8 through on
 and, for the int8 variants, agreement with float32 and dense retrieval quality.
 
     python -m bench.embed_speed [--corpus data/bench-corpus]
-        [--folder models/multilingual-e5-small] [--sample 384] [--rounds 2]
+        [--folder E5_FOLDER] [--sample 384] [--rounds 2]
         [--only NAME,...] [--reference NAME] [--quality] [--out bench/results/embed-speed.json]
 
 Texts: the corpus parsed and chunked by Citadel's own parser processes and `Chunker` (the
@@ -58,8 +58,12 @@ def corpus_chunks(corpus: Path, folder: Path) -> list[tuple[str, str]]:
     from ingest.chunk import CHUNKING_VERSION, Chunker, document_title
     from ingest.discover import discover
     from ingest.workers import ParseJob, ParserPool
+    from rag.settings import IngestSettings
 
-    key = hashlib.sha256(f"{corpus.resolve()}|{folder.resolve()}|{CHUNKING_VERSION}".encode())
+    size = IngestSettings().max_chunk_tokens  # ingestion's own cut (the model's window is 512)
+    key = hashlib.sha256(
+        f"{corpus.resolve()}|{folder.resolve()}|{CHUNKING_VERSION}|{size}".encode()
+    )
     cache = Path(tempfile.gettempdir()) / f"citadel-embed-speed-{key.hexdigest()[:16]}.json"
     if cache.is_file():
         return [tuple(c) for c in json.loads(cache.read_text(encoding="utf-8"))]  # type: ignore[misc]
@@ -70,7 +74,7 @@ def corpus_chunks(corpus: Path, folder: Path) -> list[tuple[str, str]]:
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
 
-    chunker = Chunker(count, 512)
+    chunker = Chunker(count, size)
     found = discover([corpus], 50 * 2**20)
     jobs = [ParseJob(i, str(c.path), c.format.name) for i, c in enumerate(found.candidates)]
     parsed: dict[int, Any] = {}
@@ -320,7 +324,7 @@ def quality(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("data/bench-corpus"))
-    parser.add_argument("--folder", type=Path, default=Path("models/multilingual-e5-small"))
+    parser.add_argument("--folder", type=Path, default=None, help="default: the installed e5")
     parser.add_argument("--sample", type=int, default=384)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated substrings of variant names")
@@ -335,6 +339,10 @@ def main() -> None:
     args = parser.parse_args()
     enforce_offline()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if args.folder is None:
+        from rag.e5_convert import installed_folder
+
+        args.folder = installed_folder()
     chunks = corpus_chunks(args.corpus, args.folder)
     only = {o for o in args.only.split(",") if o} or None
     builders = variants(args.folder, args.scratch, only)
