@@ -43,9 +43,22 @@ from rag.types import (
 HISTORY_TURNS = 6  # messages of history used to rewrite a follow-up question
 TRANSLATION_TOKENS = 128  # a question's translation: as long as the question, give or take
 HISTORY_CHARS = 2000  # of each of them: the subject is in their first lines, not in long answers
-REFUSAL_NOTICE = (
-    "The documents you can search do not seem to cover this; the closest passages are listed."
-)
+# Why an answer was refused, in the question's language (the refusal sentence is in it too).
+REFUSAL_NOTICES = {
+    "en": "The documents you can search do not seem to cover this; the closest passages are "
+    "listed.",
+    "fr": "Les documents que vous pouvez consulter ne semblent pas traiter de cette question ; "
+    "voici les passages les plus proches.",
+}
+REFUSAL_NOTICE = REFUSAL_NOTICES["en"]
+_ABSENT_NAMES_NOTICES = {
+    "en": ("No document you can search mentions {names}; the closest passages are listed.", "or"),
+    "fr": (
+        "Aucun document que vous pouvez consulter ne mentionne {names} ; voici les passages "
+        "les plus proches.",
+        "ni",
+    ),
+}
 CLOSEST_DOCUMENTS = 3  # a refusal lists this many documents, one passage each
 # An answer with no sentence any source supports, and at least this many unsupported, is
 # taken for a refusal (3: on the dev set, unanswerable questions answered anyway had 7-14;
@@ -110,7 +123,7 @@ class AnswerService:
                 citations=[],
                 passages=closest_documents(retrieval.passages),
                 refused=True,
-                notice=refusal_notice(retrieval.evidence.absent_names),
+                notice=refusal_notice(retrieval.evidence.absent_names, language_of(question)),
                 absent_names=retrieval.evidence.absent_names,
             )
             return
@@ -297,7 +310,8 @@ class AnswerService:
             citations=cited.citations if cited else [],
             passages=packed.passages,
             refused=refused,
-            notice=" ".join(notices) or (REFUSAL_NOTICE if refused else None),
+            notice=" ".join(notices)
+            or (refusal_notice((), language_of(str(base["question"]))) if refused else None),
             dropped_passages=packed.dropped,
             truncated=truncated,
             incomplete=failure is not None or bool(usage and usage.done_reason == "length"),
@@ -349,14 +363,16 @@ def passages_language(passages: Sequence[Passage], first: int = 5) -> str | None
     return best if 2 * found[best] > sum(found.values()) else None
 
 
-def refusal_notice(absent_names: Sequence[str]) -> str:
-    """Why a question was refused before any model was asked: the names no document
-    mentions, when that is why (the reader can check the spelling, or ask otherwise)."""
+def refusal_notice(absent_names: Sequence[str], language: str = "en") -> str:
+    """Why a question was refused before any model was asked, in `language` ("en", "fr";
+    English for any other): the names no document mentions, when that is why (the reader
+    can check the spelling, or ask otherwise)."""
     if not absent_names:
-        return REFUSAL_NOTICE
+        return REFUSAL_NOTICES.get(language, REFUSAL_NOTICE)
+    template, last = _ABSENT_NAMES_NOTICES.get(language, _ABSENT_NAMES_NOTICES["en"])
     quoted = [f"“{name}”" for name in absent_names]
-    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-    return f"No document you can search mentions {names}; the closest passages are listed."
+    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {last} {quoted[-1]}"
+    return template.format(names=names)
 
 
 def _language_in_context(passage: Passage) -> str:

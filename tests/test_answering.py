@@ -293,6 +293,23 @@ def test_weak_evidence_is_refused_without_calling_the_model(
     assert fake.requests == []
 
 
+def test_a_french_question_is_refused_in_french_with_its_reason(
+    service: ServiceFactory, fake: FakeOllama
+) -> None:
+    answers, _ = service(fake.url)
+
+    deltas, answer = ask(answers, "Quelle commande zpool crée un pool ZFS en miroir ?")
+
+    assert deltas == []  # refused before any model: nothing streamed
+    assert answer.refused is True
+    assert answer.text == "Je n'ai pas trouvé cette information dans vos documents."
+    assert answer.notice == (
+        "Aucun document que vous pouvez consulter ne mentionne “ZFS” ; "
+        "voici les passages les plus proches."
+    )
+    assert ("POST", "/api/chat") not in fake.calls
+
+
 # -- search mode: no model to write the answer ----------------------------------------------
 
 
