@@ -8,10 +8,11 @@ collections a user may read (the server, from the user's teams) and never pass o
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from rag.centring import QuestionCentres
 from rag.citations import names_in
 from rag.errors import (
     CollectionNotFound,
@@ -23,6 +24,7 @@ from rag.errors import (
 from rag.evidence import Evidence, assess, judge, strongest
 from rag.fusion import demote_contents_lists, diversify, reciprocal_rank_fusion
 from rag.ids import chunk_id
+from rag.language import language_of
 from rag.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from rag.settings import RetrievalSettings
 from rag.sparse import names_identifier
@@ -71,6 +73,13 @@ class Retriever:
         self._sparse = sparse
         self._settings = settings
         self._reranker = reranker
+        self._centres = QuestionCentres(settings.question_centring)
+
+    def warm_up(self) -> None:
+        """Load the embedder, and fit its question centre (rag/centring.py), now rather
+        than on the first question."""
+        self._embedder.embed_query("warm up")
+        self._centres.prepare(self._embedder)
 
     def retrieve(
         self,
@@ -86,6 +95,8 @@ class Retriever:
         question = self.check_question(question).text
         phrasings = [question] + ([self.check_question(also).text] if also else [])
         by_model = self._embedders(collections)  # also loads the models: not in the latency
+        for embedder, _ in by_model:
+            self._centres.prepare(embedder)
         started = time.perf_counter()
         s = self._settings
         top_k = top_k or s.top_k
@@ -149,13 +160,28 @@ class Retriever:
         # One dense search per embedding model (one, unless some collections still await
         # `citadel reindex`): cosines of two models are not comparable, ranks are. Each
         # collection is searched apart (as the store would): its evidence is its own.
-        dense_by = {
-            name: self._store.search([name], vector, s.candidates, search_filter)
-            for embedder, names in by_model
-            for vector in [embedder.embed_query(question)]
-            for name in names
-        }
-        dense_lists = [_merged([dense_by[n] for n in names], s.candidates) for _, names in by_model]
+        # The evidence is judged on the plain cosines (`dense_by`); a question in another
+        # language than the passages it finds is ranked centred (rag/centring.py).
+        dense_by: dict[str, list[SearchHit]] = {}
+        plain_lists: list[list[SearchHit]] = []
+        dense_lists: list[list[SearchHit]] = []
+        for embedder, names in by_model:
+            vector = embedder.embed_query(question)
+            for name in names:
+                dense_by[name] = self._store.search([name], vector, s.candidates, search_filter)
+            plain = _merged([dense_by[n] for n in names], s.candidates)
+            plain_lists.append(plain)
+            found_in = _language_of_hits(plain[:_LANGUAGE_SAMPLE])
+            centred = self._centres.centred(embedder, vector)
+            if found_in in (None, language_of(question)) or centred is vector:
+                dense_lists.append(plain)
+                continue
+            dense_lists.append(
+                _merged(
+                    [self._store.search([n], centred, s.candidates, search_filter) for n in names],
+                    s.candidates,
+                )
+            )
         terms = self._sparse.encode_query(question)
         sparse_by = {
             n: self._store.search([n], terms, s.candidates, search_filter) for n in collections
@@ -164,7 +190,7 @@ class Retriever:
         sparse_weight = s.sparse_weight * (s.identifier_boost if names_identifier(question) else 1)
         return _Searches(
             dense_by=dense_by,
-            dense_hits=sorted((h for hits in dense_lists for h in hits), key=lambda h: -h.score),
+            dense_hits=sorted((h for hits in plain_lists for h in hits), key=lambda h: -h.score),
             sparse_by=sparse_by,
             sparse_hits=sparse_hits,
             ranked=[*dense_lists, sparse_hits],
@@ -305,6 +331,18 @@ class Retriever:
             )
             for p in passages
         ]
+
+
+_LANGUAGE_SAMPLE = 5
+
+
+def _language_of_hits(hits: Sequence[SearchHit]) -> str | None:
+    """The language most of these passages are in; None when none has a majority."""
+    if not hits:
+        return None
+    counts = Counter(language_of(h.payload.get("text", "")) for h in hits)
+    language, count = counts.most_common(1)[0]
+    return language if 2 * count > len(hits) else None
 
 
 def _merged(lists: Sequence[list[SearchHit]], limit: int) -> list[SearchHit]:

@@ -159,6 +159,15 @@ class RetrievalSettings(BaseModel):
     sparse_weight: float = Field(
         1.0, ge=0, description="Weight of the sparse (exact words, BM25) ranking in the fusion."
     )
+    question_centring: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="Share of the direction all questions share (the mean of unrelated "
+        "questions' vectors) taken out of a question in another language than the passages "
+        "it finds before its dense search, so passages close to any question (an author "
+        "line, a code example) stop crowding the first places (rag/centring.py). 0: off.",
+    )
     identifier_boost: float = Field(
         2.0,
         ge=1,

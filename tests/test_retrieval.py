@@ -413,3 +413,58 @@ def test_a_tie_of_ranks_goes_to_the_passage_further_above_the_rest() -> None:
         fused = reciprocal_rank_fusion(rankings, [1.0, 1.0])
         assert [h.id for h, _ in fused] == ["p2", "p1", "p3"]
         assert fused[0][1] == pytest.approx(fused[1][1])  # a tie of ranks indeed
+
+
+HUB_NOTES = {
+    # Close to any question, answering none: an author line, a code example's imports.
+    "logging-howto.md": "# Logging HOWTO\n\nAuthor:\n\nJane Marchetti <jane_marchetti at "
+    "example dot org>\n",
+    "email-example.md": "# Sending mail\n\n```\n#!/usr/bin/env python3\n\nimport smtplib\n\n"
+    "from email.message import EmailMessage\nfrom email.utils import make_msgid\n```\n",
+    "pretty-printing.md": "# Pretty printing\n\npprint.pprint(data) prints nested "
+    "dictionaries and lists over several indented lines, easier to read when debugging.\n",
+    "logging-levels.md": "# Logging levels\n\nThe root logger starts at level WARNING: "
+    "messages of a lower severity, such as INFO and DEBUG, are dropped until you configure "
+    "logging otherwise.\n",
+    "subprocess.md": "# Running external commands\n\nsubprocess.run(args, capture_output=True, "
+    "text=True) runs a program and waits for it; the CompletedProcess it returns holds what "
+    "the program printed in its stdout attribute.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def hubs(tmp_path_factory, embedder, parsers) -> Iterator[EdgeStore]:
+    store = ingested(tmp_path_factory.mktemp("hubs"), HUB_NOTES, "dev", embedder, parsers)
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        (
+            "Comment afficher joliment un gros dictionnaire imbriqué pour le déboguer ?",
+            "pretty-printing.md",
+        ),
+        ("Quel est le niveau de journalisation par défaut ?", "logging-levels.md"),
+    ],
+)
+def test_a_passage_close_to_any_question_does_not_outrank_the_answer(
+    hubs, embedder, question: str, answer: str
+) -> None:
+    """A French question over English notes matches them by meaning alone, where an author
+    line lies closer to every question than the note that answers: with the direction all
+    questions share taken out of the question, the answer comes first. The evidence, judged
+    on the plain cosines, is the same either way; a question in the notes' language is
+    ranked as it was."""
+    plain = retriever(hubs, embedder, question_centring=0)
+    centring = retriever(hubs, embedder)
+    before, after = (r.retrieve(question, ["dev"]) for r in (plain, centring))
+
+    assert before.passages[0].source == "logging-howto.md"  # what users saw
+    assert after.passages[0].source == answer
+    assert after.evidence == before.evidence
+    english = "How do I run an external command and get its output?"
+    assert [p.chunk_id for p in centring.retrieve(english, ["dev"]).passages] == [
+        p.chunk_id for p in plain.retrieve(english, ["dev"]).passages
+    ]
