@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,12 @@ _SKIPPED_CATEGORIES = {"PageBreak", "Image", "PageNumber"}
 MAX_WORD_CHARS = 200
 _LONG_WORD = re.compile(r"\S{" + str(MAX_WORD_CHARS + 1) + ",}")
 _PAGE_NUMBER = re.compile(r"^\s*(page\s*)?\d+(\s*(/|of)\s*\d+)?\s*$", re.IGNORECASE)
+# A PDF's line that ends in a hyphen reaches us joined to the next one by a space:
+# "keyword-" / "only" reads "keyword- only", "compres-" / "sion" reads "compres- sion".
+_LINE_END_HYPHEN = re.compile(r"(\w+)-[ \n](\w+)")
+# "pre- and post-processing": the hyphen of a word left unfinished on purpose.
+_AFTER_SUSPENDED_HYPHEN = frozenset({"and", "or", "to", "et", "ou", "à"})
+_WORD_OR_COMPOUND = re.compile(r"\w+(?:-\w+)*")
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,30 @@ def parse_file(
         kept = _with_scanned_pages(path, kept, ocr, deadline)
     if not kept and file_type == "pdf":
         raise ParseError(_why_pdf_has_no_text(path, ocr))
+    if file_type == "pdf":
+        kept = rejoin_line_end_hyphens(kept)
     return kept
+
+
+def rejoin_line_end_hyphens(elements: list[ParsedElement]) -> list[ParsedElement]:
+    """Words a PDF broke at a line end, made whole again: "keyword- only" becomes
+    "keyword-only" (a compound keeps its hyphen), and "compres- sion" becomes "compression"
+    when the document writes "compression" elsewhere and never "compres-sion". Quoted in
+    a citation, searched by its words, the word is the document's own."""
+    words = {
+        w.casefold() for e in elements for w in _WORD_OR_COMPOUND.findall(e.text) if len(w) > 1
+    }
+
+    def whole(match: re.Match[str]) -> str:
+        left, right = match.group(1), match.group(2)
+        if right.casefold() in _AFTER_SUSPENDED_HYPHEN:
+            return match.group(0)
+        joined, compound = left + right, f"{left}-{right}"
+        if joined.casefold() in words and compound.casefold() not in words:
+            return joined
+        return compound
+
+    return [replace(e, text=_LINE_END_HYPHEN.sub(whole, e.text)) for e in elements]
 
 
 def _with_scanned_pages(

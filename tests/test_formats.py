@@ -40,3 +40,27 @@ def test_tab_separated_values_are_parsed_as_a_table(tmp_path):
     [table] = [e for e in parse_file(str(target), "tsv") if e.category == "Table"]
 
     assert "Boreal" in table.text and table.html and "<td>6</td>" in table.html
+
+
+def test_words_a_pdf_broke_at_a_line_end_are_whole_again(tmp_path):
+    """pdfminer joins a PDF's lines with a space, so a line ending in a hyphen read
+    "keyword- only": quoted like that in a citation, and no longer the word a search for
+    keyword-only looks for."""
+    from tests.docgen import write_pdf
+
+    pdf = write_pdf(
+        tmp_path / "notes.pdf",
+        [
+            [
+                "Arguments after the star are keyword-",
+                "only: they must be passed by name. The compres-",
+                "sion level defaults to 9, the slowest compression.",
+                "Both pre- and post-processing hooks run on each file.",
+            ]
+        ],
+    )
+    text = " ".join(e.text for e in parse_file(str(pdf), "pdf"))
+
+    assert "keyword-only: they" in text
+    assert "The compression level" in text  # the document writes "compression" elsewhere
+    assert "pre- and post-processing" in text  # a hyphen left unfinished on purpose
