@@ -15,7 +15,6 @@ from ui.web.render import (
     actions_html,
     answer_html,
     chat_messages,
-    cited_text,
     error_html,
     esc,
     highlight,
@@ -244,11 +243,24 @@ def test_progress_table_and_user_line_escape_names():
 # -- citation markers ----------------------------------------------------------------------
 
 
-def test_markers_become_links_only_for_real_citations():
-    markup = cited_text("A [1], B [2], C [3] [x] [12] [1, 2] [-1]", "ans", [1, 3])
+def cited_html(answer_id: str, text: str, *cited: tuple[int, str, bool]) -> str:
+    """An answer's HTML, with a citation (number, its passage's text, placed by Citadel?)
+    for each of `cited`."""
+    citations = [Citation(n, passage(t, chunk_id=f"c{n}"), t, placed) for n, t, placed in cited]
+    return answer_html(answer_id, answer(text, citations), link_for)
 
+
+def test_markers_become_links_only_for_real_citations():
+    markup = cited_html(
+        "ans",
+        "A [1], B [2], C [3] [x] [12] [1, 2] [-1]",
+        (1, "First passage.", False),
+        (3, "Third one.", False),
+    )
+
+    in_text = markup.split('class="citadel-sources"')[0]
     links = re.findall(
-        r'<a class="citadel-cite" href="#citadel-source-ans-(\d+)-0"[^>]*>\[(\d+)\]</a>', markup
+        r'<a class="citadel-cite" href="#citadel-source-ans-(\d+)-0"[^>]*>\[(\d+)\]</a>', in_text
     )
     assert links == [("1", "1"), ("3", "3")]
     assert "B [2]," in markup and "[12]" in markup and "[1, 2]" in markup
@@ -256,21 +268,15 @@ def test_markers_become_links_only_for_real_citations():
 
 
 def test_marker_links_carry_the_answer_id_escaped():
-    markup = cited_text("<b>x</b> [1]", 'id"onclick="alert(1)', [1])
+    markup = cited_html('id"onclick="alert(1)', "<b>x</b> [1]", (1, "First passage.", False))
     assert 'href="#citadel-source-id&quot;onclick=&quot;alert(1)-1-0"' in markup
-    assert markup.startswith("&lt;b&gt;x&lt;/b&gt; ")
+    assert "&lt;b&gt;x&lt;/b&gt; " in markup
     assert_inert(markup)
 
 
 def test_a_cited_answer_has_one_hidden_block_per_citation_and_a_sources_list():
-    p1, p2 = passage("First passage.", chunk_id="c1"), passage("Second one.", chunk_id="c2")
-    markup = answer_html(
-        "ans",
-        answer(
-            "One [1]. Two [~2].",
-            [Citation(1, p1, "First passage.", False), Citation(2, p2, "Second one.", True)],
-        ),
-        link_for,
+    markup = cited_html(
+        "ans", "One [1]. Two [~2].", (1, "First passage.", False), (2, "Second one.", True)
     )
     blocks = [a for _, a in tags_of(markup) if (a.get("class") or "").startswith("citadel-src ")]
     assert [(b["class"], "hidden" in b) for b in blocks] == [

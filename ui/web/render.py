@@ -18,14 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rag.citations import marker_support
-from rag.code_spans import in_code
 from rag.text import printable, shorten
 from rag.types import OCR_NOTE, Answer, DocumentRecord, Passage
 from ui.service.sources import ShownSource, shown_sources
 from ui.web.markdown import markdown_html
 
-# What the answer service leaves in a checked answer: [n] markers, one number each.
-_MARKER = re.compile(r"\[(~?)(\d{1,3})\]")  # [n] the model's, [~n] placed by Citadel
 _ELLIPSIS = "…"
 LEAD_CHARS = 220  # a passage's preview in lists
 
@@ -64,23 +61,6 @@ def source_key(answer_id: str, number: int, variant: int = 0) -> str:
     """The name of a hidden source block: its answer, number and highlighted sentence
     (answer ids are URL-safe base64, safe in a class name and a fragment)."""
     return f"citadel-source-{esc(answer_id)}-{number}-{variant}"
-
-
-def cited_text(text: str, answer_id: str, numbers: Iterable[int]) -> str:
-    """The answer text escaped, each [n] of a real citation turned into a link; any other
-    bracket stays plain text."""
-    valid = set(numbers)
-    out: list[str] = []
-    position = 0
-    for match in _MARKER.finditer(text):
-        number = int(match.group(2))
-        if number not in valid or in_code(text[: match.start()]):  # items[1] is code
-            continue
-        out.append(esc(text[position : match.start()]))
-        out.append(cite_link(answer_id, number, placed=bool(match.group(1))))
-        position = match.end()
-    out.append(esc(text[position:]))
-    return "".join(out)
 
 
 def _find(text: str, snippet: str) -> tuple[int, int] | None:
