@@ -96,18 +96,18 @@ def export_fp32(folder: Path, out: Path) -> None:
         )
 
 
-def fuse(folder: Path, fp32: Path, out: Path) -> None:
+def fuse(folder: Path, fp32: Path) -> Any:
     """onnxruntime's BERT fusions: attention, skip layer normalisation and GELU each one
     operator (fewer, larger kernels; the attention's own products stay float32 once
-    quantised)."""
+    quantised). Gives the fused model, in memory."""
     from onnxruntime.transformers.optimizer import optimize_by_onnxruntime, optimize_model
 
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    # The two steps `optimize_model(opt_level=1)` takes, with its intermediate file beside
-    # ours: on its own it writes that file (the size of the model, 450 MB) to the system's
-    # temporary folder, and a full one fails with onnxruntime's "Protobuf serialization
-    # failed" (seen in CI). ConstantSharing stays off, as optimize_model has it.
-    basic = out.with_name("basic.onnx")
+    # The two steps of `optimize_model(opt_level=1)`, with onnxruntime's intermediate model
+    # beside ours: on its own it writes that model (450 MB) to the system's temporary
+    # folder, and a full one fails with "Protobuf serialization failed" (seen in CI).
+    # ConstantSharing stays off, as optimize_model has it.
+    basic = fp32.with_name("basic.onnx")
     optimize_by_onnxruntime(
         str(fp32),
         use_gpu=False,
@@ -123,17 +123,18 @@ def fuse(folder: Path, fp32: Path, out: Path) -> None:
         opt_level=0,
     )
     basic.unlink()
-    fused.save_model_to_file(str(out))
+    return fused.model
 
 
-def quantize_int8(fp32: Path, out: Path) -> None:
+def quantize_int8(fused: Any, out: Path) -> None:
     """Weights of the matrix products (and the token embedding table) to int8, per output
-    channel; activations quantised per batch at run time."""
+    channel; activations quantised per batch at run time. From the model in memory: from a
+    file, onnxruntime would write a second, shape-inferred copy of it beside the file."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
-        str(fp32),
+        fused,
         str(out),
         weight_type=QuantType.QInt8,
         per_channel=True,
@@ -194,13 +195,13 @@ def build(folder: Path) -> Path:
     import torch
 
     with tempfile.TemporaryDirectory(dir=folder, prefix=".onnx-") as scratch:
-        fp32, fused = Path(scratch) / "model.onnx", Path(scratch) / "fused.onnx"
-        int8 = Path(scratch) / ONNX_FILE
+        fp32, int8 = Path(scratch) / "model.onnx", Path(scratch) / ONNX_FILE
         export_fp32(folder, fp32)
-        fuse(folder, fp32, fused)
-        fp32.unlink()  # each step's input goes once used: at most two models on disk at once
+        fused = fuse(folder, fp32)
+        # Each model goes once used: at most two of them (900 MB) on disk at any time.
+        fp32.unlink()
         quantize_int8(fused, int8)
-        fused.unlink()
+        del fused
         lowest = check(folder, int8)
         int8.chmod(0o644)
         int8.replace(target)
